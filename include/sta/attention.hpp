@@ -1,0 +1,77 @@
+#pragma once
+// The attention frontend (SPEC section 6): one API, interchangeable backends. q, k, v are
+// contiguous float32 [B, H, S, D]; out is [B, H, S, D] and lse is [B, H, S].
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "sta/blocks.hpp"
+#include "sta/layout.hpp"
+#include "sta/mask.hpp"
+#include "sta/shape.hpp"
+
+namespace sta {
+
+enum class Backend {
+  kReference,  ///< naive masked attention, double accumulation (reference/)
+  kNatten,     ///< tiled NATTEN-style baseline: every non-empty block, masks mixed blocks
+  kSta,        ///< sliding tile attention: only window key tiles, all dense, no mask
+  kDense,      ///< full attention, every block (mask must be full)
+};
+std::string to_string(Backend backend);
+/// Parses "reference", "natten", "sta" or "dense"; throws sta::Error naming `arg`.
+Backend parse_backend(const std::string& text, const std::string& arg = "--backend");
+
+/// Optional rounding of fp32 inputs before attention, to mimic a GPU run's input dtype.
+enum class InputRounding { kNone, kBf16, kFp16 };
+std::string to_string(InputRounding rounding);
+/// Parses "none", "bf16" or "fp16"; throws sta::Error naming `arg`.
+InputRounding parse_rounding(const std::string& text, const std::string& arg = "--round");
+
+/// Extents of q, k, v, out: [batch, heads, seq, dim].
+struct AttentionShape {
+  int64_t batch = 1;
+  int64_t heads = 1;
+  int64_t seq = 0;
+  int64_t dim = 0;
+  int64_t elements() const { return batch * heads * seq * dim; }
+};
+
+/// Everything but the tensors: what the sequence is and who may attend whom.
+struct AttentionOptions {
+  Geometry geometry;
+  std::vector<Mask> masks{Mask::full()};  ///< one for all heads, or one per head
+  Layout layout = Layout::kTiled;         ///< order of the video tokens in q, k, v, out
+  double scale = 0.0;                     ///< softmax scale; 0 means 1/sqrt(dim)
+  InputRounding rounding = InputRounding::kNone;
+  double effective_scale(int64_t dim) const;
+};
+
+/// What a backend did.
+struct AttentionStats {
+  Backend backend = Backend::kReference;
+  BlockCounts counts;   ///< video blocks, summed over batches and heads (SPEC section 3)
+  std::string isa;      ///< instruction set of the SIMD kernels that ran ("avx512", "avx2", ...)
+  int threads = 1;      ///< OpenMP threads used
+};
+
+/// Throws sta::Error naming the argument if shapes, geometry, masks or scale disagree
+/// (S must equal video tokens + text_pad; D > 0; masks per head; sta backend needs sta or
+/// full masks; dense needs full).
+void validate_attention(const AttentionShape& shape, const AttentionOptions& options,
+                        Backend backend);
+
+/// Computes attention with `backend`. `out` has shape.elements() floats, `lse` batch*heads*seq.
+/// Deterministic: the same bits for any thread count. A query with no allowed key gets
+/// out = 0 and lse = -inf.
+AttentionStats attention(const AttentionShape& shape, const AttentionOptions& options,
+                         const float* q, const float* k, const float* v, float* out,
+                         float* lse, Backend backend);
+
+/// Rounds `n` floats in place to the nearest bf16 / fp16 value (round to nearest even).
+void round_inputs(float* data, int64_t n, InputRounding rounding);
+
+/// Name of the SIMD instruction set chosen at run time for this machine.
+std::string simd_isa();
+
+}  // namespace sta

@@ -1,0 +1,175 @@
+#include "cli.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <sys/stat.h>
+
+#include "sta/error.hpp"
+
+namespace sta::cli {
+
+Args::Args(int argc, char** argv, std::vector<std::string> flags) {
+  for (int i = 0; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a.size() > 2 && a.compare(0, 2, "--") == 0) {
+      const auto eq = a.find('=');
+      if (eq != std::string::npos) {
+        options_.emplace_back(a.substr(0, eq), a.substr(eq + 1));
+      } else if (std::find(flags.begin(), flags.end(), a) != flags.end()) {
+        options_.emplace_back(a, "");
+      } else {
+        if (i + 1 >= argc) throw Error(a + ": missing value");
+        options_.emplace_back(a, argv[++i]);
+      }
+    } else if (a == "-h") {
+      options_.emplace_back("--help", "");
+    } else {
+      positionals_.push_back(a);
+    }
+  }
+}
+
+std::string Args::get(const std::string& name, const std::string& fallback) const {
+  std::string v = fallback;
+  for (const auto& [k, val] : options_)
+    if (k == name) v = val;
+  return v;
+}
+
+std::vector<std::string> Args::get_all(const std::string& name) const {
+  std::vector<std::string> out;
+  for (const auto& [k, val] : options_)
+    if (k == name) out.push_back(val);
+  return out;
+}
+
+bool Args::has(const std::string& name) const {
+  return std::any_of(options_.begin(), options_.end(),
+                     [&](const auto& kv) { return kv.first == name; });
+}
+
+int64_t Args::get_int(const std::string& name, int64_t fallback, int64_t lo, int64_t hi) const {
+  if (!has(name)) return fallback;
+  const std::string s = get(name);
+  const std::string expected =
+      "expected an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
+  size_t used = 0;
+  long long v = 0;
+  try {
+    v = std::stoll(s, &used);
+  } catch (const std::exception&) {
+    throw Error(name + ": '" + s + "' is not an integer; " + expected);
+  }
+  if (used != s.size()) throw Error(name + ": '" + s + "' is not an integer; " + expected);
+  if (v < lo || v > hi) throw Error(name + ": " + s + " is out of range; " + expected);
+  return v;
+}
+
+double Args::get_double(const std::string& name, double fallback) const {
+  if (!has(name)) return fallback;
+  const std::string s = get(name);
+  size_t used = 0;
+  double v = 0;
+  try {
+    v = std::stod(s, &used);
+  } catch (const std::exception&) {
+    throw Error(name + ": '" + s + "' is not a number");
+  }
+  if (used != s.size() || !std::isfinite(v)) throw Error(name + ": '" + s + "' is not a finite number");
+  return v;
+}
+
+void Args::check_known(const std::vector<std::string>& known) const {
+  for (const auto& [k, v] : options_)
+    if (std::find(known.begin(), known.end(), k) == known.end())
+      throw Error(k + ": unknown option (see --help)");
+}
+
+std::vector<std::string> common_option_names() {
+  return {"--video", "--tile", "--mask", "--text-length", "--text-pad", "--layout", "--help"};
+}
+
+CommonOptions parse_common(const Args& args, const std::string& default_mask) {
+  CommonOptions c;
+  if (args.has("--video")) c.geometry.canvas = parse_extent3(args.get("--video"), "--video");
+  if (args.has("--tile")) c.geometry.tile = parse_extent3(args.get("--tile"), "--tile");
+  const int64_t kMax = int64_t{1} << 31;
+  c.geometry.text_pad = args.get_int("--text-pad", 0, 0, kMax);
+  c.geometry.text_length = args.get_int("--text-length", 0, 0, kMax);
+  if (args.has("--text-length") && !args.has("--text-pad"))
+    throw Error("--text-length: needs --text-pad P (text slots after the video, e.g. 256)");
+  c.layout = parse_layout(args.get("--layout", "tiled"), "--layout");
+  for (const auto& m : args.get_all("--mask")) c.masks.push_back(parse_mask(m, "--mask"));
+  if (c.masks.empty()) c.masks.push_back(parse_mask(default_mask, "--mask"));
+  c.geometry.validate();
+  for (const auto& m : c.masks) validate_mask(m, c.geometry, "--mask");
+  return c;
+}
+
+std::string common_help() {
+  return R"(Common options:
+  --video T,H,W        canvas in tokens (frames, height, width); H,W for a 2D image
+                       [default 30,48,80, HunyuanVideo 720p]
+  --tile t,h,w         tile in tokens [default 6,8,8, FastVideo's kernel tile]
+  --mask M             full | sta:Kt,Kh,Kw (window in TILES) | swa:Wt,Wh,Ww (window in
+                       TOKENS, NATTEN) | swa-torus:Wt,Wh,Ww (wrap-around, Theorem 3.1);
+                       give once for all heads or once per head, in head order
+  --text-length N      real text tokens after the video [default 0]
+  --text-pad P         text slots after the video, S = T*H*W + P (FastVideo: 256) [default 0]
+  --layout tiled|raster  token order of the video part [default tiled]
+)";
+}
+
+std::map<std::string, Command>& registry() {
+  static std::map<std::string, Command> commands;
+  return commands;
+}
+
+std::string json_escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out += buf;
+        } else {
+          out += c;
+        }
+    }
+  }
+  return out;
+}
+
+void write_file_atomic(const std::string& path, const std::string& contents, bool force,
+                       const std::string& arg) {
+  struct stat st {};
+  if (!force && ::stat(path.c_str(), &st) == 0)
+    throw Error(arg + ": '" + path + "' exists; refusing to overwrite it (pass --force)");
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    if (!f) throw Error(arg + ": cannot create '" + tmp + "'");
+    f.write(contents.data(), static_cast<std::streamsize>(contents.size()));
+    f.flush();
+    if (!f) {
+      std::remove(tmp.c_str());
+      throw Error(arg + ": failed writing '" + tmp + "'");
+    }
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    throw Error(arg + ": cannot rename '" + tmp + "' to '" + path + "'");
+  }
+}
+
+}  // namespace sta::cli
