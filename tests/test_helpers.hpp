@@ -1,0 +1,49 @@
+#pragma once
+// Shared helpers for the tests: seeded random shapes and brute-force oracles that share no
+// code with the library beyond the per-pair mask predicate.
+#include <cstdint>
+#include <random>
+#include <string>
+
+#include "sta/mask.hpp"
+#include "sta/shape.hpp"
+
+namespace sta::testing {
+
+/// A random small geometry: 1..max_tiles tiles per axis of 1..max_tile tokens; 2D with
+/// probability 1/4 (T = t = 1).
+inline Geometry random_geometry(std::mt19937_64& rng, int64_t max_tiles = 4,
+                                int64_t max_tile = 4) {
+  std::uniform_int_distribution<int64_t> nt(1, max_tiles), ts(1, max_tile);
+  Geometry g;
+  const bool two_d = rng() % 4 == 0;
+  for (int a = 0; a < 3; ++a) {
+    g.tile[a] = (two_d && a == 0) ? 1 : ts(rng);
+    g.canvas[a] = g.tile[a] * ((two_d && a == 0) ? 1 : nt(rng));
+  }
+  return g;
+}
+
+/// A random mask of any kind, windows from 1 to a bit beyond the canvas (odd and even).
+inline Mask random_mask(std::mt19937_64& rng, const Geometry& g) {
+  const int kind = static_cast<int>(rng() % 4);
+  Extent3 w;
+  const Extent3 n = g.tiles();
+  for (int a = 0; a < 3; ++a) {
+    const int64_t hi = kind == 1 ? n[a] + 2 : g.canvas[a] + 2;
+    w[a] = 1 + static_cast<int64_t>(rng() % static_cast<uint64_t>(hi));
+  }
+  switch (kind) {
+    case 0: return Mask::full();
+    case 1: return Mask::sta(w);
+    case 2: return Mask::swa(w);
+    default: return Mask::swa_torus(w);
+  }
+}
+
+inline std::string describe(const Geometry& g, const Mask& m) {
+  return "video " + to_string(g.canvas) + " tile " + to_string(g.tile) + " mask " + to_string(m) +
+         " text " + std::to_string(g.text_length) + "/" + std::to_string(g.text_pad);
+}
+
+}  // namespace sta::testing
