@@ -1,0 +1,64 @@
+#pragma once
+// NumPy .npy files (format 1.0 written; 1.0, 2.0 and 3.0 read), the tool's exchange format
+// with PyTorch / FastVideo golden files. Only little-endian float arrays in C order: float32
+// ('<f4'), float16 ('<f2', widened exactly) and float64 ('<f8', rounded to nearest float32).
+// Every malformed byte string is reported with sta::Error; nothing here trusts the header.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace sta {
+
+/// Largest array the reader and writer accept, in elements (2^34, 64 GiB of float32): a
+/// bound that rejects absurd shapes long before any allocation.
+constexpr int64_t kMaxNpyElements = int64_t{1} << 34;
+/// Most dimensions an .npy shape may have (NumPy 2 allows 64).
+constexpr int kMaxNpyDims = 64;
+
+/// An array read from an .npy file, widened to float32 in C (row-major) order.
+struct NpyArray {
+  std::vector<int64_t> shape;  ///< extents, outermost first; empty for a 0-d scalar
+  std::vector<float> data;     ///< product(shape) values
+  std::string dtype;           ///< dtype of the file: "<f4", "<f2" or "<f8"
+
+  /// Number of elements: the product of `shape` (1 for a 0-d array).
+  int64_t elements() const { return static_cast<int64_t>(data.size()); }
+};
+
+/// "[2, 3, 4]": a shape as the tools print it in messages.
+std::string shape_to_string(const std::vector<int64_t>& shape);
+
+/// Parses the bytes of an .npy file (format 1.0, 2.0 or 3.0; dtype '<f4', '<f2' or '<f8';
+/// C order). Throws sta::Error whose message starts with `arg` and says what was expected on
+/// a bad magic, an unsupported version, dtype or Fortran order, a malformed header dict, a
+/// shape that is negative, overflows or exceeds kMaxNpyElements, or data that is shorter or
+/// longer than the header says. Never crashes or allocates more than the input's size.
+NpyArray read_npy_bytes(const std::string& bytes, const std::string& arg);
+
+/// Reads the .npy file at `path` with the checks of read_npy_bytes(); error messages name
+/// `arg` (e.g. "--q") and the path. The file size is checked against the header before the
+/// data is allocated, so a lying header cannot trigger a huge allocation.
+NpyArray read_npy(const std::string& path, const std::string& arg);
+
+/// Throws sta::Error naming `arg` if `array` holds a NaN or an infinity: the message gives
+/// the first such element (flat index and multi-index), its value and how many there are.
+void check_finite(const NpyArray& array, const std::string& arg);
+
+/// The complete bytes of a format-1.0 float32 ('<f4', C order) .npy file holding
+/// product(shape) values from `data`: magic, version, header length, the dict padded with
+/// spaces and a final '\n' so that data starts at a multiple of 64 bytes. Bit-exact
+/// (NaN payloads and signed zeros survive). Throws sta::Error on an invalid shape.
+std::string npy_bytes(const float* data, const std::vector<int64_t>& shape);
+
+/// Writes npy_bytes(data, shape) to `path` atomically: a temporary file in the same folder,
+/// then a rename, so readers never see a half-written file. Refuses to replace an existing
+/// file unless `force`. Throws sta::Error naming `arg` and the path on any failure (and
+/// leaves no temporary file behind).
+void write_npy(const std::string& path, const float* data, const std::vector<int64_t>& shape,
+               bool force, const std::string& arg);
+
+/// IEEE 754 binary16 bits to float32, exact for every input: subnormals, signed zeros,
+/// infinities and NaNs (payload kept in the top mantissa bits).
+float fp16_to_float(uint16_t bits);
+
+}  // namespace sta

@@ -1,0 +1,588 @@
+// .npy reading and writing. The reader is a small recursive-descent parser for the one
+// Python literal NumPy writes ({'descr': ..., 'fortran_order': ..., 'shape': (...), }) and
+// checks every length against the bytes actually present before it allocates anything.
+// Format reference: numpy/lib/format.py (NEP 1).
+#include "sta/npy.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <sstream>
+
+#include "sta/error.hpp"
+
+namespace sta {
+
+namespace {
+
+constexpr char kMagic[] = "\x93NUMPY";
+constexpr size_t kMagicLen = 6;
+// Version 1.0 stores the header length in 2 bytes, 2.0 and 3.0 in 4. NumPy itself refuses
+// headers above 10000 bytes unless told otherwise; 1 MiB is far beyond any honest header.
+constexpr uint64_t kMaxHeaderBytes = uint64_t{1} << 20;
+constexpr bool kHostLittleEndian = __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__;
+
+const char* const kExpectedDtype =
+    "expected '<f4' (float32), '<f2' (float16) or '<f8' (float64), little-endian";
+
+struct NpyHeader {
+  std::string descr;
+  std::vector<int64_t> shape;
+  int64_t elements = 1;
+  int item_size = 0;
+  uint64_t data_offset = 0;  ///< bytes before the data: magic, version, length, dict
+};
+
+std::string byte_count(uint64_t n) { return std::to_string(n) + (n == 1 ? " byte" : " bytes"); }
+
+// Prefix length (magic + version + length field) and the header length it announces.
+// `p` holds the first `avail` bytes of a file of `total` bytes.
+uint64_t header_end(const unsigned char* p, uint64_t avail, uint64_t total,
+                    const std::string& where) {
+  if (avail < kMagicLen || std::memcmp(p, kMagic, kMagicLen) != 0) {
+    if (total < kMagicLen && std::memcmp(p, kMagic, static_cast<size_t>(avail)) == 0)
+      throw Error(where + ": truncated .npy file (" + byte_count(total) +
+                  "); expected the magic \\x93NUMPY, a version and a header");
+    throw Error(where + ": not an .npy file (bad magic); expected it to start with \\x93NUMPY");
+  }
+  if (avail < 8)
+    throw Error(where + ": truncated .npy file (" + byte_count(total) +
+                "); expected a format version after the magic");
+  const int major = p[6], minor = p[7];
+  if (!((major == 1 || major == 2 || major == 3) && minor == 0))
+    throw Error(where + ": unsupported .npy format version " + std::to_string(major) + "." +
+                std::to_string(minor) + "; expected 1.0, 2.0 or 3.0");
+  const uint64_t prefix = major == 1 ? 10 : 12;
+  if (avail < prefix)
+    throw Error(where + ": truncated .npy file (" + byte_count(total) +
+                "); expected a header length after the version");
+  uint64_t len = uint64_t{p[8]} | (uint64_t{p[9]} << 8);
+  if (major != 1) len |= (uint64_t{p[10]} << 16) | (uint64_t{p[11]} << 24);
+  if (len > kMaxHeaderBytes)
+    throw Error(where + ": .npy header length " + std::to_string(len) +
+                " is absurd; expected at most " + std::to_string(kMaxHeaderBytes));
+  if (prefix + len > total)
+    throw Error(where + ": truncated .npy header: it claims " + byte_count(len) +
+                " but the file has only " + byte_count(total - prefix) + " after the prefix");
+  return prefix + len;
+}
+
+// Parser for the header dict, a Python literal. Accepts what NumPy 1.x and 2.x write (and
+// what Python 2 wrote: "3L"), single or double quotes, any whitespace and trailing commas.
+class HeaderParser {
+ public:
+  HeaderParser(const unsigned char* text, size_t size, const std::string& where)
+      : s_(text), n_(size), where_(where) {}
+
+  NpyHeader parse() {
+    NpyHeader h;
+    bool have_descr = false, have_order = false, have_shape = false;
+    bool fortran = false;
+    skip_space();
+    expect('{', "the header dict to start with '{'");
+    while (true) {
+      skip_space();
+      if (peek() == '}') break;
+      const std::string key = parse_string("a quoted key");
+      skip_space();
+      expect(':', "':' after key '" + key + "'");
+      skip_space();
+      if (key == "descr") {
+        if (have_descr) fail("duplicate key 'descr'");
+        if (peek() == '[') fail("structured dtypes are not supported; " + std::string(kExpectedDtype));
+        h.descr = parse_string("a dtype string for 'descr'");
+        have_descr = true;
+      } else if (key == "fortran_order") {
+        if (have_order) fail("duplicate key 'fortran_order'");
+        fortran = parse_bool();
+        have_order = true;
+      } else if (key == "shape") {
+        if (have_shape) fail("duplicate key 'shape'");
+        h.shape = parse_shape();
+        have_shape = true;
+      } else {
+        fail("unexpected key '" + printable(key) +
+             "'; expected only 'descr', 'fortran_order' and 'shape'");
+      }
+      skip_space();
+      if (peek() == ',') {
+        ++i_;
+        continue;
+      }
+      if (peek() == '}') break;
+      fail("expected ',' or '}' after the value of '" + key + "'");
+    }
+    ++i_;  // '}'
+    skip_space();
+    if (i_ != n_) fail("unexpected text after the header dict");
+    if (!have_descr) fail("the header has no 'descr'");
+    if (!have_order) fail("the header has no 'fortran_order'");
+    if (!have_shape) fail("the header has no 'shape'");
+    if (fortran)
+      throw Error(where_ + ": Fortran-order arrays are not supported; expected C order "
+                           "(save np.ascontiguousarray(x))");
+    return h;
+  }
+
+ private:
+  [[noreturn]] void fail(const std::string& what) const {
+    throw Error(where_ + ": malformed .npy header at offset " + std::to_string(i_) + ": " + what);
+  }
+
+  // Keys and dtypes echoed in messages are limited to printable ASCII.
+  static std::string printable(const std::string& s) {
+    std::string out;
+    for (char c : s) out += (c >= 0x20 && c < 0x7f) ? c : '?';
+    return out.size() > 40 ? out.substr(0, 40) + "..." : out;
+  }
+
+  int peek() const { return i_ < n_ ? s_[i_] : -1; }
+
+  void skip_space() {
+    while (i_ < n_ && (s_[i_] == ' ' || s_[i_] == '\n' || s_[i_] == '\t' || s_[i_] == '\r'))
+      ++i_;
+  }
+
+  void expect(char c, const std::string& what) {
+    if (peek() != c) fail("expected " + what);
+    ++i_;
+  }
+
+  std::string parse_string(const std::string& what) {
+    const int quote = peek();
+    if (quote != '\'' && quote != '"') fail("expected " + what);
+    ++i_;
+    std::string out;
+    while (true) {
+      const int c = peek();
+      if (c < 0 || c == '\n') fail("unterminated string");
+      if (c == '\\') fail("escape sequences are not supported in header strings");
+      ++i_;
+      if (c == quote) return out;
+      out += static_cast<char>(c);
+    }
+  }
+
+  bool parse_bool() {
+    if (match_word("True")) return true;
+    if (match_word("False")) return false;
+    fail("expected True or False for 'fortran_order'");
+  }
+
+  bool match_word(const char* word) {
+    const size_t len = std::strlen(word);
+    if (n_ - i_ < len || std::memcmp(s_ + i_, word, len) != 0) return false;
+    const size_t after = i_ + len;
+    if (after < n_ && (std::isalnum(s_[after]) || s_[after] == '_')) return false;
+    i_ = after;
+    return true;
+  }
+
+  // A Python tuple of non-negative integers: "()", "(3,)", "(2, 3)", "(2, 3,)".
+  std::vector<int64_t> parse_shape() {
+    if (peek() != '(') fail("expected a tuple such as (2, 3) for 'shape'");
+    ++i_;
+    std::vector<int64_t> shape;
+    bool trailing_comma = false;
+    while (true) {
+      skip_space();
+      if (peek() == ')') break;
+      if (static_cast<int>(shape.size()) >= kMaxNpyDims)
+        fail("shape has more than " + std::to_string(kMaxNpyDims) + " dimensions");
+      shape.push_back(parse_dim(shape.size()));
+      skip_space();
+      trailing_comma = false;
+      if (peek() == ',') {
+        ++i_;
+        trailing_comma = true;
+        continue;
+      }
+      if (peek() == ')') break;
+      fail("expected ',' or ')' in 'shape'");
+    }
+    if (shape.size() == 1 && !trailing_comma)
+      fail("'shape' is a parenthesised number, not a tuple; a 1-D shape is written (n,)");
+    ++i_;  // ')'
+    return shape;
+  }
+
+  int64_t parse_dim(size_t axis) {
+    bool negative = false;
+    if (peek() == '-' || peek() == '+') {
+      negative = peek() == '-';
+      ++i_;
+      skip_space();
+    }
+    if (peek() < '0' || peek() > '9') fail("expected an integer in 'shape'");
+    int64_t v = 0;
+    while (peek() >= '0' && peek() <= '9') {
+      const int d = peek() - '0';
+      if (v > (std::numeric_limits<int64_t>::max() - d) / 10)
+        fail("dimension " + std::to_string(axis) + " of 'shape' overflows int64");
+      v = v * 10 + d;
+      ++i_;
+    }
+    if (peek() == 'L' || peek() == 'l') ++i_;  // Python 2 long literal
+    if (negative && v != 0)
+      throw Error(where_ + ": .npy shape has a negative dimension -" + std::to_string(v) +
+                  " (axis " + std::to_string(axis) + "); expected sizes >= 0");
+    return v;
+  }
+
+  const unsigned char* s_;
+  size_t n_;
+  size_t i_ = 0;
+  const std::string& where_;
+};
+
+// Checks magic, version and dict of the first `end` bytes of a file of `total` bytes and
+// that the data that follows has exactly the size the header promises.
+NpyHeader parse_header(const unsigned char* p, uint64_t end, uint64_t total,
+                       const std::string& where) {
+  const uint64_t prefix = p[6] == 1 ? 10 : 12;
+  NpyHeader h = HeaderParser(p + prefix, static_cast<size_t>(end - prefix), where).parse();
+  h.data_offset = end;
+  if (h.descr == "<f4") {
+    h.item_size = 4;
+  } else if (h.descr == "<f2") {
+    h.item_size = 2;
+  } else if (h.descr == "<f8") {
+    h.item_size = 8;
+  } else {
+    std::string shown;
+    for (char c : h.descr) shown += (c >= 0x20 && c < 0x7f) ? c : '?';
+    if (shown.size() > 40) shown = shown.substr(0, 40) + "...";
+    if (shown == ">f4" || shown == ">f2" || shown == ">f8")
+      throw Error(where + ": big-endian dtype '" + shown + "' is not supported; " +
+                  kExpectedDtype + " (save x.astype('<f4'))");
+    throw Error(where + ": unsupported dtype '" + shown + "'; " + kExpectedDtype);
+  }
+  // A zero extent makes any shape empty (and an empty array is fine), so only non-empty
+  // shapes can overflow.
+  int64_t elements = 1;
+  bool empty = false;
+  for (int64_t d : h.shape) empty = empty || d == 0;
+  for (size_t a = 0; a < h.shape.size() && !empty; ++a) {
+    const int64_t d = h.shape[a];
+    if (elements > std::numeric_limits<int64_t>::max() / d)
+      throw Error(where + ": .npy shape " + shape_to_string(h.shape) +
+                  " overflows int64 elements; expected at most " +
+                  std::to_string(kMaxNpyElements));
+    elements *= d;
+  }
+  if (empty) elements = 0;
+  if (elements > kMaxNpyElements)
+    throw Error(where + ": .npy shape " + shape_to_string(h.shape) + " has " +
+                std::to_string(elements) + " elements; expected at most " +
+                std::to_string(kMaxNpyElements));
+  h.elements = elements;
+  const uint64_t need = static_cast<uint64_t>(elements) * static_cast<uint64_t>(h.item_size);
+  const uint64_t have = total - end;
+  if (have < need)
+    throw Error(where + ": truncated .npy data: shape " + shape_to_string(h.shape) + " of '" +
+                h.descr + "' needs " + byte_count(need) + " but only " + byte_count(have) +
+                " follow the header");
+  if (have > need)
+    throw Error(where + ": " + byte_count(have - need) + " of trailing data after the " +
+                std::to_string(elements) + " elements of shape " + shape_to_string(h.shape) +
+                "; the header does not describe the file");
+  return h;
+}
+
+template <typename Bits>
+Bits load_le(const unsigned char* p) {
+  Bits v = 0;
+  for (size_t b = 0; b < sizeof(Bits); ++b) v |= static_cast<Bits>(Bits{p[b]} << (8 * b));
+  return v;
+}
+
+// Converts `count` little-endian values of `item_size` bytes at `src` to float32 at `dst`.
+void decode(const unsigned char* src, int item_size, int64_t count, float* dst) {
+  if (item_size == 4) {
+    if (kHostLittleEndian) {
+      std::memcpy(dst, src, static_cast<size_t>(count) * 4);
+    } else {
+      for (int64_t i = 0; i < count; ++i) {
+        const uint32_t bits = load_le<uint32_t>(src + 4 * i);
+        std::memcpy(dst + i, &bits, 4);
+      }
+    }
+  } else if (item_size == 2) {
+    for (int64_t i = 0; i < count; ++i) dst[i] = fp16_to_float(load_le<uint16_t>(src + 2 * i));
+  } else {
+    for (int64_t i = 0; i < count; ++i) {
+      const uint64_t bits = load_le<uint64_t>(src + 8 * i);
+      double d;
+      std::memcpy(&d, &bits, 8);
+      dst[i] = static_cast<float>(d);
+    }
+  }
+}
+
+std::string errno_text() { return std::strerror(errno); }
+
+// Deletes a temporary file unless released (after a successful rename or link).
+struct TempFile {
+  std::string path;
+  int fd = -1;
+  ~TempFile() {
+    if (fd >= 0) ::close(fd);
+    if (!path.empty()) ::unlink(path.c_str());
+  }
+};
+
+void write_all(int fd, const void* data, size_t size, const std::string& where) {
+  const char* p = static_cast<const char*>(data);
+  while (size > 0) {
+    const ssize_t n = ::write(fd, p, size);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw Error(where + ": write failed: " + errno_text());
+    }
+    p += n;
+    size -= static_cast<size_t>(n);
+  }
+}
+
+int64_t checked_elements(const std::vector<int64_t>& shape, const std::string& where) {
+  if (static_cast<int>(shape.size()) > kMaxNpyDims)
+    throw Error(where + ": shape has " + std::to_string(shape.size()) +
+                " dimensions; expected at most " + std::to_string(kMaxNpyDims));
+  bool empty = false;
+  for (int64_t d : shape) {
+    if (d < 0)
+      throw Error(where + ": shape " + shape_to_string(shape) + " has a negative dimension");
+    empty = empty || d == 0;
+  }
+  if (empty) return 0;
+  int64_t elements = 1;
+  for (int64_t d : shape) {
+    if (elements > kMaxNpyElements / d)
+      throw Error(where + ": shape " + shape_to_string(shape) + " has more than " +
+                  std::to_string(kMaxNpyElements) + " elements");
+    elements *= d;
+  }
+  return elements;
+}
+
+// The format-1.0 header: magic, version, length, dict, padding to a multiple of 64 bytes.
+std::string npy_header(const std::vector<int64_t>& shape) {
+  std::string dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i > 0) dict += ", ";
+    dict += std::to_string(shape[i]);
+  }
+  if (shape.size() == 1) dict += ",";
+  dict += "), }";
+  const size_t unpadded = kMagicLen + 4 + dict.size() + 1;  // + 1 for the final '\n'
+  dict.append((64 - unpadded % 64) % 64, ' ');
+  dict += '\n';
+  std::string out(kMagic, kMagicLen);
+  out += '\x01';
+  out += '\x00';
+  out += static_cast<char>(dict.size() & 0xff);
+  out += static_cast<char>((dict.size() >> 8) & 0xff);
+  return out + dict;
+}
+
+}  // namespace
+
+std::string shape_to_string(const std::vector<int64_t>& shape) {
+  std::string out = "[";
+  for (size_t i = 0; i < shape.size(); ++i) out += (i ? ", " : "") + std::to_string(shape[i]);
+  return out + "]";
+}
+
+float fp16_to_float(uint16_t h) {
+  const uint32_t sign = uint32_t{h & 0x8000u} << 16;
+  const uint32_t exponent = (h >> 10) & 0x1f;
+  uint32_t mantissa = h & 0x3ffu;
+  uint32_t bits;
+  if (exponent == 0x1f) {  // inf or NaN; the payload moves to the top of the fp32 mantissa
+    bits = sign | 0x7f800000u | (mantissa << 13);
+  } else if (exponent != 0) {  // normal: rebias 15 -> 127
+    bits = sign | ((exponent + 112) << 23) | (mantissa << 13);
+  } else if (mantissa == 0) {  // signed zero
+    bits = sign;
+  } else {  // subnormal m * 2^-24: normalise, every one is a normal float32
+    uint32_t shift = 0;
+    while (!(mantissa & 0x400u)) {
+      mantissa <<= 1;
+      ++shift;
+    }
+    bits = sign | ((113 - shift) << 23) | ((mantissa & 0x3ffu) << 13);
+  }
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+NpyArray read_npy_bytes(const std::string& bytes, const std::string& arg) {
+  const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
+  const uint64_t total = bytes.size();
+  const uint64_t end = header_end(p, total, total, arg);
+  const NpyHeader h = parse_header(p, end, total, arg);
+  NpyArray a;
+  a.shape = h.shape;
+  a.dtype = h.descr;
+  a.data.resize(static_cast<size_t>(h.elements));
+  decode(p + end, h.item_size, h.elements, a.data.data());
+  return a;
+}
+
+NpyArray read_npy(const std::string& path, const std::string& arg) {
+  const std::string where = arg + " '" + path + "'";
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0)
+    throw Error(where + ": cannot open: " + errno_text() + "; expected an .npy file");
+  if (S_ISDIR(st.st_mode)) throw Error(where + ": is a folder; expected an .npy file");
+  if (!S_ISREG(st.st_mode)) {  // a pipe or device: size unknown up front, read it all
+    std::ifstream f(path, std::ios::binary);
+    if (!f) throw Error(where + ": cannot open: " + errno_text());
+    std::ostringstream buf;
+    buf << f.rdbuf();
+    return read_npy_bytes(buf.str(), where);
+  }
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw Error(where + ": cannot open: " + errno_text());
+  const uint64_t total = static_cast<uint64_t>(st.st_size);
+
+  unsigned char prefix[12] = {};
+  const uint64_t got = total < 12 ? total : 12;
+  f.read(reinterpret_cast<char*>(prefix), static_cast<std::streamsize>(got));
+  if (static_cast<uint64_t>(f.gcount()) != got) throw Error(where + ": read failed");
+  const uint64_t end = header_end(prefix, got, total, where);
+
+  std::string head(static_cast<size_t>(end), '\0');
+  std::memcpy(&head[0], prefix, static_cast<size_t>(got));
+  f.read(&head[got], static_cast<std::streamsize>(end - got));
+  if (static_cast<uint64_t>(f.gcount()) != end - got)
+    throw Error(where + ": read failed (did the file change while being read?)");
+  const NpyHeader h = parse_header(reinterpret_cast<const unsigned char*>(head.data()), end,
+                                   total, where);
+
+  NpyArray a;
+  a.shape = h.shape;
+  a.dtype = h.descr;
+  a.data.resize(static_cast<size_t>(h.elements));
+  // Read in chunks so that float16/float64 need only a small staging buffer.
+  const int64_t chunk = (int64_t{1} << 20) / h.item_size;
+  std::vector<unsigned char> staging(static_cast<size_t>(std::min(chunk, h.elements)) *
+                                     static_cast<size_t>(h.item_size));
+  for (int64_t done = 0; done < h.elements;) {
+    const int64_t n = std::min(chunk, h.elements - done);
+    const auto bytes = static_cast<std::streamsize>(n * h.item_size);
+    f.read(reinterpret_cast<char*>(staging.data()), bytes);
+    if (f.gcount() != bytes)
+      throw Error(where + ": truncated .npy data (did the file change while being read?)");
+    decode(staging.data(), h.item_size, n, a.data.data() + done);
+    done += n;
+  }
+  if (f.peek() != std::char_traits<char>::eof())
+    throw Error(where + ": trailing data after the array (did the file change while being read?)");
+  return a;
+}
+
+void check_finite(const NpyArray& array, const std::string& arg) {
+  int64_t bad = 0, first = -1;
+  for (int64_t i = 0; i < array.elements(); ++i) {
+    if (!std::isfinite(array.data[static_cast<size_t>(i)])) {
+      if (first < 0) first = i;
+      ++bad;
+    }
+  }
+  if (bad == 0) return;
+  std::vector<int64_t> index(array.shape.size());
+  int64_t rest = first;
+  for (size_t a = array.shape.size(); a-- > 0;) {
+    index[a] = rest % array.shape[a];
+    rest /= array.shape[a];
+  }
+  const float v = array.data[static_cast<size_t>(first)];
+  std::string idx = "(";
+  for (size_t a = 0; a < index.size(); ++a) idx += (a ? ", " : "") + std::to_string(index[a]);
+  idx += ")";
+  throw Error(arg + ": element " + std::to_string(first) + " at index " + idx + " is " +
+              (std::isnan(v) ? "NaN" : (v > 0 ? "+inf" : "-inf")) + " (" +
+              std::to_string(bad) + " non-finite of " + std::to_string(array.elements()) +
+              " values); expected finite inputs");
+}
+
+std::string npy_bytes(const float* data, const std::vector<int64_t>& shape) {
+  const int64_t elements = checked_elements(shape, "npy_bytes");
+  if (elements > 0 && data == nullptr) throw Error("npy_bytes: null data for a non-empty shape");
+  std::string out = npy_header(shape);
+  const size_t offset = out.size();
+  out.resize(offset + static_cast<size_t>(elements) * 4);
+  for (int64_t i = 0; i < elements; ++i) {
+    uint32_t bits;
+    std::memcpy(&bits, data + i, 4);
+    for (int b = 0; b < 4; ++b)
+      out[offset + 4 * static_cast<size_t>(i) + b] = static_cast<char>((bits >> (8 * b)) & 0xff);
+  }
+  return out;
+}
+
+void write_npy(const std::string& path, const float* data, const std::vector<int64_t>& shape,
+               bool force, const std::string& arg) {
+  const std::string where = arg + " '" + path + "'";
+  const int64_t elements = checked_elements(shape, where);
+  if (elements > 0 && data == nullptr) throw Error(where + ": null data for a non-empty shape");
+  struct stat st {};
+  if (!force && ::lstat(path.c_str(), &st) == 0)
+    throw Error(where + ": exists; refusing to overwrite it (pass --force)");
+
+  // Same folder as the target so that rename() is atomic; O_EXCL so that concurrent writers
+  // (or a stale file of a killed run) never share a temporary.
+  static std::atomic<unsigned> counter{0};
+  TempFile tmp;
+  for (int attempt = 0; tmp.fd < 0; ++attempt) {
+    const std::string name = path + ".tmp." + std::to_string(::getpid()) + "." +
+                             std::to_string(counter.fetch_add(1));
+    tmp.fd = ::open(name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (tmp.fd >= 0) tmp.path = name;
+    else if (errno != EEXIST || attempt > 100)
+      throw Error(where + ": cannot create a temporary file '" + name + "': " + errno_text());
+  }
+  const std::string header = npy_header(shape);
+  write_all(tmp.fd, header.data(), header.size(), where);
+  if (kHostLittleEndian) {
+    write_all(tmp.fd, data, static_cast<size_t>(elements) * 4, where);
+  } else {
+    const std::string all = npy_bytes(data, shape);
+    write_all(tmp.fd, all.data() + header.size(), all.size() - header.size(), where);
+  }
+  if (::fsync(tmp.fd) != 0 && errno != EINVAL && errno != EROFS)
+    throw Error(where + ": fsync failed: " + errno_text());
+  const int fd = tmp.fd;
+  tmp.fd = -1;
+  if (::close(fd) != 0) throw Error(where + ": close failed: " + errno_text());
+
+  if (force) {
+    if (std::rename(tmp.path.c_str(), path.c_str()) != 0)
+      throw Error(where + ": cannot rename the temporary file into place: " + errno_text());
+    tmp.path.clear();
+    return;
+  }
+  // link() fails with EEXIST instead of replacing: no window between the check and the
+  // publish. Filesystems without hard links fall back to check-then-rename.
+  if (::link(tmp.path.c_str(), path.c_str()) == 0) return;  // ~TempFile unlinks the temporary
+  if (errno == EEXIST) throw Error(where + ": exists; refusing to overwrite it (pass --force)");
+  if (::lstat(path.c_str(), &st) == 0)
+    throw Error(where + ": exists; refusing to overwrite it (pass --force)");
+  if (std::rename(tmp.path.c_str(), path.c_str()) != 0)
+    throw Error(where + ": cannot rename the temporary file into place: " + errno_text());
+  tmp.path.clear();
+}
+
+}  // namespace sta

@@ -1,0 +1,217 @@
+// `sta run`: attention on .npy inputs (SPEC section 7), the path golden files and GPU ports
+// are checked against. Thin: parse and check everything, call sta::attention(), write.
+#include <omp.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "cli.hpp"
+#include "sta/attention.hpp"
+#include "sta/error.hpp"
+#include "sta/npy.hpp"
+
+namespace sta::cli {
+namespace {
+
+const std::string kHelp = std::string(R"(sta run: attention on [B,H,S,D] .npy inputs with one of the backends.
+
+Usage: sta run --q Q.npy --k K.npy --v V.npy --out OUT.npy [--lse LSE.npy]
+               [--stats STATS.json] [common options] [--backend B] [--round R]
+               [--scale X] [--threads N] [--force] [--allow-nonfinite]
+
+  --q, --k, --v FILE   queries, keys, values: float32 or float16 .npy (float64 is rounded
+                       to float32), C order, all of the same shape [B,H,S,D] with
+                       S = T*H*W + text-pad; video tokens in --layout order
+  --out FILE           output, float32 [B,H,S,D] (required)
+  --lse FILE           log-sum-exp per query, float32 [B,H,S], natural log; -inf for a
+                       query with no allowed key [default: not written]
+  --stats FILE         JSON: backend, isa, threads, the kernel's own block counters dense,
+                       mixed, empty (video blocks, summed over batches and heads), shape,
+                       masks, seconds [default: not written]
+  --backend B          reference (double accumulation, slow) | natten (tiled, masks mixed
+                       blocks) | sta (window tiles only; sta/full masks) | dense (full mask)
+                       [default: sta if every mask is sta or full, else natten]
+  --round R            none | bf16 | fp16: round inputs first, as a GPU run in that dtype
+                       would see them [default: none]
+  --scale X            softmax scale, > 0 [default: 1/sqrt(D)]
+  --threads N          OpenMP threads [default: OpenMP's default, e.g. OMP_NUM_THREADS];
+                       results are bit-identical for any N
+  --force              replace existing output files [default: refuse]
+  --allow-nonfinite    accept NaN/Inf in the inputs [default: an error naming the file]
+
+The --mask default is sta:3,3,3. Outputs are checked before computing and written
+atomically (temporary file, then rename). Exit code 0 on success, 2 on bad input.
+
+)") + common_help();
+
+// Fails before any work if `path` cannot become a new output file.
+void check_output(const std::string& path, bool force, const std::string& arg) {
+  if (path.empty()) throw Error(arg + ": empty path; expected a file name");
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0) {
+    if (S_ISDIR(st.st_mode)) throw Error(arg + " '" + path + "': is a folder; expected a file name");
+    if (!force) throw Error(arg + " '" + path + "': exists; refusing to overwrite it (pass --force)");
+  }
+  const auto slash = path.find_last_of('/');
+  const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+  if (::access(dir.c_str(), W_OK | X_OK) != 0)
+    throw Error(arg + " '" + path + "': cannot write in folder '" + dir + "'");
+}
+
+std::string required(const Args& args, const std::string& name, const std::string& what) {
+  const std::string v = args.get(name);
+  if (!args.has(name) || v.empty()) throw Error(name + ": missing; expected " + what);
+  return v;
+}
+
+NpyArray read_input(const Args& args, const std::string& name, bool allow_nonfinite) {
+  const std::string path =
+      required(args, name, "a [B,H,S,D] float32 or float16 .npy file (sta run --help)");
+  NpyArray a = read_npy(path, name);
+  if (a.shape.size() != 4)
+    throw Error(name + " '" + path + "': shape " + shape_to_string(a.shape) +
+                " is not 4-D; expected [B,H,S,D] (batch, heads, sequence, head dim)");
+  if (!allow_nonfinite) check_finite(a, name + " '" + path + "'");
+  return a;
+}
+
+std::string json_string_array(const std::vector<std::string>& items) {
+  std::string s = "[";
+  for (size_t i = 0; i < items.size(); ++i) s += (i ? ", \"" : "\"") + json_escape(items[i]) + "\"";
+  return s + "]";
+}
+
+std::string json_int_array(const std::vector<int64_t>& items) {
+  std::string s = "[";
+  for (size_t i = 0; i < items.size(); ++i) s += (i ? ", " : "") + std::to_string(items[i]);
+  return s + "]";
+}
+
+int run_run(int argc, char** argv) {
+  Args args(argc, argv, {"--force", "--allow-nonfinite"});
+  auto known = common_option_names();
+  known.insert(known.end(), {"--q", "--k", "--v", "--out", "--lse", "--stats", "--backend",
+                             "--round", "--scale", "--threads", "--force", "--allow-nonfinite"});
+  args.check_known(known);
+  if (!args.positionals().empty())
+    throw Error("unexpected argument '" + args.positionals()[0] +
+                "'; inputs are given as --q/--k/--v (see sta run --help)");
+
+  const CommonOptions common = parse_common(args);
+  AttentionOptions options;
+  options.geometry = common.geometry;
+  options.masks = common.masks;
+  options.layout = common.layout;
+  options.rounding = parse_rounding(args.get("--round", "none"), "--round");
+  if (args.has("--scale")) {
+    options.scale = args.get_double("--scale", 0.0);
+    if (options.scale <= 0.0)
+      throw Error("--scale: " + args.get("--scale") + " is not > 0; expected a positive softmax scale");
+  }
+  bool all_tile_masks = true;
+  for (const Mask& m : options.masks)
+    all_tile_masks = all_tile_masks && (m.kind == MaskKind::kSta || m.kind == MaskKind::kFull);
+  const Backend backend = args.has("--backend")
+                              ? parse_backend(args.get("--backend"), "--backend")
+                              : (all_tile_masks ? Backend::kSta : Backend::kNatten);
+  const int threads = static_cast<int>(args.get_int("--threads", 0, 1, 4096));
+  const bool force = args.has("--force");
+  const bool allow_nonfinite = args.has("--allow-nonfinite");
+
+  // Every output is checked before the (possibly long) computation, and no two may clash.
+  const std::string out_path = required(args, "--out", "an output .npy file name");
+  std::vector<std::pair<std::string, std::string>> outputs{{"--out", out_path}};
+  if (args.has("--lse")) outputs.emplace_back("--lse", args.get("--lse"));
+  if (args.has("--stats")) outputs.emplace_back("--stats", args.get("--stats"));
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    check_output(outputs[i].second, force, outputs[i].first);
+    for (size_t j = 0; j < i; ++j)
+      if (outputs[i].second == outputs[j].second)
+        throw Error(outputs[i].first + " '" + outputs[i].second + "': same file as " +
+                    outputs[j].first + "; expected distinct output files");
+  }
+
+  const NpyArray q = read_input(args, "--q", allow_nonfinite);
+  const NpyArray k = read_input(args, "--k", allow_nonfinite);
+  const NpyArray v = read_input(args, "--v", allow_nonfinite);
+  for (const auto& [name, a] : {std::pair<const char*, const NpyArray*>{"--k", &k}, {"--v", &v}})
+    if (a->shape != q.shape)
+      throw Error(std::string(name) + " '" + args.get(name) + "': shape " +
+                  shape_to_string(a->shape) + " differs from --q shape " +
+                  shape_to_string(q.shape) + "; expected q, k, v of the same [B,H,S,D]");
+
+  AttentionShape shape{q.shape[0], q.shape[1], q.shape[2], q.shape[3]};
+  const Geometry& g = options.geometry;
+  if (shape.seq != g.seq_len())
+    throw Error("--q '" + args.get("--q") + "': S = " + std::to_string(shape.seq) +
+                " (shape " + shape_to_string(q.shape) + ") but --video " + to_string(g.canvas) +
+                " and --text-pad " + std::to_string(g.text_pad) + " need S = " +
+                std::to_string(g.video_tokens()) + " + " + std::to_string(g.text_pad) + " = " +
+                std::to_string(g.seq_len()));
+  if (shape.batch < 1 || shape.heads < 1 || shape.dim < 1)
+    throw Error("--q '" + args.get("--q") + "': shape " + shape_to_string(q.shape) +
+                " has an empty axis; expected B, H, S, D >= 1");
+  validate_head_masks(options.masks, shape.heads, g, "--mask");
+  validate_attention(shape, options, backend);
+
+  if (threads > 0) omp_set_num_threads(threads);
+  std::vector<float> out(static_cast<size_t>(shape.elements()));
+  std::vector<float> lse(static_cast<size_t>(shape.batch * shape.heads * shape.seq));
+  const auto start = std::chrono::steady_clock::now();
+  const AttentionStats stats =
+      attention(shape, options, q.data.data(), k.data.data(), v.data.data(), out.data(),
+                lse.data(), backend);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+
+  write_npy(out_path, out.data(), q.shape, force, "--out");
+  if (args.has("--lse"))
+    write_npy(args.get("--lse"), lse.data(), {shape.batch, shape.heads, shape.seq}, force, "--lse");
+
+  const BlockCounts& c = stats.counts;
+  if (args.has("--stats")) {
+    std::vector<std::string> masks;
+    for (const Mask& m : options.masks) masks.push_back(to_string(m));
+    char nums[512];
+    std::snprintf(nums, sizeof nums,
+                  "  \"dense\": %lld,\n  \"mixed\": %lld,\n  \"empty\": %lld,\n  \"total\": %lld,\n"
+                  "  \"scale\": %.17g,\n  \"seconds\": %.6f,\n",
+                  static_cast<long long>(c.dense), static_cast<long long>(c.mixed),
+                  static_cast<long long>(c.empty), static_cast<long long>(c.total()),
+                  options.effective_scale(shape.dim), seconds);
+    std::string json = "{\n";
+    json += "  \"backend\": \"" + to_string(stats.backend) + "\",\n";
+    json += "  \"isa\": \"" + json_escape(simd_isa()) + "\",\n";
+    json += "  \"kernel_isa\": \"" + json_escape(stats.isa) + "\",\n";
+    json += "  \"threads\": " + std::to_string(stats.threads) + ",\n";
+    json += nums;
+    json += "  \"shape\": " + json_int_array(q.shape) + ",\n";
+    json += "  \"dtype\": \"" + json_escape(q.dtype) + "\",\n";
+    json += "  \"video\": " + json_int_array({g.canvas.t, g.canvas.h, g.canvas.w}) + ",\n";
+    json += "  \"tile\": " + json_int_array({g.tile.t, g.tile.h, g.tile.w}) + ",\n";
+    json += "  \"text_length\": " + std::to_string(g.text_length) + ",\n";
+    json += "  \"text_pad\": " + std::to_string(g.text_pad) + ",\n";
+    json += "  \"layout\": \"" + to_string(options.layout) + "\",\n";
+    json += "  \"masks\": " + json_string_array(masks) + ",\n";
+    json += "  \"round\": \"" + to_string(options.rounding) + "\"\n}\n";
+    write_file_atomic(args.get("--stats"), json, force, "--stats");
+  }
+  std::printf("sta run: backend %s (%s, %d threads), shape %s, blocks dense %lld mixed %lld "
+              "empty %lld, %.3f s -> %s\n",
+              to_string(stats.backend).c_str(), stats.isa.c_str(), stats.threads,
+              shape_to_string(q.shape).c_str(), static_cast<long long>(c.dense),
+              static_cast<long long>(c.mixed), static_cast<long long>(c.empty), seconds,
+              out_path.c_str());
+  return 0;
+}
+
+}  // namespace
+
+STA_COMMAND("run", "attention on [B,H,S,D] .npy inputs (reference, natten, sta, dense)",
+             kHelp, run_run);
+
+}  // namespace sta::cli
