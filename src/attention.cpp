@@ -1,0 +1,224 @@
+// The attention frontend (SPEC section 6): validates once, prepares the inputs (rounding,
+// raster -> tiled order), hands clean values to one of the interchangeable backends and
+// brings the outputs back to the caller's layout.
+#include "sta/attention.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "flash.hpp"
+#include "softmax.hpp"
+#include "sta/error.hpp"
+#include "sta/reference.hpp"
+
+namespace sta {
+
+std::string to_string(Backend backend) {
+  switch (backend) {
+    case Backend::kReference: return "reference";
+    case Backend::kNatten: return "natten";
+    case Backend::kSta: return "sta";
+    case Backend::kDense: return "dense";
+  }
+  return "unknown";
+}
+
+Backend parse_backend(const std::string& text, const std::string& arg) {
+  for (Backend b : {Backend::kReference, Backend::kNatten, Backend::kSta, Backend::kDense}) {
+    if (text == to_string(b)) return b;
+  }
+  throw Error(arg + ": unknown backend '" + text + "'; expected reference, natten, sta or dense");
+}
+
+std::string to_string(InputRounding rounding) {
+  switch (rounding) {
+    case InputRounding::kNone: return "none";
+    case InputRounding::kBf16: return "bf16";
+    case InputRounding::kFp16: return "fp16";
+  }
+  return "unknown";
+}
+
+InputRounding parse_rounding(const std::string& text, const std::string& arg) {
+  for (InputRounding r : {InputRounding::kNone, InputRounding::kBf16, InputRounding::kFp16}) {
+    if (text == to_string(r)) return r;
+  }
+  throw Error(arg + ": unknown rounding '" + text + "'; expected none, bf16 or fp16");
+}
+
+double AttentionOptions::effective_scale(int64_t dim) const {
+  return scale != 0.0 ? scale : 1.0 / std::sqrt(static_cast<double>(dim));
+}
+
+void validate_attention(const AttentionShape& shape, const AttentionOptions& options,
+                        Backend backend) {
+  const Geometry& g = options.geometry;
+  g.validate();
+  if (shape.batch < 1) throw Error("batch: B = " + std::to_string(shape.batch) + ", expected >= 1");
+  if (shape.heads < 1) throw Error("heads: H = " + std::to_string(shape.heads) + ", expected >= 1");
+  if (shape.dim < 1) throw Error("dim: D = " + std::to_string(shape.dim) + ", expected >= 1");
+  if (shape.seq != g.seq_len()) {
+    throw Error("seq: S = " + std::to_string(shape.seq) + " but the geometry needs video tokens " +
+                std::to_string(g.video_tokens()) + " + text_pad " + std::to_string(g.text_pad) +
+                " = " + std::to_string(g.seq_len()));
+  }
+  // The fast paths index with int: keep every GEMM extent and leading dimension in range.
+  const int64_t kIntMax = std::numeric_limits<int>::max();
+  if (shape.dim > kIntMax || shape.seq > kIntMax ||
+      shape.batch > std::numeric_limits<int64_t>::max() / shape.heads / shape.seq / shape.dim) {
+    throw Error("shape: [" + std::to_string(shape.batch) + ", " + std::to_string(shape.heads) +
+                ", " + std::to_string(shape.seq) + ", " + std::to_string(shape.dim) +
+                "] is too large");
+  }
+  validate_head_masks(options.masks, shape.heads, g, "--mask");
+  for (size_t i = 0; i < options.masks.size(); ++i) {
+    const Mask& mask = options.masks[i];
+    const std::string which = options.masks.size() == 1 ? "" : " (head " + std::to_string(i) + ")";
+    if (backend == Backend::kSta && mask.kind != MaskKind::kSta && mask.kind != MaskKind::kFull) {
+      throw Error("--mask: backend sta needs sta or full masks, got " + to_string(mask) + which);
+    }
+    if (backend == Backend::kDense && mask.kind != MaskKind::kFull) {
+      throw Error("--mask: backend dense needs the full mask, got " + to_string(mask) + which);
+    }
+  }
+  if (!std::isfinite(options.scale) || options.scale < 0.0) {
+    throw Error("scale: " + std::to_string(options.scale) +
+                ", expected a finite value > 0 (or 0 for 1/sqrt(D))");
+  }
+}
+
+namespace {
+
+/// RNE to bf16: add half an ulp of the kept part (plus one if it is odd), drop 16 bits.
+float round_bf16(float x) {
+  uint32_t b;
+  std::memcpy(&b, &x, sizeof b);
+  if ((b & 0x7fffffffu) > 0x7f800000u) {
+    b = (b | 0x00400000u) & 0xffff0000u;  // NaN stays a (quiet) NaN
+  } else {
+    b = (b + 0x7fffu + ((b >> 16) & 1u)) & 0xffff0000u;
+  }
+  float y;
+  std::memcpy(&y, &b, sizeof y);
+  return y;
+}
+
+/// RNE to fp16 (1 sign, 5 exponent, 10 mantissa bits), returned as the float it represents.
+float round_fp16(float x) {
+  if (std::isnan(x)) return x;
+  const float ax = std::fabs(x);
+  float y;
+  if (ax >= 65520.0f) {  // halfway between 65504 (largest fp16) and 2^16 rounds up: inf
+    y = std::numeric_limits<float>::infinity();
+  } else if (ax < 0x1p-14f) {  // fp16 subnormals: multiples of 2^-24 (the scaling is exact)
+    y = std::nearbyint(ax * 0x1p24f) * 0x1p-24f;
+  } else {  // normal: keep 10 of the 23 mantissa bits
+    uint32_t b;
+    std::memcpy(&b, &ax, sizeof b);
+    b = (b + 0xfffu + ((b >> 13) & 1u)) & ~0x1fffu;
+    std::memcpy(&y, &b, sizeof y);
+  }
+  return std::copysign(y, x);
+}
+
+}  // namespace
+
+void round_inputs(float* data, int64_t n, InputRounding rounding) {
+  if (rounding == InputRounding::kBf16) {
+    for (int64_t i = 0; i < n; ++i) data[i] = round_bf16(data[i]);
+  } else if (rounding == InputRounding::kFp16) {
+    for (int64_t i = 0; i < n; ++i) data[i] = round_fp16(data[i]);
+  }
+}
+
+std::string simd_isa() { return simd::isa_name(simd::softmax_kernels().isa); }
+
+namespace {
+
+/// The reference backend: same input preparation (rounding), double results cast to float.
+AttentionStats run_reference(const AttentionShape& shape, const AttentionOptions& options,
+                             const float* q, const float* k, const float* v, float* out,
+                             float* lse) {
+  std::vector<double> out_d(static_cast<size_t>(shape.elements()));
+  std::vector<double> lse_d(static_cast<size_t>(shape.batch * shape.heads * shape.seq));
+  reference_attention(shape, options, q, k, v, out_d.data(), lse_d.data());
+  std::transform(out_d.begin(), out_d.end(), out, [](double x) { return static_cast<float>(x); });
+  std::transform(lse_d.begin(), lse_d.end(), lse, [](double x) { return static_cast<float>(x); });
+
+  AttentionStats stats;
+  stats.backend = Backend::kReference;
+  stats.isa = "none";
+  stats.threads = omp_get_max_threads();
+  // The oracle asks the mask for every pair; it reports the classifier's view of the blocks.
+  for (int64_t h = 0; h < shape.heads; ++h) {
+    BlockCounts c = classify_blocks(options.geometry, mask_for_head(options.masks, h)).counts;
+    c.dense *= shape.batch;
+    c.mixed *= shape.batch;
+    c.empty *= shape.batch;
+    stats.counts += c;
+  }
+  return stats;
+}
+
+}  // namespace
+
+AttentionStats attention(const AttentionShape& shape, const AttentionOptions& options,
+                         const float* q, const float* k, const float* v, float* out,
+                         float* lse, Backend backend) {
+  validate_attention(shape, options, backend);
+  const Geometry& g = options.geometry;
+  const int64_t n = shape.elements();
+  const int64_t bh = shape.batch * shape.heads;
+  // The fast kernels work in tiled order; the reference reads any layout itself.
+  const bool retile = options.layout == Layout::kRaster && backend != Backend::kReference;
+
+  std::vector<float> q_buf, k_buf, v_buf;
+  auto prepare = [&](const float* src, std::vector<float>& buf) -> const float* {
+    if (!retile && options.rounding == InputRounding::kNone) return src;
+    buf.resize(static_cast<size_t>(n));
+    if (retile) {
+      tile(g, src, buf.data(), bh, shape.dim);
+    } else {
+      std::copy(src, src + n, buf.data());
+    }
+    round_inputs(buf.data(), n, options.rounding);
+    return buf.data();
+  };
+  const float* qp = prepare(q, q_buf);
+  const float* kp = prepare(k, k_buf);
+  const float* vp = prepare(v, v_buf);
+
+  if (backend == Backend::kReference) return run_reference(shape, options, qp, kp, vp, out, lse);
+
+  std::vector<float> out_buf, lse_buf;
+  float* op = out;
+  float* lp = lse;
+  if (retile) {
+    out_buf.resize(static_cast<size_t>(n));
+    lse_buf.resize(static_cast<size_t>(bh * shape.seq));
+    op = out_buf.data();
+    lp = lse_buf.data();
+  }
+  const detail::FlashMode mode = backend == Backend::kSta      ? detail::FlashMode::kSta
+                                 : backend == Backend::kNatten ? detail::FlashMode::kNatten
+                                                               : detail::FlashMode::kDense;
+  const simd::SoftmaxKernels& kernels = simd::softmax_kernels();
+  AttentionStats stats;
+  stats.backend = backend;
+  stats.isa = simd::isa_name(kernels.isa);
+  stats.counts = detail::flash_attention(shape, g, options.masks,
+                                         static_cast<float>(options.effective_scale(shape.dim)),
+                                         mode, qp, kp, vp, op, lp, kernels, {}, &stats.threads);
+  if (retile) {
+    untile(g, op, out, bh, shape.dim);
+    untile(g, lp, lse, bh, 1);
+  }
+  return stats;
+}
+
+}  // namespace sta

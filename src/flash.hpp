@@ -1,0 +1,38 @@
+#pragma once
+// The flash-attention machinery shared by the fast backends (sta, natten, dense): for one
+// query tile, loop over key segments, S = Q K^T (sgemm), online softmax (simd/), O += P V
+// (sgemm, beta = 1). Internal to the library; attention.cpp is the validating frontend.
+#include <cstdint>
+#include <vector>
+
+#include "softmax.hpp"
+#include "sta/attention.hpp"
+
+namespace sta::detail {
+
+/// Which key tiles a video query tile visits, and how.
+enum class FlashMode {
+  kSta,     ///< window key tiles only (key_tile_visits of an sta/full mask), never a mask
+  kNatten,  ///< every non-empty key tile; mixed tiles get the per-element mask
+  kDense,   ///< every key tile, no mask (full mask)
+};
+
+/// Tuning knobs of the kernel (defaults measured on Zen4, see bench/bench_attention.cpp).
+struct FlashConfig {
+  int64_t row_chunk = 0;      ///< query rows per inner step (keeps S in L2); 0 = default
+  int64_t max_key_cols = 0;   ///< contiguous dense key tiles merged up to this many keys; 0 = default
+};
+
+/// Runs the flash kernel on validated inputs stored in tiled order (text rows last). `masks`
+/// holds one mask or one per head (mask_for_head); `scale` > 0 multiplies <q, k>. Writes out
+/// [B, H, S, D] and lse [B, H, S] (natural log; -inf and out = 0 for a query with no allowed
+/// key). Returns what it did for the video blocks, summed over batches and heads. OpenMP over
+/// (batch, head, query tile), each task done by one thread in a fixed order, so results are
+/// the same bits for any thread count. `threads_used` receives the team size.
+BlockCounts flash_attention(const AttentionShape& shape, const Geometry& g,
+                            const std::vector<Mask>& masks, float scale, FlashMode mode,
+                            const float* q, const float* k, const float* v, float* out,
+                            float* lse, const simd::SoftmaxKernels& kernels,
+                            const FlashConfig& config, int* threads_used);
+
+}  // namespace sta::detail
