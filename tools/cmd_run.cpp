@@ -75,7 +75,13 @@ NpyArray read_input(const Args& args, const std::string& name, bool allow_nonfin
   if (a.shape.size() != 4)
     throw Error(name + " '" + path + "': shape " + shape_to_string(a.shape) +
                 " is not 4-D; expected [B,H,S,D] (batch, heads, sequence, head dim)");
-  if (!allow_nonfinite) check_finite(a, name + " '" + path + "'");
+  if (!allow_nonfinite) {
+    try {
+      check_finite(a, name + " '" + path + "'");
+    } catch (const Error& e) {
+      throw Error(std::string(e.what()) + " (pass --allow-nonfinite to run anyway)");
+    }
+  }
   return a;
 }
 
