@@ -1,0 +1,43 @@
+#pragma once
+// Golden outputs for GPU ports (`sta golden`, `sta verify`): named problem presets, a
+// platform-independent input generator and the tolerances of SPEC section 6.
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "sta/attention.hpp"
+
+namespace sta {
+
+/// A named golden problem: shapes, masks (one per head), backend that computes it.
+struct GoldenPreset {
+  std::string name;
+  std::string description;
+  AttentionShape shape;
+  AttentionOptions options;
+  Backend backend = Backend::kReference;  ///< reference for small presets, sta for large ones
+};
+
+/// Every built-in preset: tiny, tiny-swa, image2d, medium, hunyuan (see golden.cpp).
+const std::vector<GoldenPreset>& golden_presets();
+/// The preset called `name`; throws sta::Error naming `arg` and listing the presets.
+const GoldenPreset& find_golden_preset(const std::string& name, const std::string& arg = "--preset");
+
+/// Fills `n` floats with approximately N(0,1) values (Irwin-Hall sum of 12 uniforms of 24
+/// bits, minus 6) from xoshiro256** seeded by splitmix64(seed, stream). Only exact integer
+/// and double arithmetic: the same bits on every platform and compiler.
+void golden_fill(float* data, int64_t n, uint64_t seed, uint64_t stream);
+
+/// SPEC section 6 tolerance (max abs error vs the double reference) for inputs rounded to
+/// `rounding`: none (fp32) 1e-5, fp16 2e-3, bf16 2e-2.
+double golden_tolerance(InputRounding rounding);
+
+/// Computes attention head by head (each (b, h) slice is contiguous), calling `progress`
+/// after each head with (done, total). Same results as one attention() call.
+AttentionStats attention_by_head(const AttentionShape& shape, const AttentionOptions& options,
+                                 const float* q, const float* k, const float* v, float* out,
+                                 float* lse, Backend backend,
+                                 const std::function<void(int64_t, int64_t)>& progress);
+
+}  // namespace sta

@@ -1,0 +1,160 @@
+// Golden outputs: presets agree with the reference, files round-trip, verify catches damage.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "cli_runner.hpp"
+#include "sta/error.hpp"
+#include "sta/golden.hpp"
+#include "sta/json.hpp"
+#include "sta/npy.hpp"
+#include "sta/reference.hpp"
+#include "sta/sha256.hpp"
+
+namespace sta {
+namespace {
+
+using testing::run_cli;
+
+std::string temp_dir(const std::string& name) {
+  const std::string d = ::testing::TempDir() + "sta_golden_" + name + "_" + std::to_string(::getpid());
+  std::system(("rm -rf '" + d + "'").c_str());
+  return d;
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+TEST(GoldenFill, DeterministicAndApproximatelyStandardNormal) {
+  std::vector<float> a(200000), b(200000), c(200000);
+  golden_fill(a.data(), 200000, 7, 0);
+  golden_fill(b.data(), 200000, 7, 0);
+  golden_fill(c.data(), 200000, 7, 1);
+  EXPECT_EQ(a, b);
+  EXPECT_NE(a, c);
+  double mean = 0, var = 0;
+  for (float x : a) mean += x;
+  mean /= a.size();
+  for (float x : a) var += (x - mean) * (x - mean);
+  var /= a.size();
+  EXPECT_NEAR(mean, 0.0, 0.01);
+  EXPECT_NEAR(var, 1.0, 0.02);
+}
+
+TEST(Sha256, KnownVectors) {
+  EXPECT_EQ(sha256_hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(sha256_hex(std::string(1000000, 'a')),
+            "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+}
+
+TEST(GoldenPresets, SmallPresetsComeFromTheReference) {
+  for (const auto& p : golden_presets()) {
+    if (p.shape.seq > 8000) {
+      EXPECT_EQ(p.backend, Backend::kSta) << p.name;  // large: the tested fast path
+      continue;
+    }
+    EXPECT_EQ(p.backend, Backend::kReference) << p.name;
+    EXPECT_NO_THROW(validate_attention(p.shape, p.options, p.backend)) << p.name;
+  }
+  EXPECT_NO_THROW(find_golden_preset("hunyuan"));
+  EXPECT_THROW(find_golden_preset("nope"), Error);
+  const GoldenPreset& h = find_golden_preset("hunyuan");
+  EXPECT_EQ(h.shape.heads, 24);
+  EXPECT_EQ(h.options.masks.size(), 24u);
+  EXPECT_EQ(h.shape.seq, 30 * 48 * 80 + 256);
+}
+
+TEST(GoldenCli, WriteVerifyAndCatchAFlippedByte) {
+  const std::string dir = temp_dir("swa");
+  auto r = run_cli("golden --preset tiny-swa --dir '" + dir + "'");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = run_cli("verify '" + dir + "'");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("bit-identical"), std::string::npos) << r.output;
+
+  // The files are what a port reads: valid numpy 1.0 headers, C order, little-endian, and
+  // the outputs agree with a fresh reference computation.
+  const std::string bytes = slurp(dir + "/out.npy");
+  ASSERT_GT(bytes.size(), 10u);
+  EXPECT_EQ(bytes.substr(0, 6), "\x93NUMPY");
+  EXPECT_EQ(bytes[6], 1);
+  EXPECT_EQ(bytes[7], 0);
+  const size_t header = 10 + (static_cast<unsigned char>(bytes[8]) | (static_cast<unsigned char>(bytes[9]) << 8));
+  EXPECT_EQ(header % 64, 0u);
+  EXPECT_NE(bytes.find("'descr': '<f4'"), std::string::npos);
+  EXPECT_NE(bytes.find("'fortran_order': False"), std::string::npos);
+  const NpyArray out = read_npy(dir + "/out.npy", "out");
+  EXPECT_EQ(npy_bytes(out.data.data(), out.shape), bytes);  // round trip, bit-identical
+
+  const GoldenPreset& p = find_golden_preset("tiny-swa");
+  const NpyArray q = read_npy(dir + "/q.npy", "q"), k = read_npy(dir + "/k.npy", "k"),
+                 v = read_npy(dir + "/v.npy", "v"), lse = read_npy(dir + "/lse.npy", "lse");
+  std::vector<double> ref_out(out.data.size()), ref_lse(lse.data.size());
+  reference_attention(p.shape, p.options, q.data.data(), k.data.data(), v.data.data(),
+                      ref_out.data(), ref_lse.data());
+  double err = 0;
+  for (size_t i = 0; i < ref_out.size(); ++i) err = std::max(err, std::fabs(ref_out[i] - out.data[i]));
+  for (size_t i = 0; i < ref_lse.size(); ++i) err = std::max(err, std::fabs(ref_lse[i] - lse.data[i]));
+  EXPECT_LT(err, 1e-6);
+
+  const JsonValue m = read_json_file(dir + "/manifest.json");
+  EXPECT_EQ(m.at("files", "m").at("out.npy", "m").at("sha256", "m").as_string("m"), sha256_hex(bytes));
+  EXPECT_EQ(m.at("masks", "m").array.at(0).as_string("m"), "swa:7,9,9");
+
+  // Refuses to overwrite without --force.
+  r = run_cli("golden --preset tiny-swa --dir '" + dir + "'");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("--force"), std::string::npos);
+
+  // One flipped bit in out.npy's data: verify names the file and fails.
+  {
+    std::fstream f(dir + "/out.npy", std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(bytes.size() / 2));
+    f.put(static_cast<char>(bytes[bytes.size() / 2] ^ 0x01));
+  }
+  r = run_cli("verify '" + dir + "'");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("out.npy  sha256 MISMATCH"), std::string::npos) << r.output;
+  std::system(("rm -rf '" + dir + "'").c_str());
+}
+
+TEST(GoldenCli, RoundedInputsAreBf16Values) {
+  const std::string dir = temp_dir("bf16");
+  auto r = run_cli("golden --dir '" + dir + "' --video 6,8,8 --mask full --dim 32 --round bf16 --seed 3");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const NpyArray q = read_npy(dir + "/q.npy", "q");
+  for (float x : q.data) {
+    uint32_t bits;
+    std::memcpy(&bits, &x, 4);
+    ASSERT_EQ(bits & 0xFFFFu, 0u) << x;  // a bf16 value widened to float32
+  }
+  r = run_cli("verify '" + dir + "'");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  std::system(("rm -rf '" + dir + "'").c_str());
+}
+
+TEST(GoldenCli, BadInputs) {
+  for (const char* args : {"golden --preset nope --dir /tmp/x", "golden --preset tiny",
+                           "golden --preset tiny --dir /tmp/x --mask sta:1,1,1",
+                           "golden --dir /tmp/x --video 6,8,9", "verify /nonexistent/dir",
+                           "verify"}) {
+    const auto r = run_cli(args);
+    EXPECT_EQ(r.exit_code, 2) << args << "\n" << r.output;
+  }
+}
+
+}  // namespace
+}  // namespace sta
