@@ -2,7 +2,7 @@
 # Installs the Debian 12 packages the project builds with (as root; skips what is present).
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config python3 libeigen3-dev libopenblas-dev libomp-dev
-      libxsimd-dev libgtest-dev libbenchmark-dev)
+      libxsimd-dev libgtest-dev libbenchmark-dev python3-numpy)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
