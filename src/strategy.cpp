@@ -233,7 +233,8 @@ class StrategyParser {
     const bool negative = *p_ == '-';
     if (negative) ++p_;
     if (p_ == e_ || !is_digit(*p_))
-      fail(start, what() + ": expected an integer (tiles), got " + describe(start));
+      fail(start, what() + ": expected an integer (tiles), got " +
+                      (negative ? quote_for_message(start, p_ - start) : describe(start)));
     int64_t value = 0;
     bool too_big = false;
     const char* digits = p_;
@@ -414,7 +415,9 @@ std::vector<Mask> strategy_masks(const MaskStrategy& strategy, int64_t step, int
     if (h >= present || it->head != h)
       throw Error(strategy.source + ": missing key \"" + strategy_key(step, layer, h) +
                   "\": the heads of step " + std::to_string(step) + " layer " +
-                  std::to_string(layer) + " must be 0.." + std::to_string(want - 1) +
+                  std::to_string(layer) +
+                  (heads == -1 ? std::string(" must be numbered 0, 1, 2, ... without gaps")
+                               : " must be 0.." + std::to_string(want - 1)) +
                   " (the file has heads " + format_index_set(heads_of(lo, hi)) + ")");
     masks.push_back(Mask::sta(it->window));
   }

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "sta/error.hpp"
+#include "sta/strategy.hpp"
 
 namespace sta::cli {
 
@@ -90,8 +91,50 @@ void Args::check_known(const std::vector<std::string>& known) const {
 }
 
 std::vector<std::string> common_option_names() {
-  return {"--video", "--tile", "--mask", "--text-length", "--text-pad", "--layout", "--help"};
+  return {"--video", "--tile",  "--mask",   "--text-length", "--text-pad",
+          "--layout", "--strategy", "--step", "--layer", "--help"};
 }
+
+namespace {
+
+// --strategy FILE --step S --layer L: one STA mask per head from a FastVideo mask strategy
+// (sta/strategy.hpp). Each bad or missing piece is reported against its own option.
+std::vector<Mask> strategy_masks_from_args(const Args& args) {
+  if (args.get_all("--strategy").size() > 1)
+    throw Error("--strategy: given more than once; give one mask strategy file");
+  if (args.has("--mask"))
+    throw Error("--strategy: cannot be combined with --mask (the file gives one mask per head)");
+  MaskStrategy strategy;
+  try {
+    strategy = read_mask_strategy(args.get("--strategy"));
+  } catch (const Error& e) {
+    throw Error(std::string("--strategy: ") + e.what());
+  }
+  const std::string file = "'" + strategy.source + "'";
+  const std::vector<int64_t> steps = strategy_steps(strategy);
+  const std::vector<int64_t> layers = strategy_layers(strategy);
+  if (!args.has("--step"))
+    throw Error("--step: missing; --strategy needs --step S (" + file + " has steps " +
+                format_index_set(steps) + ")");
+  if (!args.has("--layer"))
+    throw Error("--layer: missing; --strategy needs --layer L (" + file + " has layers " +
+                format_index_set(layers) + ")");
+  const int64_t step = args.get_int("--step", 0, 0, kMaxStrategyValue);
+  const int64_t layer = args.get_int("--layer", 0, 0, kMaxStrategyValue);
+  if (!std::binary_search(steps.begin(), steps.end(), step))
+    throw Error("--step: " + std::to_string(step) + " is not in " + file + " (steps " +
+                format_index_set(steps) + ")");
+  if (!std::binary_search(layers.begin(), layers.end(), layer))
+    throw Error("--layer: " + std::to_string(layer) + " is not in " + file + " (layers " +
+                format_index_set(layers) + ")");
+  try {
+    return strategy_masks(strategy, step, layer);
+  } catch (const Error& e) {
+    throw Error(std::string("--strategy: ") + e.what());
+  }
+}
+
+}  // namespace
 
 CommonOptions parse_common(const Args& args, const std::string& default_mask) {
   CommonOptions c;
@@ -103,6 +146,12 @@ CommonOptions parse_common(const Args& args, const std::string& default_mask) {
   if (args.has("--text-length") && !args.has("--text-pad"))
     throw Error("--text-length: needs --text-pad P (text slots after the video, e.g. 256)");
   c.layout = parse_layout(args.get("--layout", "tiled"), "--layout");
+  if (args.has("--strategy")) {
+    c.masks = strategy_masks_from_args(args);
+  } else if (args.has("--step") || args.has("--layer")) {
+    throw Error(std::string(args.has("--step") ? "--step" : "--layer") +
+                ": needs --strategy FILE (a FastVideo mask strategy)");
+  }
   for (const auto& m : args.get_all("--mask")) c.masks.push_back(parse_mask(m, "--mask"));
   if (c.masks.empty()) c.masks.push_back(parse_mask(default_mask, "--mask"));
   c.geometry.validate();
@@ -121,6 +170,9 @@ std::string common_help() {
   --text-length N      real text tokens after the video [default 0]
   --text-pad P         text slots after the video, S = T*H*W + P (FastVideo: 256) [default 0]
   --layout tiled|raster  token order of the video part [default tiled]
+  --strategy FILE      FastVideo mask strategy JSON ("t_l_h": [kt, kh, kw] in TILES); with
+  --step S --layer L   one sta mask per head, heads 0..H-1 of denoising step S, layer L
+                       (instead of --mask; see `sta strategy --help`)
 )";
 }
 
