@@ -308,6 +308,7 @@ Bits load_le(const unsigned char* p) {
 
 // Converts `count` little-endian values of `item_size` bytes at `src` to float32 at `dst`.
 void decode(const unsigned char* src, int item_size, int64_t count, float* dst) {
+  if (count == 0) return;  // dst may be the null data() of an empty vector
   if (item_size == 4) {
     if (kHostLittleEndian) {
       std::memcpy(dst, src, static_cast<size_t>(count) * 4);
