@@ -1,0 +1,226 @@
+// The paper's Table 2 on a CPU: dense attention, tiled NATTEN (swa) and STA, side by side in
+// one run with an OpenBLAS sgemm roofline. One benchmark function per backend, all registered
+// over the same problem sets:
+//   Quick/...   a scaled-down Table 2 (canvas 12x32x40), the whole set in well under a minute:
+//               sta_bench --benchmark_filter=Quick
+//   Table2/...  the paper's shape (one head, D=128, canvas 30x48x80, tile 6x8x8, no text);
+//               opt-in, minutes: sta_bench --benchmark_filter=Table2 --benchmark_repetitions=3
+// scripts/bench_table.py turns --benchmark_out=X.json --benchmark_out_format=json into the
+// Markdown table (speedups over dense, sparsity, blocks, share of the sgemm roofline).
+//
+// Counters per attention run: dense / mixed / empty = the kernel's own block counters,
+// sparsity = masked fraction of the video attention map, GFLOP/s = useful FLOPs (4 D per
+// allowed query-key pair) per second, computed_GFLOP/s = FLOPs of the blocks the kernel
+// actually computed (4 D per pair of every dense or mixed block), omp_threads = OpenMP threads.
+#include <benchmark/benchmark.h>
+#include <cblas.h>
+#include <omp.h>
+
+#include <cstdint>
+#include <fstream>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "sta/attention.hpp"
+#include "sta/blocks.hpp"
+#include "sta/mask.hpp"
+
+namespace {
+
+using sta::Backend;
+using sta::Extent3;
+using sta::Mask;
+
+/// One problem set: a geometry, a head dim, and the masks each backend runs on it.
+struct ProblemSet {
+  std::string name;
+  sta::Geometry geometry;
+  int64_t dim = 128;
+  std::vector<std::string> dense_masks;
+  std::vector<std::string> natten_masks;
+  std::vector<std::string> sta_masks;
+};
+
+std::vector<ProblemSet> problem_sets() {
+  ProblemSet quick;
+  quick.name = "Quick";
+  quick.geometry.canvas = {12, 32, 40};  // 2 x 4 x 5 tiles of 6 x 8 x 8
+  quick.geometry.tile = {6, 8, 8};
+  quick.dense_masks = {"full"};
+  quick.natten_masks = {"swa:11,17,17"};
+  quick.sta_masks = {"sta:3,3,3", "sta:1,3,3"};
+
+  ProblemSet table2;  // STA paper, Table 2 (HunyuanVideo 720p latent, one head)
+  table2.name = "Table2";
+  table2.geometry.canvas = {30, 48, 80};  // 5 x 6 x 10 tiles
+  table2.geometry.tile = {6, 8, 8};
+  table2.dense_masks = {"full"};
+  table2.natten_masks = {"swa:19,25,25"};
+  table2.sta_masks = {"sta:5,5,5", "sta:3,3,3"};
+  return {quick, table2};
+}
+
+/// N(0,1) inputs, made once per sequence length and shared by every benchmark of that size.
+struct Inputs {
+  std::vector<float> q, k, v;
+};
+const Inputs& inputs_for(int64_t elements) {
+  static std::map<int64_t, Inputs> cache;
+  Inputs& in = cache[elements];
+  if (in.q.empty()) {
+    std::mt19937_64 rng(2024);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    for (auto* t : {&in.q, &in.k, &in.v}) {
+      t->resize(static_cast<size_t>(elements));
+      for (float& x : *t) x = normal(rng);
+    }
+  }
+  return in;
+}
+
+/// Query-key pairs the mask allows over the whole sequence (video by the classifier, text
+/// by SPEC section 4), and pairs inside the blocks the kernel computed.
+struct PairCounts {
+  double allowed = 0;
+  double computed = 0;
+};
+PairCounts pair_counts(const sta::Geometry& g, const sta::BlockStats& video,
+                       const sta::BlockCounts& did_one_head) {
+  const double v = static_cast<double>(g.video_tokens());
+  const double bt = static_cast<double>(g.tile_tokens());
+  const double text_pairs = v * static_cast<double>(g.text_length) +
+                            static_cast<double>(g.text_pad) * static_cast<double>(g.valid_keys());
+  PairCounts p;
+  p.allowed = static_cast<double>(video.allowed_pairs) + text_pairs;
+  p.computed = static_cast<double>(did_one_head.dense + did_one_head.mixed) * bt * bt + text_pairs;
+  return p;
+}
+
+void run_attention(benchmark::State& state, Backend backend, const ProblemSet& set,
+                   const std::string& mask_text) {
+  sta::AttentionOptions options;
+  options.geometry = set.geometry;
+  options.masks = {sta::parse_mask(mask_text)};
+  const sta::AttentionShape shape{1, 1, set.geometry.seq_len(), set.dim};
+  const Inputs& in = inputs_for(shape.elements());
+  std::vector<float> out(static_cast<size_t>(shape.elements()));
+  std::vector<float> lse(static_cast<size_t>(shape.seq));
+  sta::AttentionStats stats;
+  for (auto _ : state) {
+    stats = sta::attention(shape, options, in.q.data(), in.k.data(), in.v.data(), out.data(),
+                           lse.data(), backend);
+    benchmark::DoNotOptimize(out.data());
+    benchmark::ClobberMemory();
+  }
+  const sta::BlockStats video = sta::classify_blocks(set.geometry, options.masks[0]);
+  const PairCounts pairs = pair_counts(set.geometry, video, stats.counts);
+  const double flop_per_pair = 4.0 * static_cast<double>(set.dim);
+  using benchmark::Counter;
+  state.counters["dense"] = static_cast<double>(stats.counts.dense);
+  state.counters["mixed"] = static_cast<double>(stats.counts.mixed);
+  state.counters["empty"] = static_cast<double>(stats.counts.empty);
+  state.counters["sparsity"] = video.sparsity();
+  state.counters["omp_threads"] = stats.threads;
+  state.counters["GFLOP/s"] = Counter(1e-9 * flop_per_pair * pairs.allowed,
+                                      Counter::kIsIterationInvariantRate);
+  state.counters["computed_GFLOP/s"] = Counter(1e-9 * flop_per_pair * pairs.computed,
+                                               Counter::kIsIterationInvariantRate);
+  state.SetLabel(stats.isa);
+}
+
+// One function per backend (STYLE.md), registered over the same problem sets below.
+void BM_Dense(benchmark::State& state, const ProblemSet& set, const std::string& mask) {
+  run_attention(state, Backend::kDense, set, mask);
+}
+void BM_Natten(benchmark::State& state, const ProblemSet& set, const std::string& mask) {
+  run_attention(state, Backend::kNatten, set, mask);
+}
+void BM_Sta(benchmark::State& state, const ProblemSet& set, const std::string& mask) {
+  run_attention(state, Backend::kSta, set, mask);
+}
+
+/// The roofline: OpenBLAS sgemm C = A B^T of one 384-row tile against one 384-key tile
+/// (M = N = 384, K = D = 128), the shape of S = Q K^T. With `threads` > 1 every OpenMP thread
+/// multiplies its own matrices (what the attention kernels do), BLAS itself single-threaded;
+/// the rate counted is the total over threads.
+void BM_Sgemm(benchmark::State& state, int64_t m, int64_t n, int64_t k, int threads) {
+  openblas_set_num_threads(1);
+  const int mi = static_cast<int>(m), ni = static_cast<int>(n), ki = static_cast<int>(k);
+  std::vector<std::vector<float>> a(threads), b(threads), c(threads);
+  for (int t = 0; t < threads; ++t) {
+    a[t].assign(static_cast<size_t>(m * k), 0.5f);
+    b[t].assign(static_cast<size_t>(n * k), 0.25f);
+    c[t].assign(static_cast<size_t>(m * n), 0.0f);
+  }
+  constexpr int kCallsPerIteration = 16;
+  for (auto _ : state) {
+#pragma omp parallel num_threads(threads)
+    {
+      const int t = omp_get_thread_num();
+      for (int i = 0; i < kCallsPerIteration; ++i) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, mi, ni, ki, 1.0f, a[t].data(), ki,
+                    b[t].data(), ki, 0.0f, c[t].data(), ni);
+      }
+    }
+    benchmark::ClobberMemory();
+  }
+  state.counters["omp_threads"] = threads;
+  state.counters["GFLOP/s"] = benchmark::Counter(
+      1e-9 * 2.0 * static_cast<double>(m * n * k) * kCallsPerIteration * threads,
+      benchmark::Counter::kIsIterationInvariantRate);
+}
+
+std::string cpu_model() {
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(cpuinfo, line)) {
+    if (line.rfind("model name", 0) == 0) {
+      const size_t colon = line.find(':');
+      return colon == std::string::npos ? line : line.substr(colon + 2);
+    }
+  }
+  return "unknown";
+}
+
+void register_benchmarks() {
+  static const std::vector<ProblemSet> sets = problem_sets();
+  const int threads = omp_get_max_threads();
+  for (const ProblemSet& set : sets) {
+    const bool big = set.name == "Table2";
+    auto tune = [&](benchmark::internal::Benchmark* b) {
+      b->UseRealTime()->Unit(benchmark::kMillisecond);
+      if (big) b->Iterations(1);  // tens of seconds per dense run
+    };
+    for (int t : {1, threads}) {
+      tune(benchmark::RegisterBenchmark(
+          (set.name + "/sgemm/384x384x128/threads:" + std::to_string(t)).c_str(), BM_Sgemm, 384,
+          384, 128, t));
+      if (threads == 1) break;
+    }
+    for (const std::string& mask : set.dense_masks) {
+      tune(benchmark::RegisterBenchmark((set.name + "/dense/" + mask).c_str(), BM_Dense, set, mask));
+    }
+    for (const std::string& mask : set.natten_masks) {
+      tune(benchmark::RegisterBenchmark((set.name + "/natten/" + mask).c_str(), BM_Natten, set, mask));
+    }
+    for (const std::string& mask : set.sta_masks) {
+      tune(benchmark::RegisterBenchmark((set.name + "/sta/" + mask).c_str(), BM_Sta, set, mask));
+    }
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::AddCustomContext("cpu_model", cpu_model());
+  benchmark::AddCustomContext("simd_isa", sta::simd_isa());
+  benchmark::AddCustomContext("omp_threads", std::to_string(omp_get_max_threads()));
+  register_benchmarks();
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

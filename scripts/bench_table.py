@@ -1,0 +1,149 @@
+#!/usr/bin/env python3
+"""Turns sta_bench JSON output into the Markdown table of the paper's Table 2.
+
+Usage:
+  build/sta_bench --benchmark_filter=Table2 --benchmark_repetitions=3 \
+      --benchmark_out=table2.json --benchmark_out_format=json
+  python3 scripts/bench_table.py table2.json [more.json ...] > table2.md
+
+For every problem set (Quick, Table2) it prints one row per attention run: sparsity, the
+kernel's block counters, time, speedup over the dense backend of the same run (measured and
+ideal = computed-block ratio), useful and computed GFLOP/s, and the share of the sgemm
+roofline measured in the same run with the same thread count. It then estimates what a mixed
+(masked) block costs relative to a dense one and checks the performance targets. Medians over
+repetitions are used when present. Python 3 standard library only.
+"""
+import json
+import statistics
+import sys
+
+TIME_TO_MS = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def load_runs(paths):
+    """Returns (context, {run_name: entry}) with one representative entry per run: the
+    median aggregate if the file has one, else the median of the iterations."""
+    context = {}
+    medians, iterations = {}, {}
+    for path in paths:
+        with open(path) as f:
+            data = json.load(f)
+        context = context or data.get("context", {})
+        for b in data.get("benchmarks", []):
+            name = b.get("run_name", b["name"]).replace("/real_time", "")
+            if b.get("run_type") == "aggregate":
+                if b.get("aggregate_name") == "median":
+                    medians[name] = b
+            elif "error_occurred" not in b:
+                iterations.setdefault(name, []).append(b)
+    runs = dict(medians)
+    for name, entries in iterations.items():
+        if name in runs:
+            continue
+        times = [e["real_time"] * TIME_TO_MS[e.get("time_unit", "ns")] for e in entries]
+        mid = statistics.median(times)
+        runs[name] = min(entries, key=lambda e: abs(
+            e["real_time"] * TIME_TO_MS[e.get("time_unit", "ns")] - mid))
+    return context, runs
+
+
+def ms(entry):
+    return entry["real_time"] * TIME_TO_MS[entry.get("time_unit", "ns")]
+
+
+def fmt(x, digits=1):
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def main(argv):
+    if len(argv) < 2:
+        sys.stderr.write(__doc__)
+        return 2
+    context, runs = load_runs(argv[1:])
+    sets = {}
+    for name, entry in runs.items():
+        parts = name.split("/")
+        if len(parts) < 3:
+            continue
+        sets.setdefault(parts[0], []).append((parts, entry))
+
+    print(f"CPU: {context.get('cpu_model', '?')}, {context.get('num_cpus', '?')} CPUs at "
+          f"{context.get('mhz_per_cpu', '?')} MHz; SIMD: {context.get('simd_isa', '?')}; "
+          f"OpenMP threads: {context.get('omp_threads', '?')}; "
+          f"load average at start: {context.get('load_avg', '?')}")
+    for set_name in sorted(sets, key=lambda s: (s != "Table2", s)):
+        rows = sets[set_name]
+        sgemm = {}
+        attention = []
+        for parts, entry in rows:
+            if parts[1] == "sgemm":
+                sgemm[int(entry.get("omp_threads", 1))] = entry
+            else:
+                attention.append((parts[1], "/".join(parts[2:]), entry))
+        order = {"dense": 0, "natten": 1, "sta": 2}
+        attention.sort(key=lambda r: (order.get(r[0], 9), -r[2].get("sparsity", 0)))
+        dense = next((e for b, _, e in attention if b == "dense"), None)
+        print(f"\n### {set_name}\n")
+        for threads, e in sorted(sgemm.items()):
+            total = e.get("GFLOP/s")
+            print(f"- OpenBLAS sgemm 384x384x128 roofline, {threads} thread(s): "
+                  f"{fmt(total)} GFLOP/s total, {fmt(total / threads)} GFLOP/s per core")
+        print()
+        print("| backend | mask | sparsity | dense | mixed | empty | time (ms) | speedup vs dense "
+              "| ideal | useful GFLOP/s | computed GFLOP/s | per core | % of sgemm |")
+        print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        dense_blocks = None
+        if dense is not None:
+            dense_blocks = dense["dense"] + dense["mixed"]
+        for backend, mask, e in attention:
+            threads = int(e.get("omp_threads", 1))
+            computed_blocks = e["dense"] + e["mixed"]
+            speedup = ms(dense) / ms(e) if dense else None
+            ideal = dense_blocks / computed_blocks if dense_blocks and computed_blocks else None
+            roof = sgemm.get(threads)
+            share = 100.0 * e["computed_GFLOP/s"] / roof["GFLOP/s"] if roof else None
+            print(f"| {backend} | {mask} | {100 * e['sparsity']:.2f}% | {int(e['dense'])} | "
+                  f"{int(e['mixed'])} | {int(e['empty'])} | {fmt(ms(e))} | {fmt(speedup, 2)}x | "
+                  f"{fmt(ideal, 2)}x | {fmt(e['GFLOP/s'])} | {fmt(e['computed_GFLOP/s'])} | "
+                  f"{fmt(e['computed_GFLOP/s'] / threads)} | {fmt(share)}% |")
+
+        # Cost of a mixed block: natten time = dense blocks * c_dense + mixed blocks * c_mixed,
+        # with c_dense the per-block time of the unmasked backends of the same run.
+        per_block = [ms(e) / e["dense"] for b, _, e in attention
+                     if b in ("dense", "sta") and e["dense"] > 0 and e["mixed"] == 0]
+        if per_block:
+            c_dense = statistics.median(per_block)
+            print()
+            print(f"- a dense block costs {c_dense:.3f} ms (median over the unmasked runs)")
+            for backend, mask, e in attention:
+                if e["mixed"] > 0:
+                    c_mixed = (ms(e) - e["dense"] * c_dense) / e["mixed"]
+                    print(f"- {backend} {mask}: a mixed block costs {c_mixed:.3f} ms = "
+                          f"{c_mixed / c_dense:.2f}x a dense block")
+
+        if set_name == "Table2" and dense is not None:
+            by_mask = {(b, m): e for b, m, e in attention}
+            checks = []
+            roof = sgemm.get(int(dense.get("omp_threads", 1)))
+            if roof:
+                share = dense["computed_GFLOP/s"] / roof["GFLOP/s"]
+                checks.append((f"dense >= 80% of sgemm ({100 * share:.1f}%)", share >= 0.80))
+            for mask, target in (("sta:3,3,3", 10.5), ("sta:5,5,5", 2.35)):
+                e = by_mask.get(("sta", mask))
+                if e:
+                    s = ms(dense) / ms(e)
+                    checks.append((f"sta {mask} >= {target}x faster than dense ({s:.2f}x)",
+                                   s >= target))
+            e, n = by_mask.get(("sta", "sta:3,3,3")), by_mask.get(("natten", "swa:19,25,25"))
+            if e and n:
+                s = ms(n) / ms(e)
+                checks.append((f"sta 3,3,3 >= 3x faster than natten 19,25,25 ({s:.2f}x)",
+                               s >= 3.0))
+            print()
+            for text, ok in checks:
+                print(f"- [{'x' if ok else ' '}] {text}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
