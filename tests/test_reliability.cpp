@@ -1,0 +1,208 @@
+// Hostile inputs and edge numerics: the option parsers under random mutation, NaN / Inf /
+// huge logits in every backend, and determinism across runs and between library and CLI.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "cli.hpp"
+#include "cli_runner.hpp"
+#include "sta/attention.hpp"
+#include "sta/error.hpp"
+#include "sta/npy.hpp"
+#include "sta/reference.hpp"
+
+namespace sta {
+namespace {
+
+std::string mutate(std::mt19937_64& rng, std::string s) {
+  static const std::string kAlphabet = "0123456789,:-+x sta swa full torus\x01\xff.e";
+  const int edits = 1 + static_cast<int>(rng() % 4);
+  for (int e = 0; e < edits; ++e) {
+    const size_t pos = s.empty() ? 0 : rng() % (s.size() + 1);
+    switch (rng() % 4) {
+      case 0: if (!s.empty() && pos < s.size()) s.erase(pos, 1); break;
+      case 1: s.insert(pos, 1, kAlphabet[rng() % kAlphabet.size()]); break;
+      case 2: if (pos < s.size()) s[pos] = static_cast<char>(rng() & 0xff); break;
+      default: s = s.substr(0, pos); break;
+    }
+  }
+  return s;
+}
+
+TEST(ParserFuzz, MutatedOptionValuesParseOrThrowError) {
+  const uint64_t seed = 71;
+  std::mt19937_64 rng(seed);
+  const std::vector<std::string> seeds = {"sta:3,3,3", "swa:19,25,25", "swa-torus:3,5,7", "full",
+                                          "30,48,80", "6,8", "tiled", "raster", "natten", "bf16"};
+  int parsed = 0, rejected = 0;
+  for (int i = 0; i < 100000; ++i) {
+    const std::string s = mutate(rng, seeds[rng() % seeds.size()]);
+    try {
+      switch (i % 5) {
+        case 0: parse_mask(s); break;
+        case 1: parse_extent3(s, "--video"); break;
+        case 2: parse_layout(s, "--layout"); break;
+        case 3: parse_backend(s); break;
+        default: parse_rounding(s); break;
+      }
+      ++parsed;
+    } catch (const Error& e) {
+      ASSERT_GT(std::strlen(e.what()), 0u);
+      ++rejected;
+    }
+  }
+  std::printf("parser fuzz (seed %llu): %d parsed, %d rejected with sta::Error, 0 crashes\n",
+              static_cast<unsigned long long>(seed), parsed, rejected);
+  EXPECT_GT(rejected, 50000);
+  EXPECT_GT(parsed, 1000);
+}
+
+TEST(ParserFuzz, RandomCommandLinesParseOrThrowError) {
+  std::mt19937_64 rng(72);
+  const std::vector<std::string> names = {"--video", "--tile", "--mask", "--text-length",
+                                          "--text-pad", "--layout", "--json", "--bogus"};
+  const std::vector<std::string> values = {"30,48,80", "6,8,8", "sta:3,3,3", "256", "-1", "0",
+                                           "tiled", "99999999999999999999", "swa:1,1,1", ""};
+  int ok = 0;
+  for (int i = 0; i < 20000; ++i) {
+    std::vector<std::string> tokens;
+    const int n = static_cast<int>(rng() % 7);
+    for (int t = 0; t < n; ++t) {
+      tokens.push_back(rng() % 2 ? names[rng() % names.size()] : mutate(rng, values[rng() % values.size()]));
+    }
+    std::vector<char*> argv;
+    for (auto& t : tokens) argv.push_back(t.data());
+    try {
+      cli::Args args(static_cast<int>(argv.size()), argv.data(), {"--json"});
+      args.check_known(cli::common_option_names());
+      const cli::CommonOptions c = cli::parse_common(args);
+      EXPECT_NO_THROW(c.geometry.validate());
+      ++ok;
+    } catch (const Error&) {
+    }
+  }
+  EXPECT_GT(ok, 100);
+}
+
+struct Small {
+  AttentionShape shape;
+  AttentionOptions opt;
+  std::vector<float> q, k, v;
+  explicit Small(std::vector<Mask> masks, uint64_t seed = 5) {
+    opt.geometry.canvas = {4, 8, 8};
+    opt.geometry.tile = {2, 4, 4};
+    opt.geometry.text_pad = 4;
+    opt.geometry.text_length = 3;
+    opt.masks = std::move(masks);
+    shape = {1, 1, opt.geometry.seq_len(), 16};
+    std::mt19937_64 rng(seed);
+    std::normal_distribution<float> n(0, 1);
+    for (auto* t : {&q, &k, &v}) {
+      t->resize(static_cast<size_t>(shape.elements()));
+      for (auto& x : *t) x = n(rng);
+    }
+  }
+  void run(Backend b, std::vector<float>* out, std::vector<float>* lse) const {
+    out->assign(static_cast<size_t>(shape.elements()), 0);
+    lse->assign(static_cast<size_t>(shape.seq), 0);
+    attention(shape, opt, q.data(), k.data(), v.data(), out->data(), lse->data(), b);
+  }
+};
+
+TEST(EdgeNumerics, NanKeyPoisonsExactlyTheRowsThatAttendIt) {
+  // STA 1,1,1: video queries of tile 0 attend tile 0 (+ text); others do not see key 0.
+  for (Backend b : {Backend::kReference, Backend::kSta, Backend::kNatten}) {
+    Small p({Mask::sta({1, 1, 1})});
+    p.k[0] = std::nanf("");  // key 0 lies in tile 0
+    std::vector<float> out, lse;
+    p.run(b, &out, &lse);
+    const int64_t tv = p.opt.geometry.tile_tokens(), V = p.opt.geometry.video_tokens();
+    for (int64_t i = 0; i < p.shape.seq; ++i) {
+      const bool sees_key0 = i < tv || i >= V;  // tile 0, or a text query
+      EXPECT_EQ(std::isnan(out[i * 16]), sees_key0) << to_string(b) << " row " << i;
+      EXPECT_EQ(std::isnan(lse[i]), sees_key0) << to_string(b) << " row " << i;
+    }
+  }
+}
+
+TEST(EdgeNumerics, HugeLogitsStayFinite) {
+  // Scores around 1e4: without the max-subtraction exp would overflow to inf.
+  for (Backend b : {Backend::kReference, Backend::kSta, Backend::kNatten, Backend::kDense}) {
+    Small p({b == Backend::kDense ? Mask::full() : Mask::sta({1, 2, 1})});
+    for (auto& x : p.q) x *= 100.0f;
+    for (auto& x : p.k) x *= 100.0f;
+    std::vector<float> out, lse, ref_out, ref_lse;
+    p.run(b, &out, &lse);
+    p.run(Backend::kReference, &ref_out, &ref_lse);
+    for (size_t i = 0; i < out.size(); ++i) ASSERT_TRUE(std::isfinite(out[i])) << to_string(b);
+    for (size_t i = 0; i < lse.size(); ++i) {
+      ASSERT_TRUE(std::isfinite(lse[i])) << to_string(b);
+      EXPECT_NEAR(lse[i], ref_lse[i], 1e-6 * std::fabs(ref_lse[i]) + 1e-3) << to_string(b);
+    }
+  }
+}
+
+TEST(EdgeNumerics, InfiniteValueReachesOnlyAttendingRows) {
+  for (Backend b : {Backend::kReference, Backend::kSta}) {
+    Small p({Mask::sta({1, 1, 1})});
+    const int64_t last_tile_key = p.opt.geometry.video_tokens() - 1;
+    p.v[last_tile_key * 16] = INFINITY;
+    std::vector<float> out, lse;
+    p.run(b, &out, &lse);
+    EXPECT_TRUE(std::isfinite(out[0])) << to_string(b);  // tile 0 does not see the last tile
+    EXPECT_FALSE(std::isfinite(out[last_tile_key * 16])) << to_string(b);
+  }
+}
+
+TEST(Determinism, SameBitsAcrossRuns) {
+  Small p({Mask::sta({1, 2, 2})}, 9);
+  std::vector<float> a, la, b, lb;
+  for (Backend be : {Backend::kSta, Backend::kNatten, Backend::kDense, Backend::kReference}) {
+    if (be == Backend::kDense) p.opt.masks = {Mask::full()};
+    p.run(be, &a, &la);
+    p.run(be, &b, &lb);
+    EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * 4)) << to_string(be);
+    EXPECT_EQ(0, std::memcmp(la.data(), lb.data(), la.size() * 4)) << to_string(be);
+  }
+}
+
+TEST(Determinism, CliOutputEqualsLibraryCallBitForBit) {
+  Small p({Mask::sta({1, 2, 1}), Mask::swa({3, 5, 5})}, 11);
+  p.shape.heads = 2;
+  for (auto* t : {&p.q, &p.k, &p.v}) {
+    const std::vector<float> one = *t;
+    t->insert(t->end(), one.rbegin(), one.rend());
+  }
+  const std::string dir = ::testing::TempDir() + "sta_det_" + std::to_string(::getpid());
+  std::system(("mkdir -p '" + dir + "'").c_str());
+  const std::vector<int64_t> shape = {1, 2, p.shape.seq, 16};
+  write_npy(dir + "/q.npy", p.q.data(), shape, true, "q");
+  write_npy(dir + "/k.npy", p.k.data(), shape, true, "k");
+  write_npy(dir + "/v.npy", p.v.data(), shape, true, "v");
+  std::vector<float> out, lse;
+  out.resize(p.q.size());
+  lse.resize(static_cast<size_t>(2 * p.shape.seq));
+  attention(p.shape, p.opt, p.q.data(), p.k.data(), p.v.data(), out.data(), lse.data(),
+            Backend::kNatten);
+  for (const char* threads : {"1", "2"}) {
+    const auto r = testing::run_cli(
+        "run --q " + dir + "/q.npy --k " + dir + "/k.npy --v " + dir + "/v.npy --video 4,8,8 " +
+        "--tile 2,4,4 --text-pad 4 --text-length 3 --mask sta:1,2,1 --mask swa:3,5,5 " +
+        "--backend natten --force --threads " + threads + " --out " + dir + "/out.npy --lse " +
+        dir + "/lse.npy");
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    const NpyArray cli_out = read_npy(dir + "/out.npy", "out"), cli_lse = read_npy(dir + "/lse.npy", "lse");
+    EXPECT_EQ(0, std::memcmp(cli_out.data.data(), out.data(), out.size() * 4)) << threads;
+    EXPECT_EQ(0, std::memcmp(cli_lse.data.data(), lse.data(), lse.size() * 4)) << threads;
+  }
+  std::system(("rm -rf '" + dir + "'").c_str());
+}
+
+}  // namespace
+}  // namespace sta
