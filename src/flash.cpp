@@ -220,6 +220,8 @@ struct QueryBlock {
 };
 
 /// The flash loop of one query block (see the file comment). Returns the blocks it computed.
+/// kMaskable = false (sta, dense) compiles the loop without any per-element mask code.
+template <bool kMaskable>
 BlockCounts run_query_block(const QueryBlock& qb, int64_t dim, float scale, int64_t row_chunk,
                             int64_t ld, const simd::SoftmaxKernels& kernels, Scratch& scratch) {
   BlockCounts did;
@@ -227,9 +229,11 @@ BlockCounts run_query_block(const QueryBlock& qb, int64_t dim, float scale, int6
   float* m = scratch.row_max.get();
   float* l = scratch.row_sum.get();
   float* alpha = scratch.alpha.get();
-  bool has_mask = false;
-  for (const KeySegment& seg : *qb.segments) has_mask = has_mask || seg.masked;
-  if (has_mask) scratch.mask.set_query_tile(*qb.mask, qb.query_tile);
+  if constexpr (kMaskable) {
+    bool has_mask = false;
+    for (const KeySegment& seg : *qb.segments) has_mask = has_mask || seg.masked;
+    if (has_mask) scratch.mask.set_query_tile(*qb.mask, qb.query_tile);
+  }
 
   for (int64_t r0 = 0; r0 < qb.rows; r0 += row_chunk) {
     const int64_t rows = std::min(row_chunk, qb.rows - r0);
@@ -243,9 +247,11 @@ BlockCounts run_query_block(const QueryBlock& qb, int64_t dim, float scale, int6
                   static_cast<int>(seg.count), static_cast<int>(dim), 1.0f, q,
                   static_cast<int>(dim), qb.k + seg.first * dim, static_cast<int>(dim), 0.0f, s,
                   static_cast<int>(ld));
-      if (seg.masked) {
-        scratch.mask.set_key_tile(seg.key_tile);
-        scratch.mask.apply(s, ld, r0, rows);  // video query tiles start at offset 0
+      if constexpr (kMaskable) {
+        if (seg.masked) {
+          scratch.mask.set_key_tile(seg.key_tile);
+          scratch.mask.apply(s, ld, r0, rows);  // video query tiles start at offset 0
+        }
       }
       kernels.online_softmax(s, ld, rows, seg.count, scale, m, l, alpha);
       if (!first) {
@@ -262,7 +268,7 @@ BlockCounts run_query_block(const QueryBlock& qb, int64_t dim, float scale, int6
                   first ? 0.0f : 1.0f, o, static_cast<int>(dim));
       first = false;
       if (r0 == 0) {
-        if (seg.masked) {
+        if (kMaskable && seg.masked) {
           did.mixed += 1;
         } else {
           did.dense += seg.tiles;
@@ -271,7 +277,7 @@ BlockCounts run_query_block(const QueryBlock& qb, int64_t dim, float scale, int6
     }
     for (int64_t r = 0; r < rows; ++r) {
       float* orow = o + r * dim;
-      if (l[r] > 0.0f) {
+      if (l[r] != 0.0f) {  // NaN scores propagate (PyTorch); only "no key" gives 0
         const float inv = 1.0f / l[r];
         for (int64_t d = 0; d < dim; ++d) orow[d] *= inv;
         qb.lse[qb.first + r0 + r] = m[r] + std::log(l[r]);
@@ -356,7 +362,10 @@ BlockCounts flash_attention(const AttentionShape& shape, const Geometry& g,
       qb.v = v + bh * seq * dim;
       qb.out = out + bh * seq * dim;
       qb.lse = lse + bh * seq;
-      BlockCounts block = run_query_block(qb, dim, scale, row_chunk, ld, kernels, scratch);
+      BlockCounts block =
+          mode == FlashMode::kNatten
+              ? run_query_block<true>(qb, dim, scale, row_chunk, ld, kernels, scratch)
+              : run_query_block<false>(qb, dim, scale, row_chunk, ld, kernels, scratch);
       if (qb.query_tile >= 0) {
         block.empty = n_tiles - block.dense - block.mixed;
         did += block;
