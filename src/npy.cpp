@@ -542,6 +542,9 @@ void write_npy(const std::string& path, const float* data, const std::vector<int
   struct stat st {};
   if (!force && ::lstat(path.c_str(), &st) == 0)
     throw Error(where + ": exists; refusing to overwrite it (pass --force)");
+  // --force replaces files, never devices or folders (rename() would swap out /dev/null).
+  if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
+    throw Error(where + ": exists and is not a regular file; refusing to replace it");
 
   // Same folder as the target so that rename() is atomic; O_EXCL so that concurrent writers
   // (or a stale file of a killed run) never share a temporary.

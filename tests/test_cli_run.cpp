@@ -203,6 +203,7 @@ TEST_F(CliRun, BadInputsExitTwoWithOneLineNamingTheArgument) {
        {"--mask", "sta"}},
       {qk + "--v " + p("v.npy") + " --video 2,4,5 --tile 1,2,2 --out " + p("o.npy"), {"--video"}},
       {qk + "--v " + p("v.npy") + tail + " --lse " + p("o.npy"), {"--lse", "same file"}},
+      {qk + "--v " + p("v.npy") + tail + " --stats /dev/null --force", {"--stats", "regular"}},
   };
   for (const Bad& b : bad) {
     const auto r = run_cli("run " + b.args);

@@ -191,6 +191,9 @@ TEST(NpyWrite, RefusesToOverwriteUnlessForced) {
   }
   EXPECT_EQ(files, 1);
   EXPECT_THROW(write_npy(dir.file("missing/out.npy"), one.data(), {1}, false, "--out"), Error);
+  // Even with force, only regular files are replaced: never a folder or a device.
+  EXPECT_THROW(write_npy(dir.path(), one.data(), {1}, true, "--out"), Error);
+  EXPECT_THROW(write_npy("/dev/null", one.data(), {1}, true, "--out"), Error);
 }
 
 TEST(NpyRead, Float16KnownValuesAreExact) {

@@ -53,7 +53,8 @@ void check_output(const std::string& path, bool force, const std::string& arg) {
   if (path.empty()) throw Error(arg + ": empty path; expected a file name");
   struct stat st {};
   if (::stat(path.c_str(), &st) == 0) {
-    if (S_ISDIR(st.st_mode)) throw Error(arg + " '" + path + "': is a folder; expected a file name");
+    if (!S_ISREG(st.st_mode))
+      throw Error(arg + " '" + path + "': exists and is not a regular file; expected a file name");
     if (!force) throw Error(arg + " '" + path + "': exists; refusing to overwrite it (pass --force)");
   }
   const auto slash = path.find_last_of('/');

@@ -32,7 +32,7 @@ std::string shape_to_string(const std::vector<int64_t>& shape);
 /// C order). Throws sta::Error whose message starts with `arg` and says what was expected on
 /// a bad magic, an unsupported version, dtype or Fortran order, a malformed header dict, a
 /// shape that is negative, overflows or exceeds kMaxNpyElements, or data that is shorter or
-/// longer than the header says. Never crashes or allocates more than the input's size.
+/// longer than the header says. Never crashes; allocates only for data actually present.
 NpyArray read_npy_bytes(const std::string& bytes, const std::string& arg);
 
 /// Reads the .npy file at `path` with the checks of read_npy_bytes(); error messages name
@@ -52,7 +52,7 @@ std::string npy_bytes(const float* data, const std::vector<int64_t>& shape);
 
 /// Writes npy_bytes(data, shape) to `path` atomically: a temporary file in the same folder,
 /// then a rename, so readers never see a half-written file. Refuses to replace an existing
-/// file unless `force`. Throws sta::Error naming `arg` and the path on any failure (and
+/// file unless `force`, and never replaces anything but a regular file (no devices, folders). Throws sta::Error naming `arg` and the path on any failure (and
 /// leaves no temporary file behind).
 void write_npy(const std::string& path, const float* data, const std::vector<int64_t>& shape,
                bool force, const std::string& arg);
