@@ -510,7 +510,7 @@ Svg blocks_svg(const Geometry& g, const std::vector<BlockPanel>& panels,
              "non-empty blocks (zoom with --range to see single blocks). ";
   }
   if (g.tiles().t > 1)
-    note2 += "Dark lines separate frames of tiles.";
+    note2 += "Dark lines separate frames (of tiles, in tiled order).";
   else if (g.tiles().h > 1)
     note2 += "Grey lines separate rows of tiles.";
   if (!note2.empty()) notes.push_back(note2);
@@ -712,6 +712,9 @@ Svg window_svg(const Geometry& g, const Mask& mask, const TokenCoord& query) {
 
   const int64_t tick_tiles = nice_step(n.w, std::max<int64_t>(2, static_cast<int64_t>(cw / 40)));
   const int64_t tick_tiles_y = nice_step(n.h, std::max<int64_t>(2, static_cast<int64_t>(ch / 28)));
+  int64_t frames_attended = 0;  // frames of key tiles the query tile attends
+  for (int64_t kt = 0; kt < n.t; ++kt) frames_attended += tile_class(0, kt) != BlockClass::kEmpty;
+  const int64_t tiles_per_frame = frames_attended ? w.attended_tiles / frames_attended : 0;
   for (int64_t i = 0; i < np; ++i) {
     const int64_t f = frames[static_cast<size_t>(i)];
     const double px = 24 + (i % cols) * panel_w, py = panels_top + (i / cols) * panel_h;
@@ -723,11 +726,7 @@ Svg window_svg(const Geometry& g, const Mask& mask, const TokenCoord& query) {
                           "\xE2\x80\x93" + std::to_string(f1 - 1) + ")";
       if (f == w.query_tile.t) label += ", query";
       if (tile_class(0, f) != BlockClass::kEmpty)
-        label += ": " + group_thousands(w.attended_tiles / [&] {
-                   int64_t per_t = 0;
-                   for (int64_t kt = 0; kt < n.t; ++kt) per_t += tile_class(0, kt) != BlockClass::kEmpty;
-                   return per_t;
-                 }()) + " key tiles";
+        label += ": " + group_thousands(tiles_per_frame) + " key tiles";
       if (in_window > 0 && in_window < g.tile.t)
         label += ", " + std::to_string(in_window) + "/" + std::to_string(g.tile.t) + " frames in window";
       svg.text(cx - margin, py + 15, label,
@@ -745,9 +744,9 @@ Svg window_svg(const Geometry& g, const Mask& mask, const TokenCoord& query) {
       svg.text(cx - margin - 4, yy + 4, std::to_string(t * g.tile.h), text_style(11, "end", "", kMuted));
     }
     svg.text(cx + cw, cy - margin - 18, "x (tokens) \xE2\x86\x92", text_style(12, "end", "bold"));
-    TextStyle yl = text_style(12, "end", "bold");
+    TextStyle yl = text_style(12, "middle", "bold");
     yl.rotate = -90;
-    svg.text(cx - margin - 32, cy, "\xE2\x86\x90 y (tokens)", yl);
+    svg.text(cx - margin - 32, cy + ch / 2, ch >= 90 ? "\xE2\x86\x90 y (tokens)" : "\xE2\x86\x90 y", yl);
 
     svg.rect(cx, cy, cw, ch, fill_style("#FFFFFF"));
     // Attended key tiles: the query tile's block row in this frame of tiles.
@@ -990,9 +989,9 @@ Svg recall_svg(const Geometry& g, const Mask& mask, const AttentionRecall& recal
       pl += ": " + percent(per_frame_mass[static_cast<size_t>(i)], 1) + (in_window_t ? ", in window" : "");
     svg.text(cx, py + 16, pl, text_style(13, "start", per_frame && i == recall.query.t ? "bold" : "", kInk));
     svg.text(cx + mw, cy - 6, "x \xE2\x86\x92", text_style(11, "end", "", kMuted));
-    TextStyle yl = text_style(11, "end", "", kMuted);
+    TextStyle yl = text_style(11, "middle", "", kMuted);
     yl.rotate = -90;
-    svg.text(cx - 8, cy, "\xE2\x86\x90 y", yl);
+    svg.text(cx - 16, cy + mh / 2, "\xE2\x86\x90 y", yl);
     svg.text(cx - 4, cy + 10, "0", text_style(10, "end", "", kMuted));
     svg.text(cx - 4, cy + mh, std::to_string(c.h - 1), text_style(10, "end", "", kMuted));
     svg.text(cx, cy + mh + 12, "0", text_style(10, "start", "", kMuted));

@@ -136,6 +136,12 @@ int run_window(const Args& args) {
   return 0;
 }
 
+std::string format_scale(double scale) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.6g", scale);
+  return buf;
+}
+
 int run_recall(const Args& args) {
   args.check_known(with_common({"--q", "--k", "--batch", "--head", "--query", "--scale", "--heat",
                                 "--out", "--force"}));
@@ -172,7 +178,7 @@ int run_recall(const Args& args) {
                                              k.data.data() + offset, d, scale, query);
   const std::string label = "q: " + args.get("--q") + ", k: " + args.get("--k") + ", batch " +
                             std::to_string(batch) + ", head " + std::to_string(head) + ", " +
-                            to_string(c.layout) + " layout, scale " + std::to_string(scale);
+                            to_string(c.layout) + " layout, scale " + format_scale(scale);
   write_svg(args, out, recall_svg(g, mask, r, heat, label));
   std::printf("window mass %.4f (%lld keys = %.2f%% of the video), text mass %.4f\n", r.window_mass,
               static_cast<long long>(r.window_keys), 100.0 * r.window_key_fraction, r.text_mass);
