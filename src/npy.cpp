@@ -9,7 +9,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cctype>
 #include <cerrno>
 #include <cmath>
@@ -20,6 +19,7 @@
 #include <sstream>
 
 #include "sta/error.hpp"
+#include "sta/file_io.hpp"
 
 namespace sta {
 
@@ -332,29 +332,6 @@ void decode(const unsigned char* src, int item_size, int64_t count, float* dst) 
 
 std::string errno_text() { return std::strerror(errno); }
 
-// Deletes a temporary file unless released (after a successful rename or link).
-struct TempFile {
-  std::string path;
-  int fd = -1;
-  ~TempFile() {
-    if (fd >= 0) ::close(fd);
-    if (!path.empty()) ::unlink(path.c_str());
-  }
-};
-
-void write_all(int fd, const void* data, size_t size, const std::string& where) {
-  const char* p = static_cast<const char*>(data);
-  while (size > 0) {
-    const ssize_t n = ::write(fd, p, size);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      throw Error(where + ": write failed: " + errno_text());
-    }
-    p += n;
-    size -= static_cast<size_t>(n);
-  }
-}
-
 int64_t checked_elements(const std::vector<int64_t>& shape, const std::string& where) {
   if (static_cast<int>(shape.size()) > kMaxNpyDims)
     throw Error(where + ": shape has " + std::to_string(shape.size()) +
@@ -539,54 +516,13 @@ void write_npy(const std::string& path, const float* data, const std::vector<int
   const std::string where = arg + " '" + path + "'";
   const int64_t elements = checked_elements(shape, where);
   if (elements > 0 && data == nullptr) throw Error(where + ": null data for a non-empty shape");
-  struct stat st {};
-  if (!force && ::lstat(path.c_str(), &st) == 0)
-    throw Error(where + ": exists; refusing to overwrite it (pass --force)");
-  // --force replaces files, never devices or folders (rename() would swap out /dev/null).
-  if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
-    throw Error(where + ": exists and is not a regular file; refusing to replace it");
-
-  // Same folder as the target so that rename() is atomic; O_EXCL so that concurrent writers
-  // (or a stale file of a killed run) never share a temporary.
-  static std::atomic<unsigned> counter{0};
-  TempFile tmp;
-  for (int attempt = 0; tmp.fd < 0; ++attempt) {
-    const std::string name = path + ".tmp." + std::to_string(::getpid()) + "." +
-                             std::to_string(counter.fetch_add(1));
-    tmp.fd = ::open(name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (tmp.fd >= 0) tmp.path = name;
-    else if (errno != EEXIST || attempt > 100)
-      throw Error(where + ": cannot create a temporary file '" + name + "': " + errno_text());
-  }
-  const std::string header = npy_header(shape);
-  write_all(tmp.fd, header.data(), header.size(), where);
-  if (kHostLittleEndian) {
-    write_all(tmp.fd, data, static_cast<size_t>(elements) * 4, where);
-  } else {
-    const std::string all = npy_bytes(data, shape);
-    write_all(tmp.fd, all.data() + header.size(), all.size() - header.size(), where);
-  }
-  if (::fsync(tmp.fd) != 0 && errno != EINVAL && errno != EROFS)
-    throw Error(where + ": fsync failed: " + errno_text());
-  const int fd = tmp.fd;
-  tmp.fd = -1;
-  if (::close(fd) != 0) throw Error(where + ": close failed: " + errno_text());
-
-  if (force) {
-    if (std::rename(tmp.path.c_str(), path.c_str()) != 0)
-      throw Error(where + ": cannot rename the temporary file into place: " + errno_text());
-    tmp.path.clear();
+  if (!kHostLittleEndian) {
+    write_file_atomic(path, npy_bytes(data, shape), force, arg);
     return;
   }
-  // link() fails with EEXIST instead of replacing: no window between the check and the
-  // publish. Filesystems without hard links fall back to check-then-rename.
-  if (::link(tmp.path.c_str(), path.c_str()) == 0) return;  // ~TempFile unlinks the temporary
-  if (errno == EEXIST) throw Error(where + ": exists; refusing to overwrite it (pass --force)");
-  if (::lstat(path.c_str(), &st) == 0)
-    throw Error(where + ": exists; refusing to overwrite it (pass --force)");
-  if (std::rename(tmp.path.c_str(), path.c_str()) != 0)
-    throw Error(where + ": cannot rename the temporary file into place: " + errno_text());
-  tmp.path.clear();
+  const std::string header = npy_header(shape);
+  write_file_atomic(path, {{header.data(), header.size()}, {data, static_cast<size_t>(elements) * 4}},
+                    force, arg);
 }
 
 }  // namespace sta

@@ -1,14 +1,12 @@
 #include "cli.hpp"
 
-#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
-#include <sys/stat.h>
 
 #include "sta/error.hpp"
+#include "sta/file_io.hpp"
 #include "sta/strategy.hpp"
 
 namespace sta::cli {
@@ -204,24 +202,7 @@ std::string json_escape(const std::string& s) {
 
 void write_file_atomic(const std::string& path, const std::string& contents, bool force,
                        const std::string& arg) {
-  struct stat st {};
-  if (!force && ::stat(path.c_str(), &st) == 0)
-    throw Error(arg + ": '" + path + "' exists; refusing to overwrite it (pass --force)");
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) throw Error(arg + ": cannot create '" + tmp + "'");
-    f.write(contents.data(), static_cast<std::streamsize>(contents.size()));
-    f.flush();
-    if (!f) {
-      std::remove(tmp.c_str());
-      throw Error(arg + ": failed writing '" + tmp + "'");
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw Error(arg + ": cannot rename '" + tmp + "' to '" + path + "'");
-  }
+  sta::write_file_atomic(path, contents, force, arg);
 }
 
 }  // namespace sta::cli

@@ -69,8 +69,8 @@ struct Registrar {
 /// Minimal JSON string escaping for the tool's JSON output.
 std::string json_escape(const std::string& s);
 
-/// Writes `contents` to `path` atomically (temporary file in the same folder, then rename).
-/// Refuses to replace an existing file unless `force`; throws sta::Error naming `arg`.
+/// Writes `contents` to `path` with sta::write_file_atomic (include/sta/file_io.hpp):
+/// atomic, never replaces an existing file unless `force`; throws sta::Error naming `arg`.
 void write_file_atomic(const std::string& path, const std::string& contents, bool force,
                        const std::string& arg);
 

@@ -1,0 +1,27 @@
+#pragma once
+// Safe output files: nothing the user has is lost or half-written (SPEC section 7).
+#include <cstddef>
+#include <string>
+#include <vector>
+
+namespace sta {
+
+/// A run of bytes to write.
+struct ByteSpan {
+  const void* data;
+  size_t size;
+};
+
+/// Writes the concatenation of `parts` to `path` atomically: an exclusively created
+/// temporary file in the same folder, fsync, then publish. Without `force` an existing file
+/// is never replaced (link() refuses atomically); with `force` only a regular file is
+/// replaced, never a device or folder. Throws sta::Error "`arg` 'path': ..." on any failure
+/// and leaves no temporary file behind.
+void write_file_atomic(const std::string& path, const std::vector<ByteSpan>& parts, bool force,
+                       const std::string& arg);
+inline void write_file_atomic(const std::string& path, const std::string& bytes, bool force,
+                              const std::string& arg) {
+  write_file_atomic(path, {ByteSpan{bytes.data(), bytes.size()}}, force, arg);
+}
+
+}  // namespace sta

@@ -1,0 +1,91 @@
+#include "sta/file_io.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "sta/error.hpp"
+
+namespace sta {
+namespace {
+
+std::string errno_text() { return std::strerror(errno); }
+
+// Deletes a temporary file unless released (after a successful rename or link).
+struct TempFile {
+  std::string path;
+  int fd = -1;
+  ~TempFile() {
+    if (fd >= 0) ::close(fd);
+    if (!path.empty()) ::unlink(path.c_str());
+  }
+};
+
+void write_all(int fd, const void* data, size_t size, const std::string& where) {
+  const char* p = static_cast<const char*>(data);
+  while (size > 0) {
+    const ssize_t n = ::write(fd, p, size);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw Error(where + ": write failed: " + errno_text());
+    }
+    p += n;
+    size -= static_cast<size_t>(n);
+  }
+}
+
+}  // namespace
+
+void write_file_atomic(const std::string& path, const std::vector<ByteSpan>& parts, bool force,
+                       const std::string& arg) {
+  const std::string where = arg + " '" + path + "'";
+  if (path.empty()) throw Error(arg + ": empty path; expected a file name");
+  struct stat st {};
+  if (!force && ::lstat(path.c_str(), &st) == 0)
+    throw Error(where + ": exists; refusing to overwrite it (pass --force)");
+  // --force replaces files, never devices or folders (rename() would swap out /dev/null).
+  if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
+    throw Error(where + ": exists and is not a regular file; refusing to replace it");
+
+  // Same folder as the target so that rename() is atomic; O_EXCL so that concurrent writers
+  // (or a stale file of a killed run) never share a temporary.
+  static std::atomic<unsigned> counter{0};
+  TempFile tmp;
+  for (int attempt = 0; tmp.fd < 0; ++attempt) {
+    const std::string name = path + ".tmp." + std::to_string(::getpid()) + "." +
+                             std::to_string(counter.fetch_add(1));
+    tmp.fd = ::open(name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (tmp.fd >= 0) tmp.path = name;
+    else if (errno != EEXIST || attempt > 100)
+      throw Error(where + ": cannot create a temporary file '" + name + "': " + errno_text());
+  }
+  for (const ByteSpan& part : parts) write_all(tmp.fd, part.data, part.size, where);
+  if (::fsync(tmp.fd) != 0 && errno != EINVAL && errno != EROFS)
+    throw Error(where + ": fsync failed: " + errno_text());
+  const int fd = tmp.fd;
+  tmp.fd = -1;
+  if (::close(fd) != 0) throw Error(where + ": close failed: " + errno_text());
+
+  if (force) {
+    if (std::rename(tmp.path.c_str(), path.c_str()) != 0)
+      throw Error(where + ": cannot rename the temporary file into place: " + errno_text());
+    tmp.path.clear();
+    return;
+  }
+  // link() fails with EEXIST instead of replacing: no window between the check and the
+  // publish. Filesystems without hard links fall back to check-then-rename.
+  if (::link(tmp.path.c_str(), path.c_str()) == 0) return;  // ~TempFile unlinks the temporary
+  if (errno == EEXIST) throw Error(where + ": exists; refusing to overwrite it (pass --force)");
+  if (::lstat(path.c_str(), &st) == 0)
+    throw Error(where + ": exists; refusing to overwrite it (pass --force)");
+  if (std::rename(tmp.path.c_str(), path.c_str()) != 0)
+    throw Error(where + ": cannot rename the temporary file into place: " + errno_text());
+  tmp.path.clear();
+}
+
+}  // namespace sta
