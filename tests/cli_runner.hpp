@@ -3,6 +3,7 @@
 #include <sys/wait.h>
 
 #include <cstdio>
+#include <exception>
 #include <string>
 
 namespace sta::testing {
@@ -26,11 +27,15 @@ inline CliResult run_cli(const std::string& args) {
   return r;
 }
 
-/// The integer after `"key": ` in a flat JSON text, or -1.
+/// The integer after `"key": ` in a flat JSON text, or -1 if absent or not an integer.
 inline long long json_int(const std::string& json, const std::string& key) {
   const auto at = json.find("\"" + key + "\": ");
   if (at == std::string::npos) return -1;
-  return std::stoll(json.substr(at + key.size() + 4));
+  try {
+    return std::stoll(json.substr(at + key.size() + 4));
+  } catch (const std::exception&) {  // e.g. null: not an integer
+    return -1;
+  }
 }
 
 }  // namespace sta::testing

@@ -79,6 +79,7 @@ TEST(CliCounts, BadInputGivesOneLineErrorNamingTheArgument) {
       {"counts --layout zigzag", "--layout"},
       {"counts --frobnicate 3", "--frobnicate"},
       {"counts --video", "--video"},
+      {"counts --video --json", "--video"},
       {"frobnicate", "frobnicate"},
   };
   for (const auto& c : cases) {

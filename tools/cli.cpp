@@ -21,7 +21,9 @@ Args::Args(int argc, char** argv, std::vector<std::string> flags) {
       } else if (std::find(flags.begin(), flags.end(), a) != flags.end()) {
         options_.emplace_back(a, "");
       } else {
-        if (i + 1 >= argc) throw Error(a + ": missing value");
+        // A value never starts with "--": `--scale --force` is a missing value, not "--force".
+        if (i + 1 >= argc || std::string(argv[i + 1]).compare(0, 2, "--") == 0)
+          throw Error(a + ": missing value");
         options_.emplace_back(a, argv[++i]);
       }
     } else if (a == "-h") {
