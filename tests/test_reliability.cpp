@@ -6,6 +6,8 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <random>
 #include <string>
 #include <vector>
@@ -201,6 +203,47 @@ TEST(Determinism, CliOutputEqualsLibraryCallBitForBit) {
     EXPECT_EQ(0, std::memcmp(cli_out.data.data(), out.data(), out.size() * 4)) << threads;
     EXPECT_EQ(0, std::memcmp(cli_lse.data.data(), lse.data(), lse.size() * 4)) << threads;
   }
+  std::system(("rm -rf '" + dir + "'").c_str());
+}
+
+}  // namespace
+}  // namespace sta
+
+namespace sta {
+namespace {
+
+TEST(Memory, StaRunPeakRssStaysBelowTwiceInputsAndOutputs) {
+  // sta run on a Hunyuan-like slice (2x6x10 tiles + 256 text, D=128): the process's own
+  // peak RSS (getrusage, reported in the stats JSON) must stay below 2x (q+k+v+out+lse).
+  Geometry g;
+  g.canvas = {12, 48, 80};
+  g.text_pad = 256;
+  g.text_length = 226;
+  const int64_t S = g.seq_len(), D = 128;
+  const std::string dir = ::testing::TempDir() + "sta_mem_" + std::to_string(::getpid());
+  std::system(("mkdir -p '" + dir + "'").c_str());
+  {
+    std::vector<float> x(static_cast<size_t>(S * D));
+    std::mt19937_64 rng(81);
+    std::normal_distribution<float> n(0, 1);
+    for (const char* name : {"q", "k", "v"}) {
+      for (auto& e : x) e = n(rng);
+      write_npy(dir + "/" + name + ".npy", x.data(), {1, 1, S, D}, true, name);
+    }
+  }
+  const auto r = testing::run_cli("run --q " + dir + "/q.npy --k " + dir + "/k.npy --v " + dir +
+                                  "/v.npy --video 12,48,80 --text-pad 256 --text-length 226 " +
+                                  "--mask sta:3,3,3 --backend sta --force --out " + dir +
+                                  "/out.npy --lse " + dir + "/lse.npy --stats " + dir + "/st.json");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::ifstream f(dir + "/st.json");
+  const std::string stats((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  const long long peak = testing::json_int(stats, "peak_rss_bytes");
+  const double io_bytes = 4.0 * (4 * S * D + S);
+  std::printf("peak RSS %.1f MB for %.1f MB of inputs and outputs (ratio %.2f)\n", peak / 1e6,
+              io_bytes / 1e6, peak / io_bytes);
+  EXPECT_GT(peak, 0);
+  EXPECT_LT(peak, 2.0 * io_bytes);
   std::system(("rm -rf '" + dir + "'").c_str());
 }
 

@@ -1,6 +1,7 @@
 // `sta run`: attention on .npy inputs (SPEC section 7), the path golden files and GPU ports
 // are checked against. Thin: parse and check everything, call sta::attention(), write.
 #include <omp.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -31,7 +32,7 @@ Usage: sta run --q Q.npy --k K.npy --v V.npy --out OUT.npy [--lse LSE.npy]
                        query with no allowed key [default: not written]
   --stats FILE         JSON: backend, isa, threads, the kernel's own block counters dense,
                        mixed, empty (video blocks, summed over batches and heads), shape,
-                       masks, seconds [default: not written]
+                       masks, seconds, peak_rss_bytes [default: not written]
   --backend B          reference (double accumulation, slow) | natten (tiled, masks mixed
                        blocks) | sta (window tiles only; sta/full masks) | dense (full mask)
                        [default: sta if every mask is sta or full, else natten]
@@ -61,6 +62,13 @@ void check_output(const std::string& path, bool force, const std::string& arg) {
   const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
   if (::access(dir.c_str(), W_OK | X_OK) != 0)
     throw Error(arg + " '" + path + "': cannot write in folder '" + dir + "'");
+}
+
+// The process's peak resident set so far (getrusage; Linux reports kilobytes).
+long long peak_rss_bytes() {
+  struct rusage usage {};
+  ::getrusage(RUSAGE_SELF, &usage);
+  return static_cast<long long>(usage.ru_maxrss) * 1024;
 }
 
 std::string required(const Args& args, const std::string& name, const std::string& what) {
@@ -186,10 +194,10 @@ int run_run(int argc, char** argv) {
     char nums[512];
     std::snprintf(nums, sizeof nums,
                   "  \"dense\": %lld,\n  \"mixed\": %lld,\n  \"empty\": %lld,\n  \"total\": %lld,\n"
-                  "  \"scale\": %.17g,\n  \"seconds\": %.6f,\n",
+                  "  \"scale\": %.17g,\n  \"seconds\": %.6f,\n  \"peak_rss_bytes\": %lld,\n",
                   static_cast<long long>(c.dense), static_cast<long long>(c.mixed),
                   static_cast<long long>(c.empty), static_cast<long long>(c.total()),
-                  options.effective_scale(shape.dim), seconds);
+                  options.effective_scale(shape.dim), seconds, peak_rss_bytes());
     std::string json = "{\n";
     json += "  \"backend\": \"" + to_string(stats.backend) + "\",\n";
     json += "  \"isa\": \"" + json_escape(simd_isa()) + "\",\n";
