@@ -14,12 +14,11 @@ namespace {
 
 const char* kHelp = R"(sta viz: draw block classification and windows as SVG pictures (open them in a browser).
 
-Usage:
-  sta viz blocks [common options] [--compare M] [--order O] [--block Bq,Bk]
-                 [--range q0:q1,k0:k1] [--max-cells N] --out FILE.svg [--force]
-  sta viz window [common options] [--query t,y,x] --out FILE.svg [--force]
-  sta viz recall --q Q.npy --k K.npy [common options] [--batch B] [--head H]
-                 [--query t,y,x] [--scale S] [--heat log|linear] --out FILE.svg [--force]
+Usage: sta viz blocks [common options] [--compare M] [--order O] [--block Bq,Bk]
+                      [--range q0:q1,k0:k1] [--max-cells N] --out FILE.svg [--force]
+       sta viz window [common options] [--query t,y,x] --out FILE.svg [--force]
+       sta viz recall --q Q.npy --k K.npy [common options] [--batch B] [--head H]
+                      [--query t,y,x] [--scale S] [--heat log|linear] --out FILE.svg [--force]
 
 blocks   the block map of the video attention map: query blocks down, key blocks across,
          each cell dense (blue), mixed (orange) or empty (grey), counts and sparsity above.
