@@ -472,7 +472,9 @@ Svg blocks_svg(const Geometry& g, const std::vector<BlockPanel>& panels,
   const double budget = panels.size() == 1 ? 600 : panels.size() == 2 ? 500 : 330;
   double map_h = 0, x = 24;
   for (PanelPlan& p : plans) {
-    p.cell = std::min(40.0, std::floor(budget / std::max(p.drawn_rows, p.drawn_cols) * 4) / 4);
+    // Whole pixels when cells are large enough (crisper, shorter coordinates), else quarters.
+    const double fit = budget / static_cast<double>(std::max(p.drawn_rows, p.drawn_cols));
+    p.cell = std::min(40.0, fit >= 4 ? std::floor(fit) : std::floor(fit * 4) / 4);
     p.cell = std::max(p.cell, 1.0);
     // An aggregated last cell may cover fewer blocks: the map ends at the last block.
     const int64_t rows = p.range.q1 - p.range.q0, cols = p.range.k1 - p.range.k0;
