@@ -404,8 +404,10 @@ void draw_block_panel(Svg& svg, const Geometry& g, const PanelPlan& p, double x0
                  map_top + p.map_h, stroke_style(colour, width));
   };
   if (tiled) {
+    // Rows of tiles where they are far enough apart to read, frames of tiles on top.
+    if (n.h > 1 && (n.t == 1 || n.w * per_block >= 40))
+      separators(static_cast<double>(n.w), "#888888", 0.75);
     if (n.t > 1) separators(static_cast<double>(n.h * n.w), "#444444", 1);
-    else if (n.h > 1) separators(static_cast<double>(n.w), "#888888", 0.75);
   } else if (m.block_q == m.block_k && g.canvas.t > 1) {
     separators(static_cast<double>(g.canvas.h * g.canvas.w) / m.block_q, "#444444", 1);
   }
@@ -511,10 +513,12 @@ Svg blocks_svg(const Geometry& g, const std::vector<BlockPanel>& panels,
              " blocks, orange if any of them is mixed, else blue if any is dense; paler = fewer "
              "non-empty blocks (zoom with --range to see single blocks). ";
   }
-  if (g.tiles().t > 1)
-    note2 += "Dark lines separate frames (of tiles, in tiled order).";
-  else if (g.tiles().h > 1)
-    note2 += "Grey lines separate rows of tiles.";
+  if (g.tiles().t > 1) note2 += "Dark lines separate frames (of tiles, in tiled order). ";
+  bool row_lines = false;
+  for (const PanelPlan& p : plans)
+    row_lines |= p.map.order == Layout::kTiled && g.tiles().h > 1 &&
+                 (g.tiles().t == 1 || g.tiles().w * p.cell / static_cast<double>(p.group) >= 40);
+  if (row_lines) note2 += "Grey lines separate rows of tiles.";
   if (!note2.empty()) notes.push_back(note2);
   const Header header = make_header(title, notes, width);
   const double panels_top = header.height, map_top = panels_top + 100;
@@ -645,9 +649,10 @@ Svg window_svg(const Geometry& g, const Mask& mask, const TokenCoord& query) {
   const double s = std::min({panel_budget_w / g.canvas.w, panel_budget_h / g.canvas.h, 14.0});
   const double cw = s * g.canvas.w, ch = s * g.canvas.h;
   const double margin = 30;  // room around the canvas for the centred window outside it
-  const double label_h = two_d ? 0 : 22;
+  const double label_h = two_d ? 0 : 30;
   const double canvas_dx = 44 + margin, canvas_dy = label_h + 22 + margin;
-  const double panel_w = canvas_dx + cw + margin + 18;
+  // 3D panels carry a label such as "tile frame 12 (frames 72-77), query: 9 key tiles".
+  const double panel_w = std::max(canvas_dx + cw + margin + 18, two_d ? 0.0 : 400.0);
   const double panel_h = canvas_dy + ch + margin + 8;
   const double width = std::max(24 + cols * panel_w + 24, 900.0);
 
@@ -728,7 +733,7 @@ Svg window_svg(const Geometry& g, const Mask& mask, const TokenCoord& query) {
                           "\xE2\x80\x93" + std::to_string(f1 - 1) + ")";
       if (f == w.query_tile.t) label += ", query";
       if (tile_class(0, f) != BlockClass::kEmpty)
-        label += ": " + group_thousands(tiles_per_frame) + " key tiles";
+        label += ": " + group_thousands(tiles_per_frame) + (tiles_per_frame == 1 ? " key tile" : " key tiles");
       if (in_window > 0 && in_window < g.tile.t)
         label += ", " + std::to_string(in_window) + "/" + std::to_string(g.tile.t) + " frames in window";
       svg.text(cx - margin, py + 15, label,
