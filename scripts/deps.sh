@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages the project builds with (as root; skips what is present).
+# Extra package names given as arguments are installed too (test.sh adds chromium, which
+# renders the HTML report in a test).
 set -euo pipefail
-pkgs=(build-essential cmake pkg-config python3 libeigen3-dev libopenblas-dev libomp-dev
-      libxsimd-dev libgtest-dev libbenchmark-dev python3-numpy)
+pkgs=(build-essential cmake pkg-config python3 python3-numpy libeigen3-dev libopenblas-dev
+      libomp-dev libxsimd-dev libgtest-dev libbenchmark-dev "$@")
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

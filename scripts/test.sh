@@ -1,8 +1,17 @@
 #!/usr/bin/env bash
-# README command 2: install dependencies, build, run every test (ctest). Used by .ci/run.
+# README command 2: install dependencies, build, run every test (ctest), then the same suite
+# under AddressSanitizer + UndefinedBehaviorSanitizer. Used by .ci/run.
+# STA_SKIP_SANITIZE=1 skips the sanitizer pass (a quicker local run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/deps.sh
+bash scripts/deps.sh chromium
 bash scripts/build.sh
 ./build/sta theorems >/dev/null
-cd build && ctest --output-on-failure -j"$(nproc)"
+(cd build && ctest --output-on-failure -j"$(nproc)")
+if [ "${STA_SKIP_SANITIZE:-0}" != "1" ]; then
+  echo "== the same tests under AddressSanitizer + UndefinedBehaviorSanitizer =="
+  cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSTA_SANITIZE=ON \
+        -DSTA_BUILD_BENCH=OFF >/dev/null
+  cmake --build build-asan -j"$(nproc)"
+  (cd build-asan && ctest --output-on-failure -j"$(nproc)")
+fi
