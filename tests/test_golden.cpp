@@ -158,3 +158,52 @@ TEST(GoldenCli, BadInputs) {
 
 }  // namespace
 }  // namespace sta
+
+namespace sta {
+namespace {
+
+TEST(GoldenPresets, MediumPresetAgreesWithDirectDoubleAttentionOnSampledRows) {
+  // The medium preset is computed by the sta backend; check it against attention computed
+  // directly in double (mask_allows for every pair) on sampled rows of every head.
+  const GoldenPreset& p = find_golden_preset("medium");
+  const int64_t n = p.shape.elements(), S = p.shape.seq, D = p.shape.dim;
+  std::vector<float> q(n), k(n), v(n), out(n), lse(static_cast<size_t>(p.shape.heads * S));
+  golden_fill(q.data(), n, 0, 0);
+  golden_fill(k.data(), n, 0, 1);
+  golden_fill(v.data(), n, 0, 2);
+  attention_by_head(p.shape, p.options, q.data(), k.data(), v.data(), out.data(), lse.data(),
+                    p.backend, nullptr);
+  const double scale = p.options.effective_scale(D);
+  double worst = 0;
+  for (int64_t h = 0; h < p.shape.heads; ++h) {
+    const Mask& mask = mask_for_head(p.options.masks, h);
+    for (int64_t i = 0; i < S; i += 97) {  // ~144 rows per head, video and text
+      const float* qi = q.data() + (h * S + i) * D;
+      std::vector<double> s(static_cast<size_t>(S), -INFINITY);
+      double m = -INFINITY;
+      for (int64_t j = 0; j < S; ++j) {
+        if (!mask_allows(p.options.geometry, mask, p.options.layout, i, j)) continue;
+        double dot = 0;
+        for (int64_t d = 0; d < D; ++d) dot += double(qi[d]) * k[(h * S + j) * D + d];
+        s[j] = scale * dot;
+        m = std::max(m, s[j]);
+      }
+      double l = 0;
+      std::vector<double> o(static_cast<size_t>(D), 0.0);
+      for (int64_t j = 0; j < S; ++j) {
+        if (s[j] == -INFINITY) continue;
+        const double e = std::exp(s[j] - m);
+        l += e;
+        for (int64_t d = 0; d < D; ++d) o[d] += e * v[(h * S + j) * D + d];
+      }
+      for (int64_t d = 0; d < D; ++d)
+        worst = std::max(worst, std::fabs(o[d] / l - out[(h * S + i) * D + d]));
+      worst = std::max(worst, std::fabs(m + std::log(l) - lse[h * S + i]));
+    }
+  }
+  std::printf("medium preset vs direct double attention: max abs error %.3g\n", worst);
+  EXPECT_LT(worst, golden_tolerance(InputRounding::kNone)) << "max abs error " << worst;
+}
+
+}  // namespace
+}  // namespace sta
