@@ -11,12 +11,14 @@
 // Counters per attention run: dense / mixed / empty = the kernel's own block counters,
 // sparsity = masked fraction of the video attention map, GFLOP/s = useful FLOPs (4 D per
 // allowed query-key pair) per second, computed_GFLOP/s = FLOPs of the blocks the kernel
-// actually computed (4 D per pair of every dense or mixed block), omp_threads = OpenMP threads.
+// actually computed (4 D per pair of every dense or mixed block), omp_threads = OpenMP threads,
+// cpu_ms = CPU time of all threads per iteration (robust to other programs on the machine).
 #include <benchmark/benchmark.h>
 #include <cblas.h>
 #include <omp.h>
 
 #include <cstdint>
+#include <ctime>
 #include <fstream>
 #include <map>
 #include <random>
@@ -60,6 +62,14 @@ std::vector<ProblemSet> problem_sets() {
   table2.natten_masks = {"swa:19,25,25"};
   table2.sta_masks = {"sta:5,5,5", "sta:3,3,3"};
   return {quick, table2};
+}
+
+/// CPU seconds used by the whole process (all threads). On a shared machine wall time also
+/// counts other programs' time slices; CPU time per iteration does not.
+double process_cpu_seconds() {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
 }
 
 /// N(0,1) inputs, made once per sequence length and shared by every benchmark of that size.
@@ -108,12 +118,14 @@ void run_attention(benchmark::State& state, Backend backend, const ProblemSet& s
   std::vector<float> out(static_cast<size_t>(shape.elements()));
   std::vector<float> lse(static_cast<size_t>(shape.seq));
   sta::AttentionStats stats;
+  const double cpu_start = process_cpu_seconds();
   for (auto _ : state) {
     stats = sta::attention(shape, options, in.q.data(), in.k.data(), in.v.data(), out.data(),
                            lse.data(), backend);
     benchmark::DoNotOptimize(out.data());
     benchmark::ClobberMemory();
   }
+  const double cpu_seconds = process_cpu_seconds() - cpu_start;
   const sta::BlockStats video = sta::classify_blocks(set.geometry, options.masks[0]);
   const PairCounts pairs = pair_counts(set.geometry, video, stats.counts);
   const double flop_per_pair = 4.0 * static_cast<double>(set.dim);
@@ -127,6 +139,7 @@ void run_attention(benchmark::State& state, Backend backend, const ProblemSet& s
                                       Counter::kIsIterationInvariantRate);
   state.counters["computed_GFLOP/s"] = Counter(1e-9 * flop_per_pair * pairs.computed,
                                                Counter::kIsIterationInvariantRate);
+  state.counters["cpu_ms"] = Counter(1e3 * cpu_seconds, Counter::kAvgIterations);
   state.SetLabel(stats.isa);
 }
 
@@ -155,6 +168,7 @@ void BM_Sgemm(benchmark::State& state, int64_t m, int64_t n, int64_t k, int thre
     c[t].assign(static_cast<size_t>(m * n), 0.0f);
   }
   constexpr int kCallsPerIteration = 16;
+  const double cpu_start = process_cpu_seconds();
   for (auto _ : state) {
 #pragma omp parallel num_threads(threads)
     {
@@ -166,6 +180,8 @@ void BM_Sgemm(benchmark::State& state, int64_t m, int64_t n, int64_t k, int thre
     }
     benchmark::ClobberMemory();
   }
+  state.counters["cpu_ms"] = benchmark::Counter(1e3 * (process_cpu_seconds() - cpu_start),
+                                                benchmark::Counter::kAvgIterations);
   state.counters["omp_threads"] = threads;
   state.counters["GFLOP/s"] = benchmark::Counter(
       1e-9 * 2.0 * static_cast<double>(m * n * k) * kCallsPerIteration * threads,
