@@ -8,16 +8,6 @@ namespace sta {
 
 namespace {
 
-// Number of keys in [a, b) that the (possibly wrapping) interval `iv` contains.
-int64_t count_in_range(const AxisInterval& iv, int64_t axis_len, int64_t a, int64_t b) {
-  auto overlap = [&](int64_t lo, int64_t hi) {
-    return std::max<int64_t>(0, std::min(hi, b) - std::max(lo, a));
-  };
-  const int64_t end = iv.start + iv.length;
-  if (end <= axis_len) return overlap(iv.start, end);
-  return overlap(iv.start, axis_len) + overlap(0, end - axis_len);
-}
-
 AxisInterval axis_interval(const Geometry& g, const Mask& mask, int axis, int64_t q) {
   return allowed_keys_on_axis(mask.kind, mask.window[axis], g.canvas[axis], g.tile[axis], q);
 }
@@ -63,10 +53,12 @@ BlockStats classify_tiled(const Geometry& g, const Mask& mask) {
 // Raster order, any block size. For a query token the allowed keys form a box (product of
 // three intervals); f(k) = #allowed keys with raster index < k is O(1), so the allowed count
 // of a contiguous key block is f(end) - f(begin). Cost O(V * key_blocks), never O(V^2).
-BlockStats classify_raster(const Geometry& g, const Mask& mask, int64_t bq, int64_t bk) {
+BlockStats classify_raster(const Geometry& g, const Mask& mask, int64_t bq, int64_t bk,
+                           std::vector<BlockClass>* classes) {
   const int64_t v = g.video_tokens();
   const int64_t nqb = (v + bq - 1) / bq, nkb = (v + bk - 1) / bk;
   const Extent3 c = g.canvas;
+  if (classes) classes->assign(static_cast<size_t>(nqb * nkb), BlockClass::kEmpty);
   // Key block boundaries decomposed once into (t, y, x).
   std::vector<TokenCoord> bound(static_cast<size_t>(nkb + 1));
   for (int64_t j = 0; j <= nkb; ++j) {
@@ -102,12 +94,17 @@ BlockStats classify_raster(const Geometry& g, const Mask& mask, int64_t bq, int6
       for (int64_t j = 0; j < nkb; ++j) {
         const int64_t cells = (q_end - i * bq) * (std::min((j + 1) * bk, v) - j * bk);
         allowed += row[j];
-        if (row[j] == 0)
+        BlockClass cls = BlockClass::kMixed;
+        if (row[j] == 0) {
+          cls = BlockClass::kEmpty;
           ++empty;
-        else if (row[j] == cells)
+        } else if (row[j] == cells) {
+          cls = BlockClass::kDense;
           ++dense;
-        else
+        } else {
           ++mixed;
+        }
+        if (classes) (*classes)[static_cast<size_t>(i * nkb + j)] = cls;
       }
     }
   }
@@ -140,6 +137,11 @@ std::vector<BlockClass> axis_block_classes(const Geometry& g, const Mask& mask, 
 }
 
 BlockStats classify_blocks(const Geometry& g, const Mask& mask, const BlockPartition& p) {
+  return classify_blocks(g, mask, p, nullptr);
+}
+
+BlockStats classify_blocks(const Geometry& g, const Mask& mask, const BlockPartition& p,
+                           std::vector<BlockClass>* classes) {
   validate_for_blocks(g, mask);
   const int64_t tv = g.tile_tokens();
   const int64_t bq = p.block_q == 0 ? tv : p.block_q;
@@ -153,9 +155,18 @@ BlockStats classify_blocks(const Geometry& g, const Mask& mask, const BlockParti
                   std::to_string(tv) + " for tile " + to_string(g.tile) + "), got " +
                   std::to_string(bq) + "," + std::to_string(bk) +
                   "; use --order raster for other block sizes");
+    if (classes) {
+      const int64_t n = g.num_tiles();
+      classes->assign(static_cast<size_t>(n * n), BlockClass::kEmpty);
+      const auto visits = key_tile_visits(g, mask);
+      for (int64_t qt = 0; qt < n; ++qt)
+        for (const KeyTileVisit& v : visits[static_cast<size_t>(qt)])
+          (*classes)[static_cast<size_t>(qt * n + v.key_tile)] =
+              v.dense ? BlockClass::kDense : BlockClass::kMixed;
+    }
     return classify_tiled(g, mask);
   }
-  return classify_raster(g, mask, bq, bk);
+  return classify_raster(g, mask, bq, bk, classes);
 }
 
 std::vector<std::vector<KeyTileVisit>> key_tile_visits(const Geometry& g, const Mask& mask) {

@@ -85,6 +85,15 @@ AxisInterval allowed_keys_on_axis(MaskKind kind, int64_t window, int64_t axis_le
   return {0, 0};
 }
 
+int64_t count_in_range(const AxisInterval& iv, int64_t axis_len, int64_t a, int64_t b) {
+  auto overlap = [&](int64_t lo, int64_t hi) {
+    return std::max<int64_t>(0, std::min(hi, b) - std::max(lo, a));
+  };
+  const int64_t end = iv.start + iv.length;
+  if (end <= axis_len) return overlap(iv.start, end);
+  return overlap(iv.start, axis_len) + overlap(0, end - axis_len);
+}
+
 bool video_mask_allows(const Geometry& g, const Mask& mask, const TokenCoord& q,
                        const TokenCoord& k) {
   const int64_t qc[3] = {q.t, q.y, q.x};

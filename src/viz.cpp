@@ -153,15 +153,6 @@ std::string mask_text(const Mask& mask, bool two_d) {
          std::to_string(mask.window.w);
 }
 
-// Number of keys in [a, b) that the (possibly wrapping) interval `iv` contains.
-int64_t count_in_range(const AxisInterval& iv, int64_t axis_len, int64_t a, int64_t b) {
-  auto overlap = [&](int64_t lo, int64_t hi) {
-    return std::max<int64_t>(0, std::min(hi, b) - std::max(lo, a));
-  };
-  const int64_t end = iv.start + iv.length;
-  if (end <= axis_len) return overlap(iv.start, end);
-  return overlap(iv.start, axis_len) + overlap(0, end - axis_len);
-}
 
 // The pieces [start, end) of a possibly wrapping interval, inside [0, axis_len).
 std::vector<std::pair<int64_t, int64_t>> pieces(const AxisInterval& iv, int64_t axis_len) {
@@ -176,101 +167,6 @@ std::vector<std::pair<int64_t, int64_t>> pieces(const AxisInterval& iv, int64_t 
 void validate_inputs(const Geometry& g, const Mask& mask) {
   g.validate();
   validate_mask(mask, g);
-}
-
-BlockClassMap tiled_class_map(const Geometry& g, const Mask& mask) {
-  BlockClassMap m;
-  m.order = Layout::kTiled;
-  m.block_q = m.block_k = g.tile_tokens();
-  const int64_t n = g.num_tiles();
-  if (n > kMaxBlockMapCells / n)
-    throw Error("--video/--tile: " + std::to_string(n) + " tiles give a " + std::to_string(n) +
-                "x" + std::to_string(n) + " block map, more than the " +
-                std::to_string(kMaxBlockMapCells) + " cells a picture can hold; use larger tiles");
-  m.rows = m.cols = n;
-  m.stats = classify_blocks(g, mask);
-  m.classes.assign(static_cast<size_t>(n * n), BlockClass::kEmpty);
-  const auto visits = key_tile_visits(g, mask);
-  for (int64_t qt = 0; qt < n; ++qt)
-    for (const KeyTileVisit& v : visits[static_cast<size_t>(qt)])
-      m.classes[static_cast<size_t>(qt * n + v.key_tile)] =
-          v.dense ? BlockClass::kDense : BlockClass::kMixed;
-  return m;
-}
-
-// Raster order, any block size: the same O(1) box-range counting as classify_blocks() in
-// blocks.cpp (for a query token the allowed keys form a box, and f(k) = #allowed keys with
-// raster index < k is O(1), so a contiguous key block's count is f(end) - f(begin)), but
-// keeping every block's class.
-BlockClassMap raster_class_map(const Geometry& g, const Mask& mask, int64_t bq, int64_t bk) {
-  BlockClassMap m;
-  m.order = Layout::kRaster;
-  m.block_q = bq;
-  m.block_k = bk;
-  const int64_t v = g.video_tokens();
-  const int64_t nqb = (v + bq - 1) / bq, nkb = (v + bk - 1) / bk;
-  if (nqb > kMaxBlockMapCells / nkb)
-    throw Error("--block: " + std::to_string(bq) + "," + std::to_string(bk) + " gives a " +
-                std::to_string(nqb) + "x" + std::to_string(nkb) + " block map, more than the " +
-                std::to_string(kMaxBlockMapCells) + " cells a picture can hold; use larger blocks");
-  m.rows = nqb;
-  m.cols = nkb;
-  m.classes.assign(static_cast<size_t>(nqb * nkb), BlockClass::kEmpty);
-  const Extent3 c = g.canvas;
-  std::vector<TokenCoord> bound(static_cast<size_t>(nkb + 1));
-  for (int64_t j = 0; j <= nkb; ++j) {
-    const int64_t k = std::min(j * bk, v);
-    bound[static_cast<size_t>(j)] = {k / (c.h * c.w), (k / c.w) % c.h, k % c.w};
-  }
-  int64_t dense = 0, mixed = 0, empty = 0, allowed = 0;
-#pragma omp parallel reduction(+ : dense, mixed, empty, allowed)
-  {
-    std::vector<int64_t> row(static_cast<size_t>(nkb));
-    std::vector<int64_t> f(static_cast<size_t>(nkb + 1));
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t i = 0; i < nqb; ++i) {
-      std::fill(row.begin(), row.end(), 0);
-      const int64_t q_end = std::min((i + 1) * bq, v);
-      for (int64_t q = i * bq; q < q_end; ++q) {
-        const TokenCoord qc = token_coord(g, Layout::kRaster, q);
-        const AxisInterval it = allowed_keys_on_axis(mask.kind, mask.window.t, c.t, g.tile.t, qc.t);
-        const AxisInterval iy = allowed_keys_on_axis(mask.kind, mask.window.h, c.h, g.tile.h, qc.y);
-        const AxisInterval ix = allowed_keys_on_axis(mask.kind, mask.window.w, c.w, g.tile.w, qc.x);
-        const int64_t plane = iy.length * ix.length;
-        for (int64_t j = 0; j <= nkb; ++j) {
-          const TokenCoord& b = bound[static_cast<size_t>(j)];
-          int64_t n = count_in_range(it, c.t, 0, b.t) * plane;
-          if (b.t < c.t && interval_contains(it, c.t, b.t)) {
-            n += count_in_range(iy, c.h, 0, b.y) * ix.length;
-            if (interval_contains(iy, c.h, b.y)) n += count_in_range(ix, c.w, 0, b.x);
-          }
-          f[static_cast<size_t>(j)] = n;
-        }
-        for (int64_t j = 0; j < nkb; ++j)
-          row[static_cast<size_t>(j)] += f[static_cast<size_t>(j + 1)] - f[static_cast<size_t>(j)];
-      }
-      for (int64_t j = 0; j < nkb; ++j) {
-        const int64_t cells = (q_end - i * bq) * (std::min((j + 1) * bk, v) - j * bk);
-        const int64_t a = row[static_cast<size_t>(j)];
-        allowed += a;
-        BlockClass cls = BlockClass::kMixed;
-        if (a == 0) {
-          cls = BlockClass::kEmpty;
-          ++empty;
-        } else if (a == cells) {
-          cls = BlockClass::kDense;
-          ++dense;
-        } else {
-          ++mixed;
-        }
-        m.classes[static_cast<size_t>(i * nkb + j)] = cls;
-      }
-    }
-  }
-  m.stats.counts = {dense, mixed, empty};
-  m.stats.allowed_pairs = allowed;
-  m.stats.total_pairs = v * v;
-  return m;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -433,11 +329,30 @@ BlockClassMap block_class_map(const Geometry& g, const Mask& mask, const BlockPa
   if (bq < 1 || bk < 1)
     throw Error("--block: " + std::to_string(bq) + "," + std::to_string(bk) +
                 ", expected positive block sizes Bq,Bk");
+  BlockClassMap m;
+  m.order = p.order;
   if (p.order == Layout::kTiled) {
     if (bq != tv || bk != tv) classify_blocks(g, mask, p);  // throws the --block message
-    return tiled_class_map(g, mask);
+    m.rows = m.cols = g.num_tiles();
+    if (m.rows > kMaxBlockMapCells / m.cols)
+      throw Error("--video/--tile: " + std::to_string(m.rows) + " tiles give a " +
+                  std::to_string(m.rows) + "x" + std::to_string(m.cols) +
+                  " block map, more than the " + std::to_string(kMaxBlockMapCells) +
+                  " cells a picture can hold; use larger tiles");
+  } else {
+    const int64_t v = g.video_tokens();
+    m.rows = (v + bq - 1) / bq;
+    m.cols = (v + bk - 1) / bk;
+    if (m.rows > kMaxBlockMapCells / m.cols)
+      throw Error("--block: " + std::to_string(bq) + "," + std::to_string(bk) + " gives a " +
+                  std::to_string(m.rows) + "x" + std::to_string(m.cols) +
+                  " block map, more than the " + std::to_string(kMaxBlockMapCells) +
+                  " cells a picture can hold; use larger blocks");
   }
-  return raster_class_map(g, mask, bq, bk);
+  m.block_q = bq;
+  m.block_k = bk;
+  m.stats = classify_blocks(g, mask, {p.order, bq, bk}, &m.classes);
+  return m;
 }
 
 BlockRange parse_block_range(const std::string& text, const std::string& arg) {

@@ -48,6 +48,9 @@ struct BlockStats {
   }
 };
 
+/// Block class of one (query block, key block) pair.
+enum class BlockClass : uint8_t { kEmpty = 0, kMixed = 1, kDense = 2 };
+
 /// Classifies every block of the video part of one head's attention map. Tiled order
 /// requires tile-sized blocks and costs O(sum over axes of n_axis^2 * tile_axis); raster
 /// order takes any (block_q, block_k) and costs O(video_tokens * key_blocks). Never loops
@@ -55,8 +58,12 @@ struct BlockStats {
 BlockStats classify_blocks(const Geometry& g, const Mask& mask,
                            const BlockPartition& partition = {});
 
-/// Block class of one (query tile, key tile) pair.
-enum class BlockClass : uint8_t { kEmpty = 0, kMixed = 1, kDense = 2 };
+/// classify_blocks() that also keeps the class of every block: `classes` is resized to
+/// query_blocks * key_blocks, row-major (query blocks down, key blocks across). One byte per
+/// block: the caller bounds the block count (pictures, tests).
+BlockStats classify_blocks(const Geometry& g, const Mask& mask, const BlockPartition& partition,
+                           std::vector<BlockClass>* classes);
+
 
 /// One non-empty key tile a query tile must visit.
 struct KeyTileVisit {

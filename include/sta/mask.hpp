@@ -73,6 +73,10 @@ inline bool interval_contains(const AxisInterval& iv, int64_t axis_len, int64_t 
   return d < iv.length;
 }
 
+/// Number of keys in the token range [a, b) on an axis of `axis_len` tokens that `iv`
+/// contains (wrap-around included): O(1).
+int64_t count_in_range(const AxisInterval& iv, int64_t axis_len, int64_t a, int64_t b);
+
 /// Whether video token `q` may attend video token `k` (canvas coordinates, tokens).
 bool video_mask_allows(const Geometry& g, const Mask& mask, const TokenCoord& q,
                        const TokenCoord& k);
