@@ -7,6 +7,7 @@
 
 #include "sta/error.hpp"
 #include "sta/file_io.hpp"
+#include "sta/json.hpp"
 #include "sta/strategy.hpp"
 
 namespace sta::cli {
@@ -182,24 +183,8 @@ std::map<std::string, Command>& registry() {
 }
 
 std::string json_escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out;
+  const std::string quoted = json_quote(s);
+  return quoted.substr(1, quoted.size() - 2);
 }
 
 void write_file_atomic(const std::string& path, const std::string& contents, bool force,

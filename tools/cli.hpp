@@ -66,7 +66,7 @@ struct Registrar {
   explicit Registrar(Command c) { registry()[c.name] = std::move(c); }
 };
 
-/// Minimal JSON string escaping for the tool's JSON output.
+/// The contents of a JSON string literal for `s` (sta::json_quote without the quotes).
 std::string json_escape(const std::string& s);
 
 /// Writes `contents` to `path` with sta::write_file_atomic (include/sta/file_io.hpp):
