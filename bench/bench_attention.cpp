@@ -210,9 +210,11 @@ void register_benchmarks() {
       if (big) b->Iterations(1);  // tens of seconds per dense run
     };
     for (int t : {1, threads}) {
-      tune(benchmark::RegisterBenchmark(
+      benchmark::RegisterBenchmark(
           (set.name + "/sgemm/384x384x128/threads:" + std::to_string(t)).c_str(), BM_Sgemm, 384,
-          384, 128, t));
+          384, 128, t)
+          ->UseRealTime()
+          ->Unit(benchmark::kMillisecond);
       if (threads == 1) break;
     }
     for (const std::string& mask : set.dense_masks) {

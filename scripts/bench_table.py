@@ -14,6 +14,7 @@ roofline measured in the same run with the same thread count. It then estimates 
 repetitions are used when present. Python 3 standard library only.
 """
 import json
+import re
 import statistics
 import sys
 
@@ -30,7 +31,7 @@ def load_runs(paths):
             data = json.load(f)
         context = context or data.get("context", {})
         for b in data.get("benchmarks", []):
-            name = b.get("run_name", b["name"]).replace("/real_time", "")
+            name = re.sub(r"/(real_time|iterations:\d+)", "", b.get("run_name", b["name"]))
             if b.get("run_type") == "aggregate":
                 if b.get("aggregate_name") == "median":
                     medians[name] = b

@@ -329,11 +329,15 @@ BlockCounts flash_attention(const AttentionShape& shape, const Geometry& g,
   const int max_threads = std::max(1, omp_get_max_threads());
   const int team = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(max_threads, tasks)));
   std::vector<BlockCounts> per_thread(static_cast<size_t>(team));
+  // Scratch is allocated here, not inside the parallel region, so that a failed allocation
+  // throws to the caller instead of terminating.
+  std::vector<std::unique_ptr<Scratch>> scratches;
+  for (int t = 0; t < team; ++t) scratches.push_back(std::make_unique<Scratch>(g, row_chunk, ld));
   int used = 1;
 
 #pragma omp parallel num_threads(team)
   {
-    Scratch scratch(g, row_chunk, ld);
+    Scratch& scratch = *scratches[static_cast<size_t>(omp_get_thread_num())];
     BlockCounts did;
 #pragma omp single
     used = omp_get_num_threads();
