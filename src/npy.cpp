@@ -353,6 +353,9 @@ int64_t checked_elements(const std::vector<int64_t>& shape, const std::string& w
   return elements;
 }
 
+
+}  // namespace
+
 // The format-1.0 header: magic, version, length, dict, padding to a multiple of 64 bytes.
 std::string npy_header(const std::vector<int64_t>& shape) {
   std::string dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (";
@@ -372,8 +375,6 @@ std::string npy_header(const std::vector<int64_t>& shape) {
   out += static_cast<char>((dict.size() >> 8) & 0xff);
   return out + dict;
 }
-
-}  // namespace
 
 std::string shape_to_string(const std::vector<int64_t>& shape) {
   std::string out = "[";

@@ -2,7 +2,12 @@
 #include "sta/sha256.hpp"
 
 #include <array>
+#include <algorithm>
 #include <cstring>
+#include <fstream>
+#include <vector>
+
+#include "sta/error.hpp"
 
 namespace sta {
 namespace {
@@ -51,26 +56,60 @@ void compress(uint32_t h[8], const unsigned char* block) {
 
 }  // namespace
 
-std::string sha256_hex(const void* data, size_t size) {
-  uint32_t h[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
-                   0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+Sha256::Sha256() : h_{0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                       0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19} {}
+
+void Sha256::update(const void* data, size_t size) {
   const auto* p = static_cast<const unsigned char*>(data);
-  size_t full = size / 64;
-  for (size_t i = 0; i < full; ++i) compress(h, p + 64 * i);
+  total_ += size;
+  if (fill_ > 0) {
+    const size_t take = std::min(size, 64 - fill_);
+    std::memcpy(block_ + fill_, p, take);
+    fill_ += take;
+    p += take;
+    size -= take;
+    if (fill_ < 64) return;
+    compress(h_, block_);
+    fill_ = 0;
+  }
+  for (; size >= 64; p += 64, size -= 64) compress(h_, p);
+  std::memcpy(block_, p, size);
+  fill_ = size;
+}
+
+std::string Sha256::hex() {
   // Padding: 0x80, zeros, then the message length in bits, big-endian, to a 64-byte multiple.
+  const uint64_t bits = total_ * 8;
   unsigned char tail[128] = {};
-  const size_t rest = size - 64 * full;
-  if (rest) std::memcpy(tail, p + 64 * full, rest);
-  tail[rest] = 0x80;
-  const size_t tail_len = rest + 9 <= 64 ? 64 : 128;
-  const uint64_t bits = static_cast<uint64_t>(size) * 8;
+  std::memcpy(tail, block_, fill_);
+  tail[fill_] = 0x80;
+  const size_t tail_len = fill_ + 9 <= 64 ? 64 : 128;
   for (int i = 0; i < 8; ++i) tail[tail_len - 1 - i] = static_cast<unsigned char>(bits >> (8 * i));
-  for (size_t off = 0; off < tail_len; off += 64) compress(h, tail + off);
+  for (size_t off = 0; off < tail_len; off += 64) compress(h_, tail + off);
   static const char* kHex = "0123456789abcdef";
   std::string out(64, '0');
   for (int i = 0; i < 8; ++i)
-    for (int j = 0; j < 8; ++j) out[i * 8 + j] = kHex[(h[i] >> (28 - 4 * j)) & 0xf];
+    for (int j = 0; j < 8; ++j) out[i * 8 + j] = kHex[(h_[i] >> (28 - 4 * j)) & 0xf];
   return out;
+}
+
+std::string sha256_hex(const void* data, size_t size) {
+  Sha256 sha;
+  sha.update(data, size);
+  return sha.hex();
+}
+
+std::string sha256_file_hex(const std::string& path, const std::string& arg) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw Error(arg + ": cannot read '" + path + "'");
+  Sha256 sha;
+  std::vector<char> buf(1 << 20);
+  while (f) {
+    f.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    sha.update(buf.data(), static_cast<size_t>(f.gcount()));
+  }
+  if (f.bad()) throw Error(arg + ": failed reading '" + path + "'");
+  return sha.hex();
 }
 
 }  // namespace sta

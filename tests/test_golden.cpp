@@ -58,6 +58,14 @@ TEST(Sha256, KnownVectors) {
   EXPECT_EQ(sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
   EXPECT_EQ(sha256_hex(std::string(1000000, 'a')),
             "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+  // Incremental updates in uneven runs give the one-shot digest.
+  std::string text(1000, 'x');
+  for (size_t i = 0; i < text.size(); ++i) text[i] = static_cast<char>(i * 7 + 3);
+  for (size_t step : {1u, 7u, 63u, 64u, 65u, 999u}) {
+    Sha256 sha;
+    for (size_t i = 0; i < text.size(); i += step) sha.update(text.data() + i, std::min(step, text.size() - i));
+    EXPECT_EQ(sha.hex(), sha256_hex(text)) << step;
+  }
 }
 
 TEST(GoldenPresets, SmallPresetsComeFromTheReference) {

@@ -32,7 +32,7 @@ void print_counts(const char* label, const Geometry& g, const Mask& m) {
   const double ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   std::printf("  %-5s %-18s dense %7lld  mixed %7lld  empty %7lld  (of %lld)  sparsity %6.2f%%"
-              "  [%.1f ms]\n",
+              "  [%.2f ms]\n",
               label, to_string(m).c_str(), (long long)s.counts.dense, (long long)s.counts.mixed,
               (long long)s.counts.empty, (long long)s.counts.total(), 100.0 * s.sparsity(), ms);
 }

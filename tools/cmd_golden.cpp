@@ -6,13 +6,12 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "cli.hpp"
 #include "sta/error.hpp"
+#include "sta/file_io.hpp"
 #include "sta/golden.hpp"
 #include "sta/json.hpp"
 #include "sta/npy.hpp"
@@ -66,14 +65,6 @@ Usage: sta verify DIR [--hashes-only] [--threads N]
    within the manifest's tolerance (skipped with --hashes-only).
 Exit code 0 when everything holds, 1 when something does not, 2 on a malformed folder.
 )";
-
-std::string read_bytes(const std::string& path, const std::string& arg) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw Error(arg + ": cannot read '" + path + "'");
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
 
 std::string int_list(const std::vector<int64_t>& v) {
   std::string s = "[";
@@ -262,10 +253,16 @@ int run_golden(int argc, char** argv) {
   const std::vector<int64_t> shape4 = {p.shape.batch, p.shape.heads, p.shape.seq, p.shape.dim};
   const std::vector<int64_t> shape3 = {p.shape.batch, p.shape.heads, p.shape.seq};
   std::vector<FileEntry> files;
+  // Header and data are written and hashed in place: no second copy of a (GB-sized) tensor.
   auto put = [&](const char* name, const std::vector<float>& data, const std::vector<int64_t>& shape) {
-    const std::string bytes = npy_bytes(data.data(), shape);
-    write_file_atomic(dir + "/" + name, bytes, force, "--dir");
-    files.push_back({name, shape, sha256_hex(bytes), bytes.size()});
+    const std::string header = npy_header(shape);
+    const size_t data_bytes = data.size() * sizeof(float);
+    sta::write_file_atomic(dir + "/" + name, {{header.data(), header.size()}, {data.data(), data_bytes}},
+                           force, "--dir");
+    Sha256 sha;
+    sha.update(header.data(), header.size());
+    sha.update(data.data(), data_bytes);
+    files.push_back({name, shape, sha.hex(), header.size() + data_bytes});
   };
   put("q.npy", q, shape4);
   put("k.npy", k, shape4);
@@ -347,7 +344,7 @@ int run_verify(int argc, char** argv) {
   if (!files.is_object()) throw Error(where + ": files must be an object");
   for (const char* name : {"q.npy", "k.npy", "v.npy", "out.npy", "lse.npy"}) {
     const std::string want = files.at(name, where + " files").at("sha256", where + " files." + name).as_string(where);
-    const std::string got = sha256_hex(read_bytes(dir + "/" + name, "DIR"));
+    const std::string got = sha256_file_hex(dir + "/" + name, "DIR");
     const bool same = got == want;
     ok = ok && same;
     std::printf("  %-8s sha256 %s%s\n", name, same ? "ok" : "MISMATCH (file changed)", same ? "" : ("\n           manifest " + want + "\n           file     " + got).c_str());

@@ -44,6 +44,12 @@ NpyArray read_npy(const std::string& path, const std::string& arg);
 /// the first such element (flat index and multi-index), its value and how many there are.
 void check_finite(const NpyArray& array, const std::string& arg);
 
+/// The header of a format-1.0 float32 ('<f4', C order) .npy file of `shape`: magic,
+/// version, header length and the dict, padded with spaces and a final '\n' so that the
+/// data starts at a multiple of 64 bytes. The data (product(shape) little-endian floats)
+/// follows it directly. Does not check the shape (npy_bytes and write_npy do).
+std::string npy_header(const std::vector<int64_t>& shape);
+
 /// The complete bytes of a format-1.0 float32 ('<f4', C order) .npy file holding
 /// product(shape) values from `data`: magic, version, header length, the dict padded with
 /// spaces and a final '\n' so that data starts at a multiple of 64 bytes. Bit-exact
