@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <fstream>
 #include <sstream>
+#include <utility>
 
 #include "sta/error.hpp"
 
@@ -12,7 +13,8 @@ namespace {
 
 class Parser {
  public:
-  Parser(const std::string& text, const std::string& source) : s_(text), src_(source) {}
+  Parser(const std::string& text, const std::string& source, const JsonOptions& options)
+      : s_(text), src_(source), opt_(options) {}
 
   JsonValue document() {
     JsonValue v = value(0);
@@ -63,6 +65,7 @@ class Parser {
         skip_ws();
         if (i_ < s_.size() && s_[i_] == ',') {
           ++i_;
+          if (trailing_close('}')) return v;
           continue;
         }
         if (i_ < s_.size() && s_[i_] == '}') {
@@ -85,6 +88,7 @@ class Parser {
         skip_ws();
         if (i_ < s_.size() && s_[i_] == ',') {
           ++i_;
+          if (trailing_close(']')) return v;
           continue;
         }
         if (i_ < s_.size() && s_[i_] == ']') {
@@ -109,6 +113,17 @@ class Parser {
       return v;
     }
     if (consume("null")) return v;
+    if (opt_.allow_nonfinite) {
+      for (const auto& [word, value] : {std::pair<const char*, double>{"NaN", NAN},
+                                        {"Infinity", HUGE_VAL}, {"-Infinity", -HUGE_VAL}}) {
+        if (consume(word)) {
+          v.type = JsonValue::Type::kNumber;
+          v.text = word;
+          v.number = value;
+          return v;
+        }
+      }
+    }
     return number();
   }
 
@@ -214,8 +229,20 @@ class Parser {
     }
   }
 
+  // After a ',': with trailing commas allowed, a closing bracket may follow.
+  bool trailing_close(char close) {
+    if (!opt_.allow_trailing_commas) return false;
+    skip_ws();
+    if (i_ < s_.size() && s_[i_] == close) {
+      ++i_;
+      return true;
+    }
+    return false;
+  }
+
   const std::string& s_;
   const std::string& src_;
+  const JsonOptions opt_;
   size_t i_ = 0;
 };
 
@@ -262,8 +289,9 @@ double JsonValue::as_number(const std::string& where) const {
   return number;
 }
 
-JsonValue parse_json(const std::string& text, const std::string& source) {
-  return Parser(text, source).document();
+JsonValue parse_json(const std::string& text, const std::string& source,
+                     const JsonOptions& options) {
+  return Parser(text, source, options).document();
 }
 
 JsonValue read_json_file(const std::string& path) {

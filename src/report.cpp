@@ -9,6 +9,7 @@
 
 #include "sta/blocks.hpp"
 #include "sta/error.hpp"
+#include "sta/json.hpp"
 #include "sta/theory.hpp"
 #include "sta/viz.hpp"
 
@@ -21,185 +22,19 @@ namespace sta {
 namespace {
 
 // ---------------------------------------------------------------------------------------
-// A tolerant JSON reader for benchmark files: just enough to walk objects, arrays, strings,
-// numbers and literals. It accepts trailing commas and NaN / Infinity (which some tools
-// write), ignores what the report does not use, and reports malformed input by byte offset.
+// Benchmark JSON, read with sta::parse_json in its lenient mode.
 
-struct Value {
-  enum Kind { kNull, kBool, kNumber, kString, kArray, kObject } kind = kNull;
-  bool boolean = false;
-  double number = 0;
-  std::string text;
-  std::vector<Value> items;
-  std::vector<std::pair<std::string, Value>> members;
-
-  const Value* get(const std::string& key) const {
-    for (const auto& [k, v] : members)
-      if (k == key) return &v;
-    return nullptr;
-  }
-};
-
-class Reader {
- public:
-  Reader(const std::string& text, const std::string& source) : s_(text), source_(source) {}
-
-  Value document() {
-    Value v = value(0);
-    skip_space();
-    if (pos_ != s_.size()) fail("unexpected text after the JSON value");
-    return v;
-  }
-
- private:
-  [[noreturn]] void fail(const std::string& what) const {
-    throw Error(source_ + ": malformed JSON at byte " + std::to_string(pos_) + ": " + what);
-  }
-  void skip_space() {
-    while (pos_ < s_.size() && std::isspace(static_cast<unsigned char>(s_[pos_]))) ++pos_;
-  }
-  bool consume(const char* word) {
-    const size_t n = std::char_traits<char>::length(word);
-    if (s_.compare(pos_, n, word) != 0) return false;
-    pos_ += n;
-    return true;
-  }
-
-  Value value(int depth) {
-    if (depth > 64) fail("nesting deeper than 64");
-    skip_space();
-    if (pos_ >= s_.size()) fail("unexpected end of input");
-    Value v;
-    const char c = s_[pos_];
-    if (c == '{') {
-      v.kind = Value::kObject;
-      ++pos_;
-      for (;;) {
-        skip_space();
-        if (pos_ < s_.size() && s_[pos_] == '}') {
-          ++pos_;
-          return v;
-        }
-        if (pos_ >= s_.size() || s_[pos_] != '"') fail("expected a string key or '}'");
-        std::string key = string();
-        skip_space();
-        if (pos_ >= s_.size() || s_[pos_] != ':') fail("expected ':' after a key");
-        ++pos_;
-        v.members.emplace_back(std::move(key), value(depth + 1));
-        skip_space();
-        if (pos_ < s_.size() && s_[pos_] == ',') ++pos_;
-        else if (pos_ < s_.size() && s_[pos_] == '}') continue;
-        else fail("expected ',' or '}' in an object");
-      }
-    }
-    if (c == '[') {
-      v.kind = Value::kArray;
-      ++pos_;
-      for (;;) {
-        skip_space();
-        if (pos_ < s_.size() && s_[pos_] == ']') {
-          ++pos_;
-          return v;
-        }
-        v.items.push_back(value(depth + 1));
-        skip_space();
-        if (pos_ < s_.size() && s_[pos_] == ',') ++pos_;
-        else if (pos_ < s_.size() && s_[pos_] == ']') continue;
-        else fail("expected ',' or ']' in an array");
-      }
-    }
-    if (c == '"') {
-      v.kind = Value::kString;
-      v.text = string();
-      return v;
-    }
-    if (consume("true")) {
-      v.kind = Value::kBool;
-      v.boolean = true;
-      return v;
-    }
-    if (consume("false")) {
-      v.kind = Value::kBool;
-      return v;
-    }
-    if (consume("null")) return v;
-    v.kind = Value::kNumber;
-    if (consume("NaN")) {
-      v.number = std::nan("");
-      return v;
-    }
-    if (consume("Infinity")) {
-      v.number = HUGE_VAL;
-      return v;
-    }
-    if (consume("-Infinity")) {
-      v.number = -HUGE_VAL;
-      return v;
-    }
-    const char* begin = s_.c_str() + pos_;
-    char* end = nullptr;
-    v.number = std::strtod(begin, &end);
-    if (end == begin) fail(std::string("unexpected character '") + c + "'");
-    pos_ += static_cast<size_t>(end - begin);
-    return v;
-  }
-
-  std::string string() {
-    ++pos_;  // opening quote
-    std::string out;
-    while (pos_ < s_.size() && s_[pos_] != '"') {
-      char c = s_[pos_++];
-      if (c != '\\') {
-        out += c;
-        continue;
-      }
-      if (pos_ >= s_.size()) break;
-      const char e = s_[pos_++];
-      switch (e) {
-        case 'n': out += '\n'; break;
-        case 't': out += '\t'; break;
-        case 'r': out += '\r'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
-        case 'u': {
-          if (pos_ + 4 > s_.size()) fail("truncated \\u escape");
-          const unsigned long cp = std::strtoul(s_.substr(pos_, 4).c_str(), nullptr, 16);
-          pos_ += 4;
-          // Enough for names: the basic multilingual plane as UTF-8 (surrogates become '?').
-          if (cp < 0x80) {
-            out += static_cast<char>(cp);
-          } else if (cp < 0x800) {
-            out += static_cast<char>(0xC0 | (cp >> 6));
-            out += static_cast<char>(0x80 | (cp & 0x3F));
-          } else if (cp >= 0xD800 && cp < 0xE000) {
-            out += '?';
-          } else {
-            out += static_cast<char>(0xE0 | (cp >> 12));
-            out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-            out += static_cast<char>(0x80 | (cp & 0x3F));
-          }
-          break;
-        }
-        default: out += e;  // \" \\ \/ and anything else taken literally
-      }
-    }
-    if (pos_ >= s_.size()) fail("unterminated string");
-    ++pos_;  // closing quote
-    return out;
-  }
-
-  const std::string& s_;
-  const std::string& source_;
-  size_t pos_ = 0;
-};
-
-double number_or(const Value& obj, const std::string& key, double fallback) {
-  const Value* v = obj.get(key);
-  return v && v->kind == Value::kNumber && std::isfinite(v->number) ? v->number : fallback;
+const JsonValue* member(const JsonValue& obj, const std::string& key) {
+  const auto it = obj.object.find(key);
+  return it == obj.object.end() ? nullptr : &it->second;
 }
-std::string string_or(const Value& obj, const std::string& key, const std::string& fallback) {
-  const Value* v = obj.get(key);
-  return v && v->kind == Value::kString ? v->text : fallback;
+double number_or(const JsonValue& obj, const std::string& key, double fallback) {
+  const JsonValue* v = member(obj, key);
+  return v && v->type == JsonValue::Type::kNumber && std::isfinite(v->number) ? v->number : fallback;
+}
+std::string string_or(const JsonValue& obj, const std::string& key, const std::string& fallback) {
+  const JsonValue* v = member(obj, key);
+  return v && v->type == JsonValue::Type::kString ? v->text : fallback;
 }
 
 double to_ms(double t, const std::string& unit) {
@@ -477,9 +312,10 @@ std::string benchmark_section(const ReportOptions& o) {
 }  // namespace
 
 std::vector<BenchmarkResult> parse_benchmark_json(const std::string& text, const std::string& source) {
-  const Value doc = Reader(text, source).document();
-  const Value* list = doc.kind == Value::kObject ? doc.get("benchmarks") : nullptr;
-  if (!list || list->kind != Value::kArray)
+  // Google Benchmark may write NaN / Infinity counters; be lenient about trailing commas.
+  const JsonValue doc = parse_json(text, source, {true, true});
+  const JsonValue* list = doc.is_object() ? member(doc, "benchmarks") : nullptr;
+  if (!list || list->type != JsonValue::Type::kArray)
     throw Error(source + ": no \"benchmarks\" array; expected Google Benchmark JSON "
                 "(--benchmark_format=json)");
   struct Acc {
@@ -490,11 +326,11 @@ std::vector<BenchmarkResult> parse_benchmark_json(const std::string& text, const
   };
   std::vector<std::string> order;
   std::map<std::string, Acc> acc;
-  for (const Value& b : list->items) {
-    if (b.kind != Value::kObject) continue;
+  for (const JsonValue& b : list->array) {
+    if (!b.is_object()) continue;
     const std::string name = string_or(b, "name", "");
-    const Value* err = b.get("error_occurred");
-    if (name.empty() || (err && err->kind == Value::kBool && err->boolean)) continue;
+    const JsonValue* err = member(b, "error_occurred");
+    if (name.empty() || (err && err->type == JsonValue::Type::kBool && err->boolean)) continue;
     const double t = number_or(b, "real_time", -1);
     if (t < 0) continue;
     const double ms = to_ms(t, string_or(b, "time_unit", "ns"));

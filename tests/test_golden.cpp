@@ -215,3 +215,24 @@ TEST(GoldenPresets, MediumPresetAgreesWithDirectDoubleAttentionOnSampledRows) {
 
 }  // namespace
 }  // namespace sta
+
+namespace sta {
+namespace {
+
+TEST(Json, StrictByDefaultLenientOnRequest) {
+  EXPECT_EQ(parse_json("{\"a\": [1, 2.5, \"x\\u00e9\"], \"b\": null}", "t").at("a", "t").array.size(), 3u);
+  for (const char* bad : {"{\"a\": 1,}", "[1,]", "[NaN]", "{\"a\": 1, \"a\": 2}", "[1] x", "\"\\q\"",
+                          "[01]", "{", "[\"\\ud800\"]", "[1e]"})
+    EXPECT_THROW(parse_json(bad, "t"), Error) << bad;
+  const JsonValue v = parse_json("{\"a\": [NaN, Infinity, -Infinity,],}", "t", {true, true});
+  const auto& a = v.at("a", "t").array;
+  ASSERT_EQ(a.size(), 3u);
+  EXPECT_TRUE(std::isnan(a[0].number));
+  EXPECT_EQ(a[1].number, HUGE_VAL);
+  EXPECT_EQ(a[2].number, -HUGE_VAL);
+  EXPECT_EQ(parse_json("[12345678901]", "t").array[0].as_int("t"), 12345678901LL);
+  EXPECT_THROW(parse_json("[1.5]", "t").array[0].as_int("where"), Error);
+}
+
+}  // namespace
+}  // namespace sta

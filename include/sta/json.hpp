@@ -32,9 +32,17 @@ struct JsonValue {
   double as_number(const std::string& where) const;
 };
 
+/// Relaxations of strict JSON for files other programs write (Google Benchmark's output may
+/// hold NaN or Infinity counters).
+struct JsonOptions {
+  bool allow_nonfinite = false;        ///< accept NaN, Infinity and -Infinity as numbers
+  bool allow_trailing_commas = false;  ///< accept [1, 2,] and {"a": 1,}
+};
+
 /// Parses `text` (a whole JSON document). Throws sta::Error "`source`: ... at byte N" on any
 /// syntax error, on nesting deeper than 64, on duplicate keys and on trailing garbage.
-JsonValue parse_json(const std::string& text, const std::string& source);
+JsonValue parse_json(const std::string& text, const std::string& source,
+                     const JsonOptions& options = {});
 
 /// Reads and parses the file at `path`; messages name `path`.
 JsonValue read_json_file(const std::string& path);
