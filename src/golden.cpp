@@ -77,7 +77,7 @@ std::vector<GoldenPreset> build_presets() {
   // some spatially global, a few full. Takes minutes and ~5.7 GB of disk.
   std::vector<Mask> hunyuan_masks;
   const Extent3 windows[6] = {{3, 3, 3}, {3, 3, 5}, {5, 3, 3}, {1, 6, 10}, {3, 6, 10}, {5, 6, 10}};
-  for (int h = 0; h < 24; ++h) hunyuan_masks.push_back(Mask::sta(windows[(h * 7) % 6]));
+  for (int h = 0; h < 24; ++h) hunyuan_masks.push_back(Mask::sta(windows[h % 6]));
   p.push_back(make("hunyuan",
                    "HunyuanVideo 720p: 30x48x80 + 226/256 text, 24 heads with per-head windows, "
                    "D=128, from the sta backend (minutes, ~5.7 GB)",
