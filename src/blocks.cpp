@@ -136,6 +136,28 @@ std::vector<BlockClass> axis_block_classes(const Geometry& g, const Mask& mask, 
   return out;
 }
 
+BlockPartition resolve_partition(const Geometry& g, const BlockPartition& p) {
+  const int64_t tv = g.tile_tokens();
+  BlockPartition r = p;
+  if (r.block_q == 0) r.block_q = tv;
+  if (r.block_k == 0) r.block_k = tv;
+  if (r.block_q < 1 || r.block_k < 1)
+    throw Error("--block: " + std::to_string(r.block_q) + "," + std::to_string(r.block_k) +
+                ", expected positive block sizes Bq,Bk");
+  if (r.order == Layout::kTiled && (r.block_q != tv || r.block_k != tv))
+    throw Error("--block: tiled order uses tile-sized blocks (" + std::to_string(tv) + "," +
+                std::to_string(tv) + " for tile " + to_string(g.tile) + "), got " +
+                std::to_string(r.block_q) + "," + std::to_string(r.block_k) +
+                "; use --order raster for other block sizes");
+  return r;
+}
+
+BlockGrid block_grid(const Geometry& g, const BlockPartition& r) {
+  if (r.order == Layout::kTiled) return {g.num_tiles(), g.num_tiles()};
+  const int64_t v = g.video_tokens();
+  return {(v + r.block_q - 1) / r.block_q, (v + r.block_k - 1) / r.block_k};
+}
+
 BlockStats classify_blocks(const Geometry& g, const Mask& mask, const BlockPartition& p) {
   return classify_blocks(g, mask, p, nullptr);
 }
@@ -143,18 +165,8 @@ BlockStats classify_blocks(const Geometry& g, const Mask& mask, const BlockParti
 BlockStats classify_blocks(const Geometry& g, const Mask& mask, const BlockPartition& p,
                            std::vector<BlockClass>* classes) {
   validate_for_blocks(g, mask);
-  const int64_t tv = g.tile_tokens();
-  const int64_t bq = p.block_q == 0 ? tv : p.block_q;
-  const int64_t bk = p.block_k == 0 ? tv : p.block_k;
-  if (bq < 1 || bk < 1)
-    throw Error("--block: " + std::to_string(bq) + "," + std::to_string(bk) +
-                ", expected positive block sizes Bq,Bk");
-  if (p.order == Layout::kTiled) {
-    if (bq != tv || bk != tv)
-      throw Error("--block: tiled order uses tile-sized blocks (" + std::to_string(tv) + "," +
-                  std::to_string(tv) + " for tile " + to_string(g.tile) + "), got " +
-                  std::to_string(bq) + "," + std::to_string(bk) +
-                  "; use --order raster for other block sizes");
+  const BlockPartition r = resolve_partition(g, p);
+  if (r.order == Layout::kTiled) {
     if (classes) {
       const int64_t n = g.num_tiles();
       classes->assign(static_cast<size_t>(n * n), BlockClass::kEmpty);
@@ -166,7 +178,7 @@ BlockStats classify_blocks(const Geometry& g, const Mask& mask, const BlockParti
     }
     return classify_tiled(g, mask);
   }
-  return classify_raster(g, mask, bq, bk, classes);
+  return classify_raster(g, mask, r.block_q, r.block_k, classes);
 }
 
 std::vector<std::vector<KeyTileVisit>> key_tile_visits(const Geometry& g, const Mask& mask) {

@@ -323,35 +323,25 @@ std::string group_thousands(int64_t v) {
 
 BlockClassMap block_class_map(const Geometry& g, const Mask& mask, const BlockPartition& p) {
   validate_inputs(g, mask);
-  const int64_t tv = g.tile_tokens();
-  const int64_t bq = p.block_q == 0 ? tv : p.block_q;
-  const int64_t bk = p.block_k == 0 ? tv : p.block_k;
-  if (bq < 1 || bk < 1)
-    throw Error("--block: " + std::to_string(bq) + "," + std::to_string(bk) +
-                ", expected positive block sizes Bq,Bk");
-  BlockClassMap m;
-  m.order = p.order;
-  if (p.order == Layout::kTiled) {
-    if (bq != tv || bk != tv) classify_blocks(g, mask, p);  // throws the --block message
-    m.rows = m.cols = g.num_tiles();
-    if (m.rows > kMaxBlockMapCells / m.cols)
-      throw Error("--video/--tile: " + std::to_string(m.rows) + " tiles give a " +
-                  std::to_string(m.rows) + "x" + std::to_string(m.cols) +
-                  " block map, more than the " + std::to_string(kMaxBlockMapCells) +
-                  " cells a picture can hold; use larger tiles");
-  } else {
-    const int64_t v = g.video_tokens();
-    m.rows = (v + bq - 1) / bq;
-    m.cols = (v + bk - 1) / bk;
-    if (m.rows > kMaxBlockMapCells / m.cols)
-      throw Error("--block: " + std::to_string(bq) + "," + std::to_string(bk) + " gives a " +
-                  std::to_string(m.rows) + "x" + std::to_string(m.cols) +
-                  " block map, more than the " + std::to_string(kMaxBlockMapCells) +
-                  " cells a picture can hold; use larger blocks");
+  const BlockPartition r = resolve_partition(g, p);
+  const BlockGrid grid = block_grid(g, r);
+  if (grid.query_blocks > kMaxBlockMapCells / grid.key_blocks) {
+    const std::string size = std::to_string(grid.query_blocks) + "x" + std::to_string(grid.key_blocks) +
+                             " block map, more than the " + std::to_string(kMaxBlockMapCells) +
+                             " cells a picture can hold";
+    if (r.order == Layout::kTiled)
+      throw Error("--video/--tile: " + std::to_string(grid.query_blocks) + " tiles give a " + size +
+                  "; use larger tiles");
+    throw Error("--block: " + std::to_string(r.block_q) + "," + std::to_string(r.block_k) +
+                " gives a " + size + "; use larger blocks");
   }
-  m.block_q = bq;
-  m.block_k = bk;
-  m.stats = classify_blocks(g, mask, {p.order, bq, bk}, &m.classes);
+  BlockClassMap m;
+  m.order = r.order;
+  m.block_q = r.block_q;
+  m.block_k = r.block_k;
+  m.rows = grid.query_blocks;
+  m.cols = grid.key_blocks;
+  m.stats = classify_blocks(g, mask, r, &m.classes);
   return m;
 }
 

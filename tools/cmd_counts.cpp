@@ -67,8 +67,8 @@ int run_counts(int argc, char** argv) {
     heads.push_back({m, classify_blocks(c.geometry, m, part)});
   }
   const Geometry& g = c.geometry;
-  const int64_t bq = part.block_q ? part.block_q : g.tile_tokens();
-  const int64_t bk = part.block_k ? part.block_k : g.tile_tokens();
+  const BlockPartition resolved = resolve_partition(g, part);
+  const int64_t bq = resolved.block_q, bk = resolved.block_k;
   if (args.has("--json")) {
     BlockCounts sum;
     int64_t allowed = 0, total_pairs = 0;

@@ -37,6 +37,17 @@ struct BlockPartition {
   int64_t block_k = 0;            ///< columns per block; 0 = tile volume
 };
 
+/// `partition` with its defaults filled in (0 -> tile volume) and checked: positive sizes,
+/// and tile-sized blocks in tiled order. Throws sta::Error naming --block otherwise.
+BlockPartition resolve_partition(const Geometry& g, const BlockPartition& partition);
+
+/// Number of query blocks and key blocks of a resolved partition.
+struct BlockGrid {
+  int64_t query_blocks = 0;
+  int64_t key_blocks = 0;
+};
+BlockGrid block_grid(const Geometry& g, const BlockPartition& resolved);
+
 /// The classifier's answer for one head.
 struct BlockStats {
   BlockCounts counts;
