@@ -192,6 +192,14 @@ TEST(Determinism, CliOutputEqualsLibraryCallBitForBit) {
   lse.resize(static_cast<size_t>(2 * p.shape.seq));
   attention(p.shape, p.opt, p.q.data(), p.k.data(), p.v.data(), out.data(), lse.data(),
             Backend::kNatten);
+  {
+    const auto r = testing::run_cli(
+        "run --q " + dir + "/q.npy --k " + dir + "/k.npy --v " + dir + "/v.npy --video 4,8,8 " +
+        "--tile 2,4,4 --text-pad 4 --text-length 3 --mask sta:1,2,1 --mask swa:3,5,5 " +
+        "--backend natten --force --progress --out " + dir + "/out.npy");
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_NE(r.output.find("natten: head 2/2"), std::string::npos) << r.output;
+  }
   for (const char* threads : {"1", "2"}) {
     const auto r = testing::run_cli(
         "run --q " + dir + "/q.npy --k " + dir + "/k.npy --v " + dir + "/v.npy --video 4,8,8 " +

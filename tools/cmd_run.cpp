@@ -13,6 +13,7 @@
 #include "cli.hpp"
 #include "sta/attention.hpp"
 #include "sta/error.hpp"
+#include "sta/golden.hpp"
 #include "sta/npy.hpp"
 
 namespace sta::cli {
@@ -43,6 +44,8 @@ Usage: sta run --q Q.npy --k K.npy --v V.npy --out OUT.npy [--lse LSE.npy]
                        results are bit-identical for any N
   --force              replace existing output files [default: refuse]
   --allow-nonfinite    accept NaN/Inf in the inputs [default: an error naming the file]
+  --progress, --quiet  show / hide the per-head progress line on stderr
+                       [default: shown when stderr is a terminal]
 
 The --mask default is sta:3,3,3. Outputs are checked before computing and written
 atomically (temporary file, then rename). Exit code 0 on success, 2 on bad input.
@@ -107,10 +110,11 @@ std::string json_int_array(const std::vector<int64_t>& items) {
 }
 
 int run_run(int argc, char** argv) {
-  Args args(argc, argv, {"--force", "--allow-nonfinite"});
+  Args args(argc, argv, {"--force", "--allow-nonfinite", "--progress", "--quiet"});
   auto known = common_option_names();
   known.insert(known.end(), {"--q", "--k", "--v", "--out", "--lse", "--stats", "--backend",
-                             "--round", "--scale", "--threads", "--force", "--allow-nonfinite"});
+                             "--round", "--scale", "--threads", "--force", "--allow-nonfinite",
+                             "--progress", "--quiet"});
   args.check_known(known);
   if (!args.positionals().empty())
     throw Error("unexpected argument '" + args.positionals()[0] +
@@ -177,9 +181,17 @@ int run_run(int argc, char** argv) {
   std::vector<float> out(static_cast<size_t>(shape.elements()));
   std::vector<float> lse(static_cast<size_t>(shape.batch * shape.heads * shape.seq));
   const auto start = std::chrono::steady_clock::now();
-  const AttentionStats stats =
-      attention(shape, options, q.data.data(), k.data.data(), v.data.data(), out.data(),
-                lse.data(), backend);
+  // Head by head (same bits as one call): a progress line on stderr for long runs.
+  const bool progress = args.has("--progress") || (::isatty(STDERR_FILENO) && !args.has("--quiet"));
+  const AttentionStats stats = attention_by_head(
+      shape, options, q.data.data(), k.data.data(), v.data.data(), out.data(), lse.data(), backend,
+      [&](int64_t done, int64_t total) {
+        if (!progress || total < 2) return;
+        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        std::fprintf(stderr, "\r  %s: head %lld/%lld, %.1f s elapsed, ~%.0f s left   %s",
+                     to_string(backend).c_str(), (long long)done, (long long)total, s,
+                     s / done * (total - done), done == total ? "\n" : "");
+      });
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
