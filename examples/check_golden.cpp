@@ -49,6 +49,7 @@ int main(int argc, char** argv) {
     options.geometry.tile = extent("tile");
     options.geometry.text_length = m.at("text_length", w).as_int(w);
     options.geometry.text_pad = m.at("text_pad", w).as_int(w);
+    options.geometry.ragged = m.has("ragged") && m.at("ragged", w).boolean;  // shorter edge tiles
     options.layout = sta::parse_layout(m.at("layout", w).as_string(w), w);
     options.scale = m.at("scale", w).as_number(w);
     options.masks.clear();

@@ -22,7 +22,9 @@ def token_coords(video, tile, layout):
     coords = np.stack([t.ravel(), y.ravel(), x.ravel()], axis=1)  # raster order
     if layout == "raster":
         return coords
-    n = [video[a] // tile[a] for a in range(3)]
+    # ceil: a "ragged": true manifest has a shorter last tile on an axis (tiles stay
+    # row-major, tokens row-major inside each tile, so the sort key below still works).
+    n = [-(-video[a] // tile[a]) for a in range(3)]
     tile_id = ((coords[:, 0] // tile[0]) * n[1] + coords[:, 1] // tile[1]) * n[2] + coords[:, 2] // tile[2]
     inner = ((coords[:, 0] % tile[0]) * tile[1] + coords[:, 1] % tile[1]) * tile[2] + coords[:, 2] % tile[2]
     order = np.argsort(tile_id * np.prod(tile) + inner)
@@ -36,7 +38,7 @@ def axis_allowed(kind, window, length, tile, q, k):
     if kind == "full":
         return np.ones((q.shape[0], k.shape[1]), dtype=bool)
     if kind == "sta":  # window in tiles, FastVideo's centre clamp
-        n, half = length // tile, window // 2
+        n, half = -(-length // tile), window // 2  # ceil: ragged last tile
         centre = np.minimum(np.maximum(q // tile, half), n - 1 - half)
         return np.abs(centre - k // tile) <= half
     if window >= length:

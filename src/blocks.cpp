@@ -118,20 +118,21 @@ BlockStats classify_raster(const Geometry& g, const Mask& mask, int64_t bq, int6
 }  // namespace
 
 std::vector<BlockClass> axis_block_classes(const Geometry& g, const Mask& mask, int axis) {
-  const int64_t tile = g.tile[axis], len = g.canvas[axis], n = len / tile;
+  const int64_t tile = g.tile[axis], len = g.canvas[axis], n = g.tiles()[axis];
   std::vector<BlockClass> out(static_cast<size_t>(n * n));
   for (int64_t qt = 0; qt < n; ++qt)
     for (int64_t kt = 0; kt < n; ++kt) {
-      int64_t min_count = tile, max_count = 0;
-      for (int64_t q = qt * tile; q < (qt + 1) * tile; ++q) {
-        const int64_t cnt =
-            count_in_range(axis_interval(g, mask, axis, q), len, kt * tile, (kt + 1) * tile);
+      // Real token ranges: the last tile of a ragged axis is shorter.
+      const int64_t k0 = kt * tile, k1 = std::min(k0 + tile, len);
+      int64_t min_count = k1 - k0, max_count = 0;
+      for (int64_t q = qt * tile; q < std::min((qt + 1) * tile, len); ++q) {
+        const int64_t cnt = count_in_range(axis_interval(g, mask, axis, q), len, k0, k1);
         min_count = std::min(min_count, cnt);
         max_count = std::max(max_count, cnt);
       }
-      out[qt * n + kt] = max_count == 0      ? BlockClass::kEmpty
-                         : min_count == tile ? BlockClass::kDense
-                                             : BlockClass::kMixed;
+      out[qt * n + kt] = max_count == 0           ? BlockClass::kEmpty
+                         : min_count == k1 - k0 ? BlockClass::kDense
+                                                : BlockClass::kMixed;
     }
   return out;
 }

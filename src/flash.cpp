@@ -66,15 +66,20 @@ void push_text_keys(SegmentList& list, const Geometry& g, int64_t max_cols) {
   }
 }
 
+/// The keys of video key tile `kt`: its real token range in tiled order (a ragged edge tile
+/// is shorter, and starts at Geometry::tile_offset, not kt * tile_tokens()).
+KeySegment key_tile_segment(const Geometry& g, int64_t kt, bool masked) {
+  return {g.tile_offset(kt), g.tile_size(kt), kt, 1, masked};
+}
+
 /// Key segments of every video query tile for one head mask.
 std::vector<SegmentList> plan_video_queries(const Geometry& g, const Mask& mask, FlashMode mode,
                                             int64_t max_cols) {
   const int64_t n = g.num_tiles();
-  const int64_t bt = g.tile_tokens();
   std::vector<SegmentList> plan(static_cast<size_t>(n));
   if (mode == FlashMode::kDense) {
     for (int64_t qt = 0; qt < n; ++qt) {
-      for (int64_t kt = 0; kt < n; ++kt) push_segment(plan[qt], {kt * bt, bt, kt, 1, false}, max_cols);
+      for (int64_t kt = 0; kt < n; ++kt) push_segment(plan[qt], key_tile_segment(g, kt, false), max_cols);
     }
   } else {
     const auto visits = key_tile_visits(g, mask);
@@ -84,8 +89,7 @@ std::vector<SegmentList> plan_video_queries(const Geometry& g, const Mask& mask,
           throw Error("--mask: " + to_string(mask) +
                       " has a mixed block; the sta backend computes dense blocks only");
         }
-        push_segment(plan[qt], {visit.key_tile * bt, bt, visit.key_tile, 1, !visit.dense},
-                     max_cols);
+        push_segment(plan[qt], key_tile_segment(g, visit.key_tile, !visit.dense), max_cols);
       }
     }
   }
@@ -96,8 +100,7 @@ std::vector<SegmentList> plan_video_queries(const Geometry& g, const Mask& mask,
 /// Text queries see every valid key (SPEC section 4): all video tiles, then the text.
 SegmentList plan_text_queries(const Geometry& g, int64_t max_cols) {
   SegmentList list;
-  const int64_t bt = g.tile_tokens();
-  for (int64_t kt = 0; kt < g.num_tiles(); ++kt) push_segment(list, {kt * bt, bt, kt, 1, false}, max_cols);
+  for (int64_t kt = 0; kt < g.num_tiles(); ++kt) push_segment(list, key_tile_segment(g, kt, false), max_cols);
   push_text_keys(list, g, max_cols);
   return list;
 }
@@ -118,7 +121,8 @@ AlignedArray<T> aligned_array(int64_t n) {
 /// The per-element mask of one mixed block as a product of per-axis tables (SPEC section 2):
 /// allowed_t[i][j], allowed_h[i][j] and an additive 0 / -inf row bias_w[i][j], for query
 /// offset i and key offset j inside the tiles on each axis. O(tile_t^2 + tile_h^2 + tile_w^2)
-/// to build, O(keys) per query row to apply.
+/// to build, O(keys) per query row to apply. On a ragged canvas the query and key tiles have
+/// their own (possibly shorter) extents; rows and runs follow them.
 class BlockMask {
  public:
   explicit BlockMask(const Geometry& g)
@@ -130,44 +134,47 @@ class BlockMask {
 
   /// The per-axis key intervals of every query coordinate of video query tile `qt`.
   void set_query_tile(const Mask& mask, int64_t qt) {
-    const Extent3 n = g_.tiles();
-    const int64_t tile_coord[3] = {qt / (n.h * n.w), (qt / n.w) % n.h, qt % n.w};
+    const Extent3 tile_coord = g_.tile_coord(qt);
+    query_extent_ = g_.tile_extent(tile_coord);
     AxisInterval* iv = intervals_.get();
     for (int a = 0; a < 3; ++a) {
-      for (int64_t i = 0; i < g_.tile[a]; ++i) {
-        *iv++ = allowed_keys_on_axis(mask.kind, mask.window[a], g_.canvas[a], g_.tile[a],
+      for (int64_t i = 0; i < query_extent_[a]; ++i) {
+        iv[i] = allowed_keys_on_axis(mask.kind, mask.window[a], g_.canvas[a], g_.tile[a],
                                      tile_coord[a] * g_.tile[a] + i);
       }
+      iv += g_.tile[a];
     }
   }
 
   /// Builds the tables for key tile `kt` (after set_query_tile).
   void set_key_tile(int64_t kt) {
-    const Extent3 n = g_.tiles();
-    const int64_t tile_coord[3] = {kt / (n.h * n.w), (kt / n.w) % n.h, kt % n.w};
+    const Extent3 tile_coord = g_.tile_coord(kt);
+    key_extent_ = g_.tile_extent(tile_coord);
     const AxisInterval* iv = intervals_.get();
     for (int a = 0; a < 3; ++a) {
-      const int64_t len = g_.tile[a];
-      const int64_t first_key = tile_coord[a] * len;
-      for (int64_t i = 0; i < len; ++i, ++iv) {
-        for (int64_t j = 0; j < len; ++j) {
-          const bool ok = interval_contains(*iv, g_.canvas[a], first_key + j);
-          if (a == 0) allowed_t_[i * len + j] = ok;
-          if (a == 1) allowed_h_[i * len + j] = ok;
-          if (a == 2) bias_w_[i * len + j] = ok ? 0.0f : kNegInf;
+      const int64_t klen = key_extent_[a];
+      const int64_t first_key = tile_coord[a] * g_.tile[a];
+      for (int64_t i = 0; i < query_extent_[a]; ++i) {
+        for (int64_t j = 0; j < klen; ++j) {
+          const bool ok = interval_contains(iv[i], g_.canvas[a], first_key + j);
+          if (a == 0) allowed_t_[i * klen + j] = ok;
+          if (a == 1) allowed_h_[i * klen + j] = ok;
+          if (a == 2) bias_w_[i * klen + j] = ok ? 0.0f : kNegInf;
         }
       }
+      iv += g_.tile[a];
     }
   }
 
   /// Masks `rows` rows of scores (stride ld) of query offsets first_row.. in the tile.
   void apply(float* scores, int64_t ld, int64_t first_row, int64_t rows) const {
-    const int64_t tt = g_.tile.t, th = g_.tile.h, tw = g_.tile.w;
+    const int64_t qh = query_extent_.h, qw = query_extent_.w;
+    const int64_t tt = key_extent_.t, th = key_extent_.h, tw = key_extent_.w;
     for (int64_t r = 0; r < rows; ++r) {
       const int64_t qi = first_row + r;
-      const uint8_t* at = allowed_t_.get() + (qi / (th * tw)) * tt;
-      const uint8_t* ah = allowed_h_.get() + ((qi / tw) % th) * th;
-      const float* bw = bias_w_.get() + (qi % tw) * tw;
+      const uint8_t* at = allowed_t_.get() + (qi / (qh * qw)) * tt;
+      const uint8_t* ah = allowed_h_.get() + ((qi / qw) % qh) * th;
+      const float* bw = bias_w_.get() + (qi % qw) * tw;
       float* s = scores + r * ld;
       for (int64_t a = 0; a < tt; ++a) {
         for (int64_t b = 0; b < th; ++b) {
@@ -184,6 +191,8 @@ class BlockMask {
 
  private:
   const Geometry& g_;
+  Extent3 query_extent_;  ///< tokens of the current query tile per axis
+  Extent3 key_extent_;    ///< tokens of the current key tile per axis
   AlignedArray<AxisInterval> intervals_;
   AlignedArray<uint8_t> allowed_t_;
   AlignedArray<uint8_t> allowed_h_;
@@ -355,8 +364,8 @@ BlockCounts flash_attention(const AttentionShape& shape, const Geometry& g,
         bh = (task - text_tasks) / n_tiles;
         const int64_t qt = (task - text_tasks) % n_tiles;
         const int64_t head = bh % shape.heads;
-        qb.first = qt * bt;
-        qb.rows = bt;
+        qb.first = g.tile_offset(qt);  // qt * bt unless ragged
+        qb.rows = g.tile_size(qt);
         qb.segments = &plans[masks.size() == 1 ? 0 : static_cast<size_t>(head)][qt];
         qb.mask = &mask_for_head(masks, head);
         qb.query_tile = qt;

@@ -1,5 +1,6 @@
 #include "sta/layout.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 #include "sta/error.hpp"
@@ -20,23 +21,30 @@ TokenCoord token_coord(const Geometry& g, Layout layout, int64_t s) {
     const int64_t y = (s / g.canvas.w) % g.canvas.h;
     return {s / (g.canvas.w * g.canvas.h), y, x};
   }
-  const Extent3 n = g.tiles();
-  const int64_t tile_id = s / g.tile_tokens();
-  const int64_t inner = s % g.tile_tokens();
-  const int64_t tx = tile_id % n.w, ty = (tile_id / n.w) % n.h, tt = tile_id / (n.w * n.h);
-  const int64_t ix = inner % g.tile.w, iy = (inner / g.tile.w) % g.tile.h,
-                it = inner / (g.tile.w * g.tile.h);
+  // Invert Geometry::tile_offset axis by axis: a band of frame tiles holds tile.t whole
+  // frames (fewer in the last, ragged one), a row band inside it len_t * tile.h whole rows.
+  const Extent3 c = g.canvas;
+  const int64_t tt = s / (g.tile.t * c.h * c.w);
+  s -= tt * g.tile.t * c.h * c.w;
+  const int64_t lt = g.tile_len(0, tt);
+  const int64_t ty = s / (lt * g.tile.h * c.w);
+  s -= ty * lt * g.tile.h * c.w;
+  const int64_t lh = g.tile_len(1, ty);
+  const int64_t tx = s / (lt * lh * g.tile.w);
+  s -= tx * lt * lh * g.tile.w;
+  const int64_t lw = g.tile_len(2, tx);
+  const int64_t ix = s % lw, iy = (s / lw) % lh, it = s / (lw * lh);
   return {tt * g.tile.t + it, ty * g.tile.h + iy, tx * g.tile.w + ix};
 }
 
 namespace {
 
 // Copies rows between raster and tiled order; `to_tiled` picks the direction. Rows of one
-// tile's inner x-run are contiguous in both orders, so copy them tile.w rows at a time.
+// tile's inner x-run are contiguous in both orders, so copy them tile.w rows at a time (fewer
+// in the last, ragged tile of a row).
 void permute(const Geometry& g, const float* src, float* dst, int64_t batch_heads, int64_t row,
              bool to_tiled) {
   const int64_t seq = g.seq_len();
-  const int64_t run = g.tile.w * row;
   for (int64_t bh = 0; bh < batch_heads; ++bh) {
     const float* s = src + bh * seq * row;
     float* d = dst + bh * seq * row;
@@ -45,6 +53,7 @@ void permute(const Geometry& g, const float* src, float* dst, int64_t batch_head
         for (int64_t x = 0; x < g.canvas.w; x += g.tile.w) {
           const int64_t r = raster_index(g.canvas, t, y, x) * row;
           const int64_t k = tiled_index(g, t, y, x) * row;
+          const int64_t run = std::min(g.tile.w, g.canvas.w - x) * row;
           if (to_tiled)
             std::memcpy(d + k, s + r, sizeof(float) * run);
           else

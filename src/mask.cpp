@@ -66,8 +66,10 @@ AxisInterval allowed_keys_on_axis(MaskKind kind, int64_t window, int64_t axis_le
   switch (kind) {
     case MaskKind::kFull: return {0, axis_len};
     case MaskKind::kSta: {
-      const TileRange r = sta_key_tiles(window, axis_len / tile, q / tile);
-      return {r.first * tile, r.count * tile};
+      // ceil: a ragged axis ends with a shorter tile, whose keys end at the axis end.
+      const TileRange r = sta_key_tiles(window, (axis_len + tile - 1) / tile, q / tile);
+      const int64_t start = r.first * tile;
+      return {start, std::min((r.first + r.count) * tile, axis_len) - start};
     }
     case MaskKind::kSwa: {
       if (window >= axis_len) return {0, axis_len};

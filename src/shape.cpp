@@ -67,11 +67,11 @@ void Geometry::validate() const {
                   ", expected a positive number of tokens");
   }
   for (int a = 0; a < 3; ++a) {
-    if (canvas[a] % tile[a] != 0)
+    if (!ragged && canvas[a] % tile[a] != 0)
       throw Error("--video: axis " + std::string(kAxis[a]) + " of " + std::to_string(canvas[a]) +
                   " tokens is not divisible by the tile size " + std::to_string(tile[a]) +
                   " (--tile " + to_string(tile) + "); expected a multiple of " +
-                  std::to_string(tile[a]));
+                  std::to_string(tile[a]) + ", or --ragged for a shorter last tile");
   }
   // Keep every size (and S^2 for pair counts) representable: S^2 must fit in int64.
   const int64_t kMax = int64_t{1} << 31;

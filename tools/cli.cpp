@@ -13,6 +13,9 @@
 namespace sta::cli {
 
 Args::Args(int argc, char** argv, std::vector<std::string> flags) {
+  // Common flags take no value in every subcommand (a command that does not know them
+  // still rejects them by name through check_known).
+  for (const char* f : kCommonFlags) flags.push_back(f);
   for (int i = 0; i < argc; ++i) {
     std::string a = argv[i];
     if (a.size() > 2 && a.compare(0, 2, "--") == 0) {
@@ -93,7 +96,7 @@ void Args::check_known(const std::vector<std::string>& known) const {
 
 std::vector<std::string> common_option_names() {
   return {"--video", "--tile",  "--mask",   "--text-length", "--text-pad",
-          "--layout", "--strategy", "--step", "--layer", "--help"};
+          "--layout", "--ragged", "--strategy", "--step", "--layer", "--help"};
 }
 
 namespace {
@@ -141,6 +144,7 @@ CommonOptions parse_common(const Args& args, const std::string& default_mask) {
   CommonOptions c;
   if (args.has("--video")) c.geometry.canvas = parse_extent3(args.get("--video"), "--video");
   if (args.has("--tile")) c.geometry.tile = parse_extent3(args.get("--tile"), "--tile");
+  c.geometry.ragged = args.has("--ragged");
   const int64_t kMax = int64_t{1} << 31;
   c.geometry.text_pad = args.get_int("--text-pad", 0, 0, kMax);
   c.geometry.text_length = args.get_int("--text-length", 0, 0, kMax);
@@ -171,6 +175,8 @@ std::string common_help() {
   --text-length N      real text tokens after the video [default 0]
   --text-pad P         text slots after the video, S = T*H*W + P (FastVideo: 256) [default 0]
   --layout tiled|raster  token order of the video part [default tiled]
+  --ragged             allow a canvas axis not divisible by the tile: ceil(L/t) tiles, the
+                       last one shorter (SPEC 1 extension; sta masks stay dense/empty)
   --strategy FILE      FastVideo mask strategy JSON ("t_l_h": [kt, kh, kw] in TILES); with
   --step S --layer L   one sta mask per head, heads 0..H-1 of denoising step S, layer L
                        (instead of --mask; see `sta strategy --help`)

@@ -16,6 +16,9 @@ namespace sta::cli {
 
 /// Command-line arguments after the subcommand: `--name value`, `--name=value`, bare flags
 /// and positionals. Options may repeat (e.g. one `--mask` per head).
+/// Options that are bare flags in every subcommand (the common --ragged).
+inline constexpr const char* kCommonFlags[] = {"--ragged"};
+
 class Args {
  public:
   /// `flags` lists the options that take no value (e.g. "--json"); all others take one.
@@ -40,7 +43,7 @@ class Args {
 };
 
 /// The common options of SPEC section 7: --video, --tile, --mask (once or per head),
-/// --text-length, --text-pad, --layout.
+/// --text-length, --text-pad, --layout, and the --ragged flag (Geometry::ragged).
 struct CommonOptions {
   Geometry geometry;
   std::vector<Mask> masks;

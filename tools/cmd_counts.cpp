@@ -80,7 +80,7 @@ int run_counts(int argc, char** argv) {
     BlockStats all{sum, allowed, total_pairs};
     std::string out = "{\"video\": [" + to_string(g.canvas) + "], \"tile\": [" +
                       to_string(g.tile) + "], \"tiles\": [" + to_string(g.tiles()) +
-                      "], \"order\": \"" + to_string(part.order) + "\", \"block\": [" +
+                      "], \"ragged\": " + (g.ragged ? "true" : "false") + ", \"order\": \"" + to_string(part.order) + "\", \"block\": [" +
                       std::to_string(bq) + "," + std::to_string(bk) + "]";
     if (heads.size() == 1) {
       const std::string h = head_json(heads[0], g);
@@ -95,10 +95,11 @@ int run_counts(int argc, char** argv) {
     std::printf("%s\n", out.c_str());
     return 0;
   }
-  std::printf("video %s tokens, tile %s tokens -> %s tiles (%lld per head), %s order, "
+  std::printf("video %s tokens, tile %s tokens -> %s tiles%s (%lld per head), %s order, "
               "blocks %lldx%lld\n",
               to_string(g.canvas).c_str(), to_string(g.tile).c_str(),
-              to_string(g.tiles()).c_str(), static_cast<long long>(g.num_tiles()),
+              to_string(g.tiles()).c_str(), g.ragged ? " (ragged edges)" : "",
+              static_cast<long long>(g.num_tiles()),
               to_string(part.order).c_str(), static_cast<long long>(bq),
               static_cast<long long>(bk));
   std::printf("%-4s %-22s %12s %12s %14s %14s %9s\n", "head", "mask", "dense", "mixed",

@@ -152,6 +152,7 @@ std::string manifest_json(const Problem& p, const AttentionStats& st,
   j += "  \"video\": " + extent_json(g.canvas) + ",\n";
   j += "  \"tile\": " + extent_json(g.tile) + ",\n";
   j += "  \"tiles\": " + extent_json(g.tiles()) + ",\n";
+  j += "  \"ragged\": " + std::string(g.ragged ? "true" : "false") + ",\n";
   j += "  \"text_length\": " + std::to_string(g.text_length) + ",\n";
   j += "  \"text_pad\": " + std::to_string(g.text_pad) + ",\n";
   j += "  \"masks\": [" + masks + "],\n";
@@ -203,7 +204,7 @@ int run_golden(int argc, char** argv) {
   Problem p;
   if (args.has("--preset")) {
     for (const char* o : {"--video", "--tile", "--mask", "--text-length", "--text-pad", "--layout",
-                          "--batch", "--heads", "--dim", "--backend"})
+                          "--ragged", "--batch", "--heads", "--dim", "--backend"})
       if (args.has(o))
         throw Error(std::string(o) + ": not allowed with --preset (a preset fixes the problem)");
     const GoldenPreset& gp = find_golden_preset(args.get("--preset"));
@@ -299,6 +300,12 @@ Problem problem_from_manifest(const JsonValue& m, const std::string& where) {
   g.tile = extent("tile");
   g.text_length = m.at("text_length", where).as_int(where + " text_length");
   g.text_pad = m.at("text_pad", where).as_int(where + " text_pad");
+  // Absent in manifests written before ragged tiles existed: those are never ragged.
+  if (m.has("ragged")) {
+    const JsonValue& r = m.at("ragged", where);
+    if (r.type != JsonValue::Type::kBool) throw Error(where + ": ragged must be true or false");
+    g.ragged = r.boolean;
+  }
   p.options.layout = parse_layout(m.at("layout", where).as_string(where + " layout"), where + " layout");
   p.options.masks.clear();
   const JsonValue& masks = m.at("masks", where);

@@ -189,6 +189,9 @@ int run_viz(int argc, char** argv) {
     throw Error("missing picture: expected 'sta viz blocks|window|recall ...' (see sta viz --help)");
   const std::string what = argv[0];
   Args args(argc - 1, argv + 1, {"--force"});
+  if (args.has("--ragged"))
+    throw Error("--ragged: sta viz draws whole tiles only; use a canvas divisible by the tile "
+                "(sta counts and sta run accept --ragged)");
   if (!args.positionals().empty())
     throw Error("unexpected argument '" + args.positionals()[0] + "' (see sta viz --help)");
   if (what == "blocks") return run_blocks(args);

@@ -63,7 +63,8 @@ struct BlockStats {
 enum class BlockClass : uint8_t { kEmpty = 0, kMixed = 1, kDense = 2 };
 
 /// Classifies every block of the video part of one head's attention map. Tiled order
-/// requires tile-sized blocks and costs O(sum over axes of n_axis^2 * tile_axis); raster
+/// requires tile-sized blocks (on a ragged geometry each block is its real query tile x key
+/// tile, edge tiles shorter) and costs O(sum over axes of n_axis^2 * tile_axis); raster
 /// order takes any (block_q, block_k) and costs O(video_tokens * key_blocks). Never loops
 /// over all token pairs. Throws sta::Error on invalid geometry, mask or block sizes.
 BlockStats classify_blocks(const Geometry& g, const Mask& mask,

@@ -27,12 +27,14 @@ inline int64_t raster_index(const Extent3& canvas, int64_t t, int64_t y, int64_t
   return (t * canvas.h + y) * canvas.w + x;
 }
 
-/// Tiled index of canvas position (t, y, x): tile id * tile volume + offset inside the tile.
+/// Tiled index of canvas position (t, y, x): the tile's first token (Geometry::tile_offset,
+/// tile_id * tile volume unless ragged) + the row-major offset inside the (possibly shorter)
+/// tile.
 inline int64_t tiled_index(const Geometry& g, int64_t t, int64_t y, int64_t x) {
-  const Extent3 n = g.tiles();
-  const int64_t tile_id = ((t / g.tile.t) * n.h + y / g.tile.h) * n.w + x / g.tile.w;
-  const int64_t inner = ((t % g.tile.t) * g.tile.h + y % g.tile.h) * g.tile.w + x % g.tile.w;
-  return tile_id * g.tile_tokens() + inner;
+  const Extent3 c{t / g.tile.t, y / g.tile.h, x / g.tile.w};
+  const Extent3 e = g.tile_extent(c);
+  const int64_t inner = ((t % g.tile.t) * e.h + y % g.tile.h) * e.w + x % g.tile.w;
+  return g.tile_offset(c) + inner;
 }
 
 /// Canvas coordinates of video token `s` (0 <= s < video_tokens) stored in `layout`.

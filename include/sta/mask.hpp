@@ -61,7 +61,7 @@ struct AxisInterval {
 };
 
 /// Keys that query coordinate `q` (tokens) sees on one axis of `axis_len` tokens cut into
-/// tiles of `tile` tokens, for mask kind `kind` with window `window` (tiles for kSta, tokens
+/// ceil(axis_len / tile) tiles of `tile` tokens (the last one shorter on a ragged axis), for mask kind `kind` with window `window` (tiles for kSta, tokens
 /// otherwise).
 AxisInterval allowed_keys_on_axis(MaskKind kind, int64_t window, int64_t axis_len,
                                   int64_t tile, int64_t q);
