@@ -5,9 +5,14 @@
 #include <gtest/gtest.h>
 #include <omp.h>
 
+#include <stdlib.h>
+
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <limits>
 #include <random>
 #include <string>
@@ -465,6 +470,30 @@ TEST(RaggedCli, CountsWorksWithRaggedAndNamesTheAxisWithout) {
   EXPECT_EQ(bad.exit_code, 2) << bad.output;
   EXPECT_NE(bad.output.find("H (height)"), std::string::npos) << bad.output;
   EXPECT_NE(bad.output.find("--ragged"), std::string::npos) << bad.output;
+}
+
+TEST(RaggedCli, GoldenRecordsRaggedAndRunReproducesIt) {
+  char tmpl[] = "/tmp/sta_ragged_XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  const std::string common =
+      " --video 5,7,9 --tile 2,3,4 --ragged --text-pad 4 --text-length 2 --mask sta:3,1,3 --mask full";
+  auto r = testing::run_cli("golden --dir '" + dir + "/g'" + common +
+                            " --heads 2 --dim 8 --backend natten --seed 5");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = testing::run_cli("verify '" + dir + "/g'");  // reads "ragged" back from the manifest
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  const std::string g = "'" + dir + "/g/";
+  r = testing::run_cli("run --q " + g + "q.npy' --k " + g + "k.npy' --v " + g + "v.npy'" + common +
+                       " --backend sta --out '" + dir + "/out.npy' --stats '" + dir + "/stats.json'");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = testing::run_cli("compare '" + dir + "/out.npy' " + g + "out.npy' --atol 1e-5");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  std::ifstream stats(dir + "/stats.json");
+  const std::string text((std::istreambuf_iterator<char>(stats)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("\"ragged\": true"), std::string::npos) << text;
+  std::string cleanup = "rm -rf '" + dir + "'";
+  EXPECT_EQ(std::system(cleanup.c_str()), 0);
 }
 
 TEST(RaggedCli, VizRejectsRaggedNamingTheFlag) {

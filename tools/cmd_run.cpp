@@ -222,6 +222,7 @@ int run_run(int argc, char** argv) {
     json += "  \"tile\": " + json_int_array({g.tile.t, g.tile.h, g.tile.w}) + ",\n";
     json += "  \"text_length\": " + std::to_string(g.text_length) + ",\n";
     json += "  \"text_pad\": " + std::to_string(g.text_pad) + ",\n";
+    json += "  \"ragged\": " + std::string(g.ragged ? "true" : "false") + ",\n";
     json += "  \"layout\": \"" + to_string(options.layout) + "\",\n";
     json += "  \"masks\": " + json_string_array(masks) + ",\n";
     json += "  \"round\": \"" + to_string(options.rounding) + "\"\n}\n";
