@@ -174,6 +174,29 @@ TEST(Determinism, SameBitsAcrossRuns) {
   }
 }
 
+TEST(Determinism, HeadByHeadEqualsOneCallBitForBit) {
+  Small p({Mask::sta({1, 2, 1}), Mask::swa({3, 5, 5})}, 12);
+  p.shape.heads = 2;
+  p.shape.batch = 2;
+  for (auto* t : {&p.q, &p.k, &p.v}) {
+    const std::vector<float> one = *t;
+    for (int r = 0; r < 3; ++r) t->insert(t->end(), one.rbegin(), one.rend());
+  }
+  for (Backend b : {Backend::kNatten, Backend::kReference}) {
+    std::vector<float> o1(p.q.size()), l1(static_cast<size_t>(4 * p.shape.seq)), o2 = o1, l2 = l1;
+    const AttentionStats s1 = attention(p.shape, p.opt, p.q.data(), p.k.data(), p.v.data(),
+                                        o1.data(), l1.data(), b);
+    int64_t calls = 0;
+    const AttentionStats s2 = attention_by_head(p.shape, p.opt, p.q.data(), p.k.data(), p.v.data(),
+                                                o2.data(), l2.data(), b,
+                                                [&](int64_t, int64_t) { ++calls; });
+    EXPECT_EQ(calls, 4);
+    EXPECT_TRUE(s1.counts == s2.counts) << to_string(b);
+    EXPECT_EQ(0, std::memcmp(o1.data(), o2.data(), o1.size() * 4)) << to_string(b);
+    EXPECT_EQ(0, std::memcmp(l1.data(), l2.data(), l1.size() * 4)) << to_string(b);
+  }
+}
+
 TEST(Determinism, CliOutputEqualsLibraryCallBitForBit) {
   Small p({Mask::sta({1, 2, 1}), Mask::swa({3, 5, 5})}, 11);
   p.shape.heads = 2;

@@ -2,6 +2,7 @@
 // The attention frontend (SPEC section 6): one API, interchangeable backends. q, k, v are
 // contiguous float32 [B, H, S, D]; out is [B, H, S, D] and lse is [B, H, S].
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -67,6 +68,14 @@ void validate_attention(const AttentionShape& shape, const AttentionOptions& opt
 AttentionStats attention(const AttentionShape& shape, const AttentionOptions& options,
                          const float* q, const float* k, const float* v, float* out,
                          float* lse, Backend backend);
+
+/// Computes attention head by head (each (b, h) slice is contiguous), calling `progress`
+/// after each head with (done, total). Same bits as one attention() call (each
+/// (b, h, query tile) task is computed the same way); for progress lines on long runs.
+AttentionStats attention_by_head(const AttentionShape& shape, const AttentionOptions& options,
+                                 const float* q, const float* k, const float* v, float* out,
+                                 float* lse, Backend backend,
+                                 const std::function<void(int64_t, int64_t)>& progress);
 
 /// Rounds `n` floats in place to the nearest bf16 / fp16 value (round to nearest even).
 void round_inputs(float* data, int64_t n, InputRounding rounding);

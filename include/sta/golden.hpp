@@ -2,7 +2,6 @@
 // Golden outputs for GPU ports (`sta golden`, `sta verify`): named problem presets, a
 // platform-independent input generator and the tolerances of SPEC section 6.
 #include <cstdint>
-#include <functional>
 #include <string>
 #include <vector>
 
@@ -33,11 +32,5 @@ void golden_fill(float* data, int64_t n, uint64_t seed, uint64_t stream);
 /// `rounding`: none (fp32) 1e-5, fp16 2e-3, bf16 2e-2.
 double golden_tolerance(InputRounding rounding);
 
-/// Computes attention head by head (each (b, h) slice is contiguous), calling `progress`
-/// after each head with (done, total). Same results as one attention() call.
-AttentionStats attention_by_head(const AttentionShape& shape, const AttentionOptions& options,
-                                 const float* q, const float* k, const float* v, float* out,
-                                 float* lse, Backend backend,
-                                 const std::function<void(int64_t, int64_t)>& progress);
 
 }  // namespace sta
