@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "cli_runner.hpp"
+#include "sta/compare.hpp"
 #include "sta/error.hpp"
 #include "sta/golden.hpp"
 #include "sta/json.hpp"
@@ -232,6 +233,31 @@ TEST(Json, StrictByDefaultLenientOnRequest) {
   EXPECT_EQ(a[2].number, -HUGE_VAL);
   EXPECT_EQ(parse_json("[12345678901]", "t").array[0].as_int("t"), 12345678901LL);
   EXPECT_THROW(parse_json("[1.5]", "t").array[0].as_int("where"), Error);
+}
+
+}  // namespace
+}  // namespace sta
+
+namespace sta {
+namespace {
+
+TEST(Compare, ElementRulesAndSummary) {
+  EXPECT_EQ(element_error(1.0, 1.5), 0.5);
+  EXPECT_EQ(element_error(NAN, NAN), 0.0);
+  EXPECT_EQ(element_error(INFINITY, INFINITY), 0.0);
+  EXPECT_TRUE(std::isinf(element_error(NAN, 1.0)));
+  EXPECT_TRUE(std::isinf(element_error(INFINITY, -INFINITY)));
+  EXPECT_FALSE(out_of_tolerance(1e-6, 1.0, 1e-5, 0));
+  EXPECT_TRUE(out_of_tolerance(2e-5, 1.0, 1e-5, 0));
+  EXPECT_FALSE(out_of_tolerance(2e-5, 1.0, 1e-5, 1e-4));       // rtol * |b| excuses it
+  EXPECT_TRUE(out_of_tolerance(INFINITY, INFINITY, 1e-5, 1.0));  // never excuses a mismatch
+  const float a[] = {1.0f, 2.0f, NAN, 4.0f}, b[] = {1.0f, 2.5f, 3.0f, 4.0f};
+  const ArrayDiff d = diff_arrays(a, b, 4, 1e-5, 0);
+  EXPECT_EQ(d.worst, 2);
+  EXPECT_TRUE(std::isinf(d.max_abs));
+  EXPECT_EQ(d.out_of_tolerance, 2);
+  EXPECT_EQ(d.nonfinite_mismatches, 1);
+  EXPECT_NEAR(diff_arrays(a, b, 2, 1e-5, 0).max_rel, 0.2, 1e-12);
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "cli.hpp"
+#include "sta/compare.hpp"
 #include "sta/error.hpp"
 #include "sta/layout.hpp"
 #include "sta/npy.hpp"
@@ -40,14 +41,6 @@ Exit code: 0 all elements within tolerance, 1 some out of tolerance, 2 bad input
 (unreadable file, different shapes, bad option).
 
 )") + common_help();
-
-// Per-element error: 0 when the values agree (including NaN/NaN and equal infinities),
-// +inf when only one is NaN or an infinity differs, |a - b| otherwise.
-double element_error(double a, double b) {
-  if (std::isnan(a) || std::isnan(b)) return std::isnan(a) && std::isnan(b) ? 0.0 : INFINITY;
-  if (std::isinf(a) || std::isinf(b)) return a == b ? 0.0 : INFINITY;
-  return std::fabs(a - b);
-}
 
 std::string num(double x) {
   char buf[64];
@@ -106,33 +99,20 @@ int run_compare(int argc, char** argv) {
                 " but --video " + to_string(g.canvas) + " and --text-pad " +
                 std::to_string(g.text_pad) + " need S = " + std::to_string(g.seq_len()));
 
-  // Statistics in one pass; the worst element is the first with the largest error.
+  // Statistics in one pass (sta::diff_arrays); per-head maxima with the same element rules.
   const int64_t n = a.elements();
   const int64_t heads = per_head ? a.shape[0] * a.shape[1] : 0;
   const int64_t per_head_elems = per_head && heads > 0 ? n / heads : 0;
+  const ArrayDiff diff = diff_arrays(a.data.data(), b.data.data(), n, atol, rtol);
+  const double max_abs = diff.max_abs, max_rel = diff.max_rel;
+  const int64_t worst = diff.worst, bad = diff.out_of_tolerance, nonfinite_bad = diff.nonfinite_mismatches;
   std::vector<HeadError> head_errors(static_cast<size_t>(heads));
-  double max_abs = 0.0, max_rel = 0.0;
-  int64_t worst = -1, bad = 0, nonfinite_bad = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    const double x = a.data[static_cast<size_t>(i)], y = b.data[static_cast<size_t>(i)];
-    const double e = element_error(x, y);
-    // Only finite errors can be within tolerance: rtol * |inf| must not excuse a mismatch.
-    const bool out = e != 0.0 && (std::isinf(e) || !(e <= atol + rtol * std::fabs(y)));
-    if (worst < 0 || e > max_abs) {
-      worst = i;
-      max_abs = e;
-    }
-    const double rel = e == 0.0 ? 0.0 : (y != 0.0 && std::isfinite(y) ? e / std::fabs(y) : INFINITY);
-    max_rel = std::max(max_rel, rel);
-    if (out) {
-      ++bad;
-      if (std::isinf(e)) ++nonfinite_bad;
-    }
-    if (per_head && per_head_elems > 0) {
-      HeadError& h = head_errors[static_cast<size_t>(i / per_head_elems)];
-      h.max_abs = std::max(h.max_abs, e);
-      if (out) ++h.out_of_tolerance;
-    }
+  for (int64_t i = 0; per_head_elems > 0 && i < n; ++i) {
+    const double y = b.data[static_cast<size_t>(i)];
+    const double e = element_error(a.data[static_cast<size_t>(i)], y);
+    HeadError& h = head_errors[static_cast<size_t>(i / per_head_elems)];
+    h.max_abs = std::max(h.max_abs, e);
+    if (out_of_tolerance(e, y, atol, rtol)) ++h.out_of_tolerance;
   }
   const bool ok = bad == 0;
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "cli.hpp"
+#include "sta/compare.hpp"
 #include "sta/error.hpp"
 #include "sta/file_io.hpp"
 #include "sta/golden.hpp"
@@ -319,23 +320,6 @@ Problem problem_from_manifest(const JsonValue& m, const std::string& where) {
   return p;
 }
 
-double max_abs_error(const std::vector<float>& a, const std::vector<float>& b) {
-  double worst = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    const double x = a[i], y = b[i];
-    if (std::isnan(x) || std::isnan(y)) {
-      if (std::isnan(x) != std::isnan(y)) return INFINITY;
-      continue;
-    }
-    if (std::isinf(x) || std::isinf(y)) {
-      if (x != y) return INFINITY;
-      continue;
-    }
-    worst = std::max(worst, std::fabs(x - y));
-  }
-  return worst;
-}
-
 int run_verify(int argc, char** argv) {
   Args args(argc, argv, {"--hashes-only"});
   args.check_known({"--hashes-only", "--threads", "--help"});
@@ -374,7 +358,8 @@ int run_verify(int argc, char** argv) {
     throw Error(where + ": out.npy / lse.npy sizes disagree with the manifest shape");
   compute(p, fq.data, fk.data, fv.data, &out, &lse);
   const double tol = golden_tolerance(p.options.rounding);
-  const double e_out = max_abs_error(out, fout.data), e_lse = max_abs_error(lse, flse.data);
+  const double e_out = diff_arrays(out.data(), fout.data.data(), static_cast<int64_t>(out.size()), tol, 0).max_abs;
+  const double e_lse = diff_arrays(lse.data(), flse.data.data(), static_cast<int64_t>(lse.size()), tol, 0).max_abs;
   std::printf("  out      recomputed (%s): max abs error %.3g (tolerance %g) %s\n",
               to_string(p.backend).c_str(), e_out, tol, e_out <= tol ? "ok" : "FAIL");
   std::printf("  lse      recomputed (%s): max abs error %.3g (tolerance %g) %s\n",
