@@ -11,27 +11,7 @@
 namespace sta {
 namespace {
 
-// Classifies blocks of `order` by asking mask_allows() about every (query, key) pair.
-BlockStats brute_force(const Geometry& g, const Mask& m, Layout order, int64_t bq, int64_t bk) {
-  const int64_t v = g.video_tokens();
-  const int64_t nqb = (v + bq - 1) / bq, nkb = (v + bk - 1) / bk;
-  std::vector<int64_t> allowed(static_cast<size_t>(nqb * nkb), 0);
-  BlockStats st;
-  for (int64_t q = 0; q < v; ++q)
-    for (int64_t k = 0; k < v; ++k)
-      if (mask_allows(g, m, order, q, k)) {
-        ++allowed[(q / bq) * nkb + k / bk];
-        ++st.allowed_pairs;
-      }
-  for (int64_t i = 0; i < nqb; ++i)
-    for (int64_t j = 0; j < nkb; ++j) {
-      const int64_t cells = (std::min((i + 1) * bq, v) - i * bq) * (std::min((j + 1) * bk, v) - j * bk);
-      const int64_t a = allowed[i * nkb + j];
-      (a == 0 ? st.counts.empty : a == cells ? st.counts.dense : st.counts.mixed) += 1;
-    }
-  st.total_pairs = v * v;
-  return st;
-}
+using testing::brute_force_blocks;
 
 TEST(Classifier, TiledMatchesBruteForceOnRandomShapes) {
   const uint64_t seed = 31;
@@ -42,7 +22,7 @@ TEST(Classifier, TiledMatchesBruteForceOnRandomShapes) {
     SCOPED_TRACE("seed " + std::to_string(seed) + " case " + std::to_string(i) + ": " +
                  testing::describe(g, m));
     const BlockStats got = classify_blocks(g, m);
-    const BlockStats want = brute_force(g, m, Layout::kTiled, g.tile_tokens(), g.tile_tokens());
+    const BlockStats want = brute_force_blocks(g, m, Layout::kTiled, g.tile_tokens(), g.tile_tokens());
     EXPECT_EQ(got.counts.dense, want.counts.dense);
     EXPECT_EQ(got.counts.mixed, want.counts.mixed);
     EXPECT_EQ(got.counts.empty, want.counts.empty);
@@ -61,7 +41,7 @@ TEST(Classifier, RasterMatchesBruteForceForAnyBlockSize) {
                  testing::describe(g, m) + " block " + std::to_string(bq) + "," +
                  std::to_string(bk));
     const BlockStats got = classify_blocks(g, m, {Layout::kRaster, bq, bk});
-    const BlockStats want = brute_force(g, m, Layout::kRaster, bq, bk);
+    const BlockStats want = brute_force_blocks(g, m, Layout::kRaster, bq, bk);
     EXPECT_TRUE(got.counts == want.counts)
         << "got " << got.counts.dense << "/" << got.counts.mixed << "/" << got.counts.empty
         << " want " << want.counts.dense << "/" << want.counts.mixed << "/" << want.counts.empty;

@@ -5,6 +5,10 @@
 #include <random>
 #include <string>
 
+#include <algorithm>
+#include <vector>
+
+#include "sta/blocks.hpp"
 #include "sta/mask.hpp"
 #include "sta/shape.hpp"
 
@@ -44,6 +48,28 @@ inline Mask random_mask(std::mt19937_64& rng, const Geometry& g) {
 inline std::string describe(const Geometry& g, const Mask& m) {
   return "video " + to_string(g.canvas) + " tile " + to_string(g.tile) + " mask " + to_string(m) +
          " text " + std::to_string(g.text_length) + "/" + std::to_string(g.text_pad);
+}
+
+// Classifies blocks of `order` by asking mask_allows() about every (query, key) pair.
+inline BlockStats brute_force_blocks(const Geometry& g, const Mask& m, Layout order, int64_t bq, int64_t bk) {
+  const int64_t v = g.video_tokens();
+  const int64_t nqb = (v + bq - 1) / bq, nkb = (v + bk - 1) / bk;
+  std::vector<int64_t> allowed(static_cast<size_t>(nqb * nkb), 0);
+  BlockStats st;
+  for (int64_t q = 0; q < v; ++q)
+    for (int64_t k = 0; k < v; ++k)
+      if (mask_allows(g, m, order, q, k)) {
+        ++allowed[(q / bq) * nkb + k / bk];
+        ++st.allowed_pairs;
+      }
+  for (int64_t i = 0; i < nqb; ++i)
+    for (int64_t j = 0; j < nkb; ++j) {
+      const int64_t cells = (std::min((i + 1) * bq, v) - i * bq) * (std::min((j + 1) * bk, v) - j * bk);
+      const int64_t a = allowed[i * nkb + j];
+      (a == 0 ? st.counts.empty : a == cells ? st.counts.dense : st.counts.mixed) += 1;
+    }
+  st.total_pairs = v * v;
+  return st;
 }
 
 }  // namespace sta::testing

@@ -26,6 +26,7 @@
 #include "sta/error.hpp"
 #include "sta/layout.hpp"
 #include "sta/reference.hpp"
+#include "attention_harness.hpp"
 #include "test_helpers.hpp"
 
 namespace sta {
@@ -182,28 +183,6 @@ BlockStats brute_force_tiled(const Geometry& g, const Mask& m) {
   return st;
 }
 
-// Raster order, blocks of (bq, bk) consecutive tokens, through mask_allows.
-BlockStats brute_force_raster(const Geometry& g, const Mask& m, int64_t bq, int64_t bk) {
-  const int64_t v = g.video_tokens();
-  const int64_t nqb = (v + bq - 1) / bq, nkb = (v + bk - 1) / bk;
-  std::vector<int64_t> allowed(static_cast<size_t>(nqb * nkb), 0);
-  BlockStats st;
-  for (int64_t q = 0; q < v; ++q)
-    for (int64_t k = 0; k < v; ++k)
-      if (mask_allows(g, m, Layout::kRaster, q, k)) {
-        ++allowed[(q / bq) * nkb + k / bk];
-        ++st.allowed_pairs;
-      }
-  for (int64_t i = 0; i < nqb; ++i)
-    for (int64_t j = 0; j < nkb; ++j) {
-      const int64_t cells = (std::min((i + 1) * bq, v) - i * bq) * (std::min((j + 1) * bk, v) - j * bk);
-      const int64_t a = allowed[i * nkb + j];
-      (a == 0 ? st.counts.empty : a == cells ? st.counts.dense : st.counts.mixed) += 1;
-    }
-  st.total_pairs = v * v;
-  return st;
-}
-
 TEST(RaggedClassifier, TiledMatchesBruteForceOnRandomRaggedShapes) {
   const uint64_t seed = 103;
   std::mt19937_64 rng(seed);
@@ -237,7 +216,7 @@ TEST(RaggedClassifier, RasterMatchesBruteForceForAnyBlockSize) {
     const int64_t bq = 1 + static_cast<int64_t>(rng() % 40), bk = 1 + static_cast<int64_t>(rng() % 40);
     SCOPED_TRACE(seed_trace(seed, i, g, m) + " block " + std::to_string(bq) + "," + std::to_string(bk));
     const BlockStats got = classify_blocks(g, m, {Layout::kRaster, bq, bk});
-    const BlockStats want = brute_force_raster(g, m, bq, bk);
+    const BlockStats want = testing::brute_force_blocks(g, m, Layout::kRaster, bq, bk);
     EXPECT_EQ(got.counts, want.counts);
     EXPECT_EQ(got.allowed_pairs, want.allowed_pairs);
   }
@@ -262,97 +241,12 @@ TEST(RaggedSta, EveryBlockIsDenseOrEmpty) {
 
 // --- attention ---------------------------------------------------------------------------
 
-struct Problem {
-  AttentionShape shape;
-  AttentionOptions options;
-  std::vector<float> q, k, v;
-};
-
-Problem make_problem(const Geometry& g, std::vector<Mask> masks, int64_t batch, int64_t heads,
-                     int64_t dim, Layout layout, uint64_t seed) {
-  Problem p;
-  p.shape = {batch, heads, g.seq_len(), dim};
-  p.options.geometry = g;
-  p.options.masks = std::move(masks);
-  p.options.layout = layout;
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  for (auto* t : {&p.q, &p.k, &p.v}) {
-    t->resize(static_cast<size_t>(p.shape.elements()));
-    for (float& x : *t) x = normal(rng);
-  }
-  return p;
-}
-
-std::string describe(const Problem& p) {
-  std::string s = "B=" + std::to_string(p.shape.batch) + " H=" + std::to_string(p.shape.heads) +
-                  " D=" + std::to_string(p.shape.dim) + " layout=" + to_string(p.options.layout) +
-                  " " + testing::describe(p.options.geometry, p.options.masks[0]) + " masks";
-  for (const Mask& m : p.options.masks) s += " " + to_string(m);
-  return s;
-}
-
-struct Result {
-  std::vector<float> out, lse;
-  AttentionStats stats;
-};
-
-Result run(const Problem& p, Backend backend) {
-  Result r;
-  r.out.assign(static_cast<size_t>(p.shape.elements()), std::nanf(""));
-  r.lse.assign(static_cast<size_t>(p.shape.batch * p.shape.heads * p.shape.seq), std::nanf(""));
-  r.stats = attention(p.shape, p.options, p.q.data(), p.k.data(), p.v.data(), r.out.data(),
-                      r.lse.data(), backend);
-  return r;
-}
-
-/// Max abs difference against the reference; infinities must match exactly, NaN is infinite.
-double max_abs_error(const std::vector<float>& got, const std::vector<double>& want) {
-  double worst = 0.0;
-  for (size_t i = 0; i < got.size(); ++i) {
-    if (std::isinf(want[i]) || std::isinf(got[i])) {
-      if (static_cast<double>(got[i]) != want[i]) return std::numeric_limits<double>::infinity();
-      continue;
-    }
-    const double e = std::fabs(static_cast<double>(got[i]) - want[i]);
-    if (!(e <= worst)) worst = std::isnan(e) ? std::numeric_limits<double>::infinity() : e;
-  }
-  return worst;
-}
-
-BlockCounts expected_counts(const Problem& p, Backend backend) {
-  BlockCounts total;
-  for (int64_t h = 0; h < p.shape.heads; ++h) {
-    const Mask mask = backend == Backend::kDense ? Mask::full() : mask_for_head(p.options.masks, h);
-    const BlockCounts c = classify_blocks(p.options.geometry, mask).counts;
-    total += BlockCounts{c.dense * p.shape.batch, c.mixed * p.shape.batch, c.empty * p.shape.batch};
-  }
-  return total;
-}
-
-void check_all_backends(const Problem& p) {
-  SCOPED_TRACE(describe(p));
-  std::vector<double> want_out(static_cast<size_t>(p.shape.elements()));
-  std::vector<double> want_lse(static_cast<size_t>(p.shape.batch * p.shape.heads * p.shape.seq));
-  reference_attention(p.shape, p.options, p.q.data(), p.k.data(), p.v.data(), want_out.data(),
-                      want_lse.data());
-  const auto& masks = p.options.masks;
-  const bool sta_ok = std::all_of(masks.begin(), masks.end(), [](const Mask& m) {
-    return m.kind == MaskKind::kSta || m.kind == MaskKind::kFull;
-  });
-  const bool full = std::all_of(masks.begin(), masks.end(),
-                                [](const Mask& m) { return m.kind == MaskKind::kFull; });
-  std::vector<Backend> backends = {Backend::kNatten};
-  if (sta_ok) backends.push_back(Backend::kSta);
-  if (full) backends.push_back(Backend::kDense);
-  for (Backend b : backends) {
-    SCOPED_TRACE("backend " + to_string(b));
-    const Result got = run(p, b);
-    EXPECT_LT(max_abs_error(got.out, want_out), 1e-5);
-    EXPECT_LT(max_abs_error(got.lse, want_lse), 1e-5);
-    EXPECT_EQ(got.stats.counts, expected_counts(p, b));
-  }
-}
+using testing::check_all_backends;
+using testing::make_problem;
+using testing::Problem;
+using testing::run;
+using testing::Result;
+using testing::max_abs_error;
 
 TEST(RaggedAttention, BackendsMatchReferenceWithTextAndPerHeadWindows) {
   const uint64_t seed = 106;
