@@ -1,11 +1,10 @@
 #pragma once
 // Shared helpers for the tests: seeded random shapes and brute-force oracles that share no
 // code with the library beyond the per-pair mask predicate.
+#include <algorithm>
 #include <cstdint>
 #include <random>
 #include <string>
-
-#include <algorithm>
 #include <vector>
 
 #include "sta/blocks.hpp"
