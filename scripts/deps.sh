@@ -3,7 +3,7 @@
 # Extra package names given as arguments are installed too (test.sh adds chromium, which
 # renders the HTML report in a test).
 set -euo pipefail
-pkgs=(build-essential cmake pkg-config python3 python3-numpy libeigen3-dev libopenblas-dev
+pkgs=(build-essential cmake pkg-config clang python3 python3-numpy libeigen3-dev libopenblas-dev
       libomp-dev libxsimd-dev libgtest-dev libbenchmark-dev "$@")
 missing=()
 for p in "${pkgs[@]}"; do

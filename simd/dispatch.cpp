@@ -27,8 +27,7 @@ bool isa_supported(Isa isa) {
              __builtin_cpu_supports("avx512cd") && __builtin_cpu_supports("avx2") &&
              __builtin_cpu_supports("fma");
     case Isa::kAvx2:
-      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-             __builtin_cpu_supports("f16c");
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     case Isa::kScalar: return true;
   }
   return false;

@@ -1,7 +1,9 @@
 // AVX-512 instantiation of the online softmax (compiled with -mavx512f..., see CMakeLists).
 // GCC 12 flags the deliberate self-initialisation in _mm512_undefined_ps() (avx512fintrin.h)
 // as -Wmaybe-uninitialized once xsimd's intrinsics are inlined; a known false positive.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include "softmax-inl.hpp"
 #include "softmax.hpp"
 

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets with clang (+ ASan/UBSan) into build-fuzz/ and runs each one
+# from the seed corpus in tests/fuzz/<target>/ for a fixed number of inputs (deterministic
+# seed), so a run is reproducible. FUZZ_RUNS (default 200000) sets the count; new corpus
+# entries go to build-fuzz/corpus/, never into the repository.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs="${FUZZ_RUNS:-200000}"
+CXX=clang++ CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSTA_FUZZ=ON \
+  -DSTA_BUILD_TESTS=OFF -DSTA_BUILD_BENCH=OFF >/dev/null
+cmake --build build-fuzz -j"$(nproc)" --target fuzz_npy fuzz_strategy fuzz_options
+for t in npy strategy options; do
+  mkdir -p "build-fuzz/corpus/$t"
+  echo "== fuzz_$t: $runs inputs from tests/fuzz/$t =="
+  log="build-fuzz/fuzz_$t.log"
+  if ! "build-fuzz/fuzz_$t" -seed=1 -runs="$runs" -max_len=4096 "build-fuzz/corpus/$t" \
+       "tests/fuzz/$t" >"$log" 2>&1; then
+    tail -n 40 "$log"
+    echo "fuzz_$t FAILED (crash input saved by libFuzzer as crash-* in $(pwd))"
+    exit 1
+  fi
+  grep -E "^Done" "$log"
+done
