@@ -33,6 +33,14 @@ std::string times(const Extent3& e, bool is_2d) {
 
 bool is_2d(const Geometry& g) { return g.canvas.t == 1 && g.tile.t == 1; }
 
+// Tokens of the last tile on each axis (the corner tile): shorter than g.tile on a ragged axis.
+Extent3 last_tile(const Geometry& g) {
+  const Extent3 n = g.tiles();
+  return g.tile_extent({n.t - 1, n.h - 1, n.w - 1});
+}
+
+bool has_short_tiles(const Geometry& g) { return last_tile(g) != g.tile; }
+
 const char* class_name(BlockClass c) {
   return c == BlockClass::kDense ? "dense" : c == BlockClass::kMixed ? "mixed" : "empty";
 }
@@ -215,7 +223,8 @@ void draw_block_panel(Svg& svg, const Geometry& g, const PanelPlan& p, double x0
   // Header: mask, cut, counts.
   svg.text(x0, y0 + 16, mask_label(p.panel.mask, g), text_style(15, "start", "bold"));
   const std::string x = "\xC3\x97";
-  std::string cut = tiled ? "tiled order: blocks = tiles of " + std::to_string(m.block_q) + " tokens"
+  std::string cut = tiled ? std::string("tiled order: blocks = tiles of ") +
+                                (has_short_tiles(g) ? "up to " : "") + std::to_string(m.block_q) + " tokens"
                           : "raster order: blocks of " + std::to_string(m.block_q) + x +
                                 std::to_string(m.block_k) + " tokens";
   cut += ", " + group_thousands(m.rows) + x + group_thousands(m.cols) + " blocks";
@@ -400,7 +409,9 @@ Svg blocks_svg(const Geometry& g, const std::vector<BlockPanel>& panels,
   const std::string title =
       options.title.empty()
           ? "Block classification: video " + times(g.canvas, is_2d(g)) + " tokens, tile " +
-                times(g.tile, is_2d(g)) + " tokens (" + times(g.tiles(), is_2d(g)) + " tiles)"
+                times(g.tile, is_2d(g)) + " tokens (" + times(g.tiles(), is_2d(g)) + " tiles" +
+                (has_short_tiles(g) ? ", ragged: last tile " + times(last_tile(g), is_2d(g)) + " tokens" : "") +
+                ")"
           : options.title;
   std::vector<std::string> notes = {
       "Each cell is one (query block, key block) pair of the video attention map: dense blocks "
@@ -418,6 +429,9 @@ Svg blocks_svg(const Geometry& g, const std::vector<BlockPanel>& panels,
              " blocks, orange if any of them is mixed, else blue if any is dense; paler = fewer "
              "non-empty blocks (zoom with --range to see single blocks). ";
   }
+  if (has_short_tiles(g))
+    note2 += "Ragged edges: the last tile of an axis not divisible by the tile is shorter, so its "
+             "blocks hold fewer tokens; each tile is still one cell of the map. ";
   if (g.tiles().t > 1) note2 += "Dark lines separate frames (of tiles, in tiled order). ";
   bool row_lines = false;
   for (const PanelPlan& p : plans)
@@ -488,7 +502,7 @@ QueryWindow query_window(const Geometry& g, const Mask& mask, const TokenCoord& 
   const char* axis_name[3] = {"t", "y", "x"};
   int64_t attended = 1, dense = 1;
   for (int a = 0; a < 3; ++a) {
-    const int64_t len = g.canvas[a], tile = g.tile[a], n = len / tile;
+    const int64_t len = g.canvas[a], tile = g.tile[a], n = g.tiles()[a];  // ceil if ragged
     if (qc[a] < 0 || qc[a] >= len)
       throw Error(std::string("--query: ") + axis_name[a] + " = " + std::to_string(qc[a]) +
                   " is outside the canvas, expected 0 <= " + axis_name[a] + " < " +
@@ -577,7 +591,11 @@ Svg window_svg(const Geometry& g, const Mask& mask, const TokenCoord& query) {
   int64_t window_keys = 1;
   for (int a = 0; a < 3; ++a) window_keys *= w.keys[a].length;
   std::string l1 = "Canvas " + times(g.canvas, two_d) + " tokens = " + times(n, two_d) +
-                   " tiles of " + times(g.tile, two_d) + " tokens. The query tile " +
+                   " tiles of " + times(g.tile, two_d) + " tokens" +
+                   (has_short_tiles(g) ? " (ragged: the last tile of an axis is shorter, down to " +
+                                             times(last_tile(g), two_d) + " in the corner)"
+                                       : "") +
+                   ". The query tile " +
                    tile_coord(w.query_tile) + " attends " + group_thousands(w.attended_tiles) +
                    " key tiles";
   if (mask.kind == MaskKind::kSta || mask.kind == MaskKind::kFull)
@@ -603,6 +621,8 @@ Svg window_svg(const Geometry& g, const Mask& mask, const TokenCoord& query) {
   if (mask.kind == MaskKind::kSta && effective_sta_window(mask.window, n) != mask.window)
     l2 += " An even K covers K+1 tiles, a K at least the axis covers the axis (SPEC 2): the "
           "effective window is what is drawn.";
+  if (mask.kind == MaskKind::kSta && has_short_tiles(g))
+    l2 += " A short edge tile inside the window counts as one key tile but holds fewer keys.";
   if (mask.kind == MaskKind::kSwa && any_shift)
     l2 = "Token-wise window (NATTEN): at the border it shifts instead of shrinking (dashed: the "
          "centred window). Its edges cut through tiles, so the query tile's blocks are mixed.";
@@ -632,36 +652,51 @@ Svg window_svg(const Geometry& g, const Mask& mask, const TokenCoord& query) {
     const double px = 24 + (i % cols) * panel_w, py = panels_top + (i / cols) * panel_h;
     const double cx = px + canvas_dx, cy = py + canvas_dy;
     if (!two_d) {
-      const int64_t f0 = f * g.tile.t, f1 = (f + 1) * g.tile.t;
+      const int64_t f0 = f * g.tile.t, f1 = f0 + g.tile_len(0, f);
       const int64_t in_window = count_in_range(w.keys[0], g.canvas.t, f0, f1);
       std::string label = "tile frame " + std::to_string(f) + " (frames " + std::to_string(f0) +
                           "\xE2\x80\x93" + std::to_string(f1 - 1) + ")";
       if (f == w.query_tile.t) label += ", query";
       if (tile_class(0, f) != BlockClass::kEmpty)
         label += ": " + group_thousands(tiles_per_frame) + (tiles_per_frame == 1 ? " key tile" : " key tiles");
-      if (in_window > 0 && in_window < g.tile.t)
-        label += ", " + std::to_string(in_window) + "/" + std::to_string(g.tile.t) + " frames in window";
+      if (in_window > 0 && in_window < f1 - f0)
+        label += ", " + std::to_string(in_window) + "/" + std::to_string(f1 - f0) + " frames in window";
       svg.text(cx - margin, py + 15, label,
                text_style(13, "start", f == w.query_tile.t ? "bold" : "", kInk));
     }
     // Axis ticks in tokens at tile boundaries, outside the margin the dashed window may use.
-    for (int64_t t = 0; t <= n.w; t += tick_tiles) {
-      const double xx = cx + t * g.tile.w * s;
-      svg.line(xx, cy - margin, xx, cy, stroke_style("#D0D0D0", 1));
-      svg.text(xx, cy - margin - 4, std::to_string(t * g.tile.w), text_style(11, "middle", "", kMuted));
-    }
-    for (int64_t t = 0; t <= n.h; t += tick_tiles_y) {
-      const double yy = cy + t * g.tile.h * s;
-      svg.line(cx - margin, yy, cx, yy, stroke_style("#D0D0D0", 1));
-      svg.text(cx - margin - 4, yy + 4, std::to_string(t * g.tile.h), text_style(11, "end", "", kMuted));
-    }
+    // A ragged axis also gets a tick at its end (the short last tile); a tick label too close
+    // to it is dropped rather than overprinted.
+    auto tick = [&](int axis, int64_t tok, bool with_label) {
+      const double at = (axis == 2 ? cx : cy) + tok * s;
+      if (axis == 2) {
+        svg.line(at, cy - margin, at, cy, stroke_style("#D0D0D0", 1));
+        if (with_label) svg.text(at, cy - margin - 4, std::to_string(tok), text_style(11, "middle", "", kMuted));
+      } else {
+        svg.line(cx - margin, at, cx, at, stroke_style("#D0D0D0", 1));
+        if (with_label) svg.text(cx - margin - 4, at + 4, std::to_string(tok), text_style(11, "end", "", kMuted));
+      }
+    };
+    auto ticks = [&](int axis, int64_t step, double min_gap) {
+      const int64_t len = g.canvas[axis];
+      const bool ragged_end = len % g.tile[axis] != 0;
+      for (int64_t t = 0; t <= n[axis]; t += step) {
+        const int64_t tok = std::min(t * g.tile[axis], len);
+        tick(axis, tok, !(ragged_end && tok < len && (len - tok) * s < min_gap));
+        if (tok == len) return;
+      }
+      if (ragged_end) tick(axis, len, true);
+    };
+    ticks(2, tick_tiles, 24);
+    ticks(1, tick_tiles_y, 14);
     svg.text(cx + cw, cy - margin - 18, "x (tokens) \xE2\x86\x92", text_style(12, "end", "bold"));
     TextStyle yl = text_style(12, "middle", "bold");
     yl.rotate = -90;
     svg.text(cx - margin - 32, cy + ch / 2, ch >= 90 ? "\xE2\x86\x90 y (tokens)" : "\xE2\x86\x90 y", yl);
 
-    svg.rect(cx, cy, cw, ch, fill_style("#FFFFFF"));
-    // Attended key tiles: the query tile's block row in this frame of tiles.
+    svg.rect(cx, cy, cw, ch, fill_style("#FFFFFF", "canvas"));
+    // Attended key tiles: the query tile's block row in this frame of tiles, each drawn at
+    // its real size (a ragged edge tile is shorter).
     const BlockClass ct = tile_class(0, f);
     if (ct != BlockClass::kEmpty)
       for (int64_t ky = 0; ky < n.h; ++ky)
@@ -672,8 +707,11 @@ Svg window_svg(const Geometry& g, const Mask& mask, const TokenCoord& query) {
                              cx_cls == BlockClass::kDense;
           SvgStyle st = fill_style(dense ? kDenseColour : kMixedColour,
                                    dense ? "attended dense" : "attended mixed", dense ? 0.45 : 0.55);
-          st.tooltip = "key tile " + tile_coord({f, ky, kx}) + ": " + (dense ? "dense" : "mixed");
-          svg.rect(cx + kx * g.tile.w * s, cy + ky * g.tile.h * s, g.tile.w * s, g.tile.h * s, st);
+          const Extent3 kc{f, ky, kx};
+          st.tooltip = "key tile " + tile_coord(kc) + ": " + times(g.tile_extent(kc), two_d) +
+                       " tokens, " + (dense ? "dense" : "mixed");
+          svg.rect(cx + kx * g.tile.w * s, cy + ky * g.tile.h * s, g.tile_len(2, kx) * s,
+                   g.tile_len(1, ky) * s, st);
         }
     // Token grid (faint) and tile grid.
     if (s >= 5) {
@@ -690,7 +728,7 @@ Svg window_svg(const Geometry& g, const Mask& mask, const TokenCoord& query) {
 
     // The keys this query token sees (token box; STA: the tile box) in this frame of tiles.
     const bool frame_in_window =
-        count_in_range(w.keys[0], g.canvas.t, f * g.tile.t, (f + 1) * g.tile.t) > 0;
+        count_in_range(w.keys[0], g.canvas.t, f * g.tile.t, f * g.tile.t + g.tile_len(0, f)) > 0;
     if (frame_in_window)
       for (const auto& [y0, y1] : pieces(w.keys[1], g.canvas.h))
         for (const auto& [x0, x1] : pieces(w.keys[2], g.canvas.w)) {
@@ -712,8 +750,9 @@ Svg window_svg(const Geometry& g, const Mask& mask, const TokenCoord& query) {
     }
     // The query tile and the query token.
     if (f == w.query_tile.t) {
-      svg.rect(cx + w.query_tile.w * g.tile.w * s, cy + w.query_tile.h * g.tile.h * s,
-               g.tile.w * s, g.tile.h * s, stroke_style("#000000", 3));
+      const Extent3 qe = g.tile_extent(w.query_tile);
+      svg.rect(cx + w.query_tile.w * g.tile.w * s, cy + w.query_tile.h * g.tile.h * s, qe.w * s,
+               qe.h * s, stroke_style("#000000", 3));
       const double qs = std::max(s, 6.0);
       SvgStyle qst = fill_style("#000000", "query");
       qst.stroke = "#FFFFFF";

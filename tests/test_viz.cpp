@@ -212,6 +212,53 @@ bool exists(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0;
 }
 
+/// A random small ragged geometry (as in test_ragged.cpp): tiles of 1..max_tile tokens,
+/// canvas axes of any length up to max_tiles tiles' worth; 2D with probability 1/4.
+Geometry random_ragged_geometry(std::mt19937_64& rng, int64_t max_tiles = 4, int64_t max_tile = 4) {
+  Geometry g;
+  g.ragged = true;
+  const bool two_d = rng() % 4 == 0;
+  for (int a = 0; a < 3; ++a) {
+    if (two_d && a == 0) continue;  // T = t = 1
+    g.tile[a] = 1 + static_cast<int64_t>(rng() % static_cast<uint64_t>(max_tile));
+    g.canvas[a] = 1 + static_cast<int64_t>(rng() % static_cast<uint64_t>(max_tiles * g.tile[a]));
+  }
+  return g;
+}
+
+/// The value of attribute `name` in the tag that starts at `at` ("" if absent).
+std::string attribute(const std::string& doc, size_t at, const std::string& name) {
+  const size_t end = doc.find('>', at);
+  const size_t a = doc.find(" " + name + "=\"", at);
+  if (a == std::string::npos || a > end) return "";
+  const size_t v = a + name.size() + 3;
+  return doc.substr(v, doc.find('"', v) - v);
+}
+
+/// One drawn rectangle: its size in viewBox units and its tooltip.
+struct DrawnRect {
+  double w = 0, h = 0;
+  std::string tooltip;
+};
+
+/// Every <rect> whose class attribute starts with `class_prefix`, in document order.
+std::vector<DrawnRect> rects_of_class(const std::string& doc, const std::string& class_prefix) {
+  std::vector<DrawnRect> out;
+  for (size_t at = doc.find("<rect "); at != std::string::npos; at = doc.find("<rect ", at + 1)) {
+    if (attribute(doc, at, "class").rfind(class_prefix, 0) != 0) continue;
+    DrawnRect r;
+    r.w = std::stod(attribute(doc, at, "width"));
+    r.h = std::stod(attribute(doc, at, "height"));
+    const size_t close = doc.find('>', at);
+    if (doc[close - 1] != '/') {
+      const size_t t0 = doc.find("<title>", close) + 7;
+      r.tooltip = doc.substr(t0, doc.find("</title>", t0) - t0);
+    }
+    out.push_back(r);
+  }
+  return out;
+}
+
 // ---------------------------------------------------------------------------------------
 // The SVG writer.
 
@@ -298,6 +345,54 @@ TEST(BlockClassMap, RejectsHugeMapsNamingTheArgument) {
     FAIL() << "no error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("--block"), std::string::npos) << e.what();
+  }
+}
+
+TEST(BlockClassMap, RaggedTilesMatchBruteForceAtTheirRealSizes) {
+  const uint64_t seed = 20261124;
+  std::mt19937_64 rng(seed);
+  for (int trial = 0; trial < 30; ++trial) {
+    const Geometry g = random_ragged_geometry(rng);
+    const Mask m = testing::random_mask(rng, g);
+    SCOPED_TRACE("seed " + std::to_string(seed) + " trial " + std::to_string(trial) + " video " +
+                 to_string(g.canvas) + " tile " + to_string(g.tile) + " ragged " + to_string(m));
+    const BlockClassMap tiled = block_class_map(g, m);
+    ASSERT_EQ(tiled.rows, g.num_tiles());
+    EXPECT_EQ(tiled.stats.counts, classify_blocks(g, m).counts);
+    for (int64_t i = 0; i < tiled.rows; ++i)
+      for (int64_t j = 0; j < tiled.cols; ++j) {
+        const int64_t q0 = g.tile_offset(i), k0 = g.tile_offset(j);
+        ASSERT_EQ(tiled.at(i, j),
+                  brute_block(g, m, Layout::kTiled, q0, q0 + g.tile_size(i), k0, k0 + g.tile_size(j)))
+            << "tile block " << i << "," << j;
+      }
+  }
+}
+
+TEST(BlocksSvg, RaggedCellCountsEqualTheClassifier) {
+  const uint64_t seed = 1124;
+  std::mt19937_64 rng(seed);
+  for (int trial = 0; trial < 25; ++trial) {
+    const Geometry g = random_ragged_geometry(rng);
+    const Mask a = testing::random_mask(rng, g), b = testing::random_mask(rng, g);
+    const BlockPartition raster{Layout::kRaster, 1 + static_cast<int64_t>(rng() % 7),
+                                1 + static_cast<int64_t>(rng() % 9)};
+    SCOPED_TRACE("seed " + std::to_string(seed) + " trial " + std::to_string(trial) + " video " +
+                 to_string(g.canvas) + " tile " + to_string(g.tile) + " ragged " + to_string(a) +
+                 " / " + to_string(b));
+    BlocksPictureOptions opt;
+    opt.max_cells = 2000;  // every block its own cell
+    const std::string doc = blocks_svg(g, {{a, {}}, {b, {}}, {a, raster}}, opt).str();
+    ASSERT_EQ(xml_error(doc), "");
+    BlockCounts sum = classify_blocks(g, a).counts;
+    sum += classify_blocks(g, b).counts;
+    sum += classify_blocks(g, a, raster).counts;
+    EXPECT_EQ(count(doc, "class=\"dense\""), static_cast<size_t>(sum.dense));
+    EXPECT_EQ(count(doc, "class=\"mixed\""), static_cast<size_t>(sum.mixed));
+    EXPECT_EQ(count(doc, "class=\"empty\""), static_cast<size_t>(sum.empty));
+    if (g.tile_size(g.num_tiles() - 1) < g.tile_tokens()) {
+      EXPECT_NE(plain_text(doc).find("Ragged edges"), std::string::npos);
+    }
   }
 }
 
@@ -403,6 +498,96 @@ TEST(WindowSvg, SwaDrawsTheQueryTilesBlockRow) {
   EXPECT_EQ(count(doc, "class=\"centred\""), 2u);
 }
 
+// The attended key tiles as drawn: how many, and the tokens they cover (the rect sizes over
+// the canvas scale, times the frames of their frame of tiles, read from the tooltip).
+struct DrawnWindow {
+  int64_t tiles = 0;
+  int64_t tokens = 0;
+};
+
+DrawnWindow drawn_window(const Geometry& g, const std::string& doc) {
+  const std::vector<DrawnRect> canvas = rects_of_class(doc, "canvas");
+  EXPECT_FALSE(canvas.empty());
+  if (canvas.empty()) return {};
+  const double s = canvas[0].w / static_cast<double>(g.canvas.w);
+  EXPECT_NEAR(canvas[0].h / s, static_cast<double>(g.canvas.h), 0.01);
+  DrawnWindow d;
+  for (const DrawnRect& r : rects_of_class(doc, "attended")) {
+    ++d.tiles;
+    // "key tile (f,y,x): ..." in 3D, "key tile (y,x): ..." in 2D.
+    int64_t f = 0;
+    long long c[3];
+    if (std::sscanf(r.tooltip.c_str(), "key tile (%lld,%lld,%lld)", &c[0], &c[1], &c[2]) == 3) f = c[0];
+    // Whole tokens per side: the coordinates are rounded to 0.01 px.
+    const int64_t tw = std::lround(r.w / s), th = std::lround(r.h / s);
+    EXPECT_NEAR(r.w / s, static_cast<double>(tw), 0.05) << r.tooltip;
+    EXPECT_NEAR(r.h / s, static_cast<double>(th), 0.05) << r.tooltip;
+    d.tokens += tw * th * g.tile_len(0, f);
+  }
+  return d;
+}
+
+TEST(WindowSvg, RaggedEdgeTilesAreDrawnAtTheirRealSize) {
+  const uint64_t seed = 4505;
+  std::mt19937_64 rng(seed);
+  for (int trial = 0; trial < 60; ++trial) {
+    const Geometry g = random_ragged_geometry(rng, 5, 4);
+    const Extent3 n = g.tiles();
+    Extent3 window;
+    for (int a = 0; a < 3; ++a) window[a] = 1 + static_cast<int64_t>(rng() % 5);
+    const Mask m = trial % 4 == 3 ? testing::random_mask(rng, g) : Mask::sta(window);
+    const TokenCoord q{static_cast<int64_t>(rng() % static_cast<uint64_t>(g.canvas.t)),
+                       static_cast<int64_t>(rng() % static_cast<uint64_t>(g.canvas.h)),
+                       static_cast<int64_t>(rng() % static_cast<uint64_t>(g.canvas.w))};
+    SCOPED_TRACE("seed " + std::to_string(seed) + " trial " + std::to_string(trial) + " video " +
+                 to_string(g.canvas) + " tile " + to_string(g.tile) + " ragged " + to_string(m) +
+                 " query " + std::to_string(q.t) + "," + std::to_string(q.y) + "," + std::to_string(q.x));
+    const std::string doc = window_svg(g, m, q).str();
+    ASSERT_EQ(xml_error(doc), "");
+    EXPECT_EQ(count(doc, "class=\"query\""), 1u);
+    const DrawnWindow d = drawn_window(g, doc);
+    const Extent3 qt{q.t / g.tile.t, q.y / g.tile.h, q.x / g.tile.w};
+    if (m.kind == MaskKind::kSta) {
+      int64_t tiles = 1;
+      for (int a = 0; a < 3; ++a) tiles *= sta_key_tiles(m.window[a], n[a], qt[a]).count;
+      int64_t allowed = 0;
+      for (int64_t t = 0; t < g.canvas.t; ++t)
+        for (int64_t y = 0; y < g.canvas.h; ++y)
+          for (int64_t x = 0; x < g.canvas.w; ++x) allowed += video_mask_allows(g, m, q, {t, y, x});
+      EXPECT_EQ(d.tiles, tiles);
+      EXPECT_EQ(query_window(g, m, q).attended_tiles, tiles);
+      EXPECT_EQ(count(doc, "class=\"attended mixed"), 0u);
+      EXPECT_EQ(d.tokens, allowed);
+    } else {
+      // Any mask: the query tile's non-empty key tiles, drawn with their real token counts.
+      const BlockClassMap map = block_class_map(g, m);
+      const int64_t row = (qt.t * n.h + qt.h) * n.w + qt.w;
+      int64_t tiles = 0, tokens = 0;
+      for (int64_t k = 0; k < map.cols; ++k)
+        if (map.at(row, k) != BlockClass::kEmpty) {
+          ++tiles;
+          tokens += g.tile_size(k);
+        }
+      EXPECT_EQ(d.tiles, tiles);
+      EXPECT_EQ(d.tokens, tokens);
+    }
+  }
+}
+
+TEST(WindowSvg, RaggedVideoCornerShowsTheShortEdgeTiles) {
+  Geometry g = geo({30, 45, 80}, {6, 8, 8});  // 45 = 5 * 8 + 5: the last row of tiles is 5 high
+  g.ragged = true;
+  const std::string doc = window_svg(g, Mask::sta({3, 3, 3}), {29, 44, 79}).str();
+  ASSERT_EQ(xml_error(doc), "");
+  EXPECT_EQ(count(doc, "class=\"attended dense"), 27u);
+  EXPECT_EQ(drawn_window(g, doc).tokens, 3 * 6 * (16 + 5) * 24);
+  EXPECT_EQ(count(doc, "class=\"centred\""), 2u);  // shifted on t, y and x; tile frames 3 and 4
+  const std::string text = plain_text(doc);
+  EXPECT_NE(text.find("down to 6\xC3\x97" "5\xC3\x97" "8 in the corner"), std::string::npos);
+  EXPECT_NE(text.find("frames 24\xE2\x80\x93" "29"), std::string::npos);
+  EXPECT_NE(text.find("6\xC3\x97" "5\xC3\x97" "8 tokens, dense"), std::string::npos);  // a tooltip
+}
+
 TEST(WindowSvg, QueryOutsideTheCanvasNamesTheArgument) {
   const Geometry image = geo({1, 80, 80}, {1, 8, 8});
   EXPECT_EQ(parse_query_token("3,5", image, "--query").y, 3);
@@ -424,45 +609,48 @@ TEST(Recall, MassIsTheSoftmaxAndTheWindowShareMatchesBruteForce) {
   const uint64_t seed = 77;
   std::mt19937_64 rng(seed);
   std::normal_distribution<float> normal;
-  const Geometry g = geo({4, 8, 8}, {2, 4, 4}, 5, 8);
-  const int64_t s = g.seq_len(), d = 6;
-  std::vector<float> q(static_cast<size_t>(s * d)), k(q.size());
-  for (auto& x : q) x = normal(rng);
-  for (auto& x : k) x = normal(rng);
-  const Mask m = Mask::sta({1, 1, 2});
-  const TokenCoord query{1, 6, 2};
-  for (Layout layout : {Layout::kTiled, Layout::kRaster}) {
-    SCOPED_TRACE("seed 77, layout " + to_string(layout));
-    const AttentionRecall r = attention_recall(g, layout, m, q.data(), k.data(), d, 0.5, query);
-    const int64_t qi = layout == Layout::kTiled ? tiled_index(g, 1, 6, 2) : raster_index(g.canvas, 1, 6, 2);
-    std::vector<double> p(static_cast<size_t>(s), 0.0);
-    double sum = 0;
-    for (int64_t j = 0; j < g.valid_keys(); ++j) {
-      double dot = 0;
-      for (int64_t e = 0; e < d; ++e) dot += static_cast<double>(q[qi * d + e]) * k[j * d + e];
-      p[j] = std::exp(0.5 * dot);
-      sum += p[j];
-    }
-    double window = 0, total = r.text_mass, text = 0;
-    int64_t keys = 0;
-    for (int64_t j = 0; j < g.video_tokens(); ++j) {
-      const TokenCoord c = token_coord(g, layout, j);
-      EXPECT_NEAR(r.mass[raster_index(g.canvas, c.t, c.y, c.x)], p[j] / sum, 1e-12);
-      total += r.mass[j];
-      if (mask_allows(g, m, layout, qi, j)) {
-        window += p[j] / sum;
-        ++keys;
+  Geometry ragged = geo({5, 7, 9}, {2, 4, 4}, 5, 8);
+  ragged.ragged = true;
+  for (const Geometry& g : {geo({4, 8, 8}, {2, 4, 4}, 5, 8), ragged}) {
+    const int64_t s = g.seq_len(), d = 6;
+    std::vector<float> q(static_cast<size_t>(s * d)), k(q.size());
+    for (auto& x : q) x = normal(rng);
+    for (auto& x : k) x = normal(rng);
+    const Mask m = Mask::sta({1, 1, 2});
+    const TokenCoord query{1, 6, 2};
+    for (Layout layout : {Layout::kTiled, Layout::kRaster}) {
+      SCOPED_TRACE("seed 77, video " + to_string(g.canvas) + ", layout " + to_string(layout));
+      const AttentionRecall r = attention_recall(g, layout, m, q.data(), k.data(), d, 0.5, query);
+      const int64_t qi = layout == Layout::kTiled ? tiled_index(g, 1, 6, 2) : raster_index(g.canvas, 1, 6, 2);
+      std::vector<double> p(static_cast<size_t>(s), 0.0);
+      double sum = 0;
+      for (int64_t j = 0; j < g.valid_keys(); ++j) {
+        double dot = 0;
+        for (int64_t e = 0; e < d; ++e) dot += static_cast<double>(q[qi * d + e]) * k[j * d + e];
+        p[j] = std::exp(0.5 * dot);
+        sum += p[j];
       }
+      double window = 0, total = r.text_mass, text = 0;
+      int64_t keys = 0;
+      for (int64_t j = 0; j < g.video_tokens(); ++j) {
+        const TokenCoord c = token_coord(g, layout, j);
+        EXPECT_NEAR(r.mass[raster_index(g.canvas, c.t, c.y, c.x)], p[j] / sum, 1e-12);
+        total += r.mass[j];
+        if (mask_allows(g, m, layout, qi, j)) {
+          window += p[j] / sum;
+          ++keys;
+        }
+      }
+      for (int64_t j = g.video_tokens(); j < g.valid_keys(); ++j) text += p[j] / sum;
+      EXPECT_NEAR(total, 1.0, 1e-12);
+      EXPECT_NEAR(r.window_mass, window, 1e-12);
+      EXPECT_NEAR(r.text_mass, text, 1e-12);
+      EXPECT_EQ(r.window_keys, keys);
+      const std::string doc = recall_svg(g, m, r, HeatScale::kLog, "label <&>").str();
+      ASSERT_EQ(xml_error(doc), "");
+      EXPECT_NE(plain_text(doc).find("of the mass falls inside"), std::string::npos);
+      EXPECT_EQ(count(doc, "class=\"frame-bar\""), static_cast<size_t>(g.canvas.t));
     }
-    for (int64_t j = g.video_tokens(); j < g.valid_keys(); ++j) text += p[j] / sum;
-    EXPECT_NEAR(total, 1.0, 1e-12);
-    EXPECT_NEAR(r.window_mass, window, 1e-12);
-    EXPECT_NEAR(r.text_mass, text, 1e-12);
-    EXPECT_EQ(r.window_keys, keys);
-    const std::string doc = recall_svg(g, m, r, HeatScale::kLog, "label <&>").str();
-    ASSERT_EQ(xml_error(doc), "");
-    EXPECT_NE(plain_text(doc).find("of the mass falls inside"), std::string::npos);
-    EXPECT_EQ(count(doc, "class=\"frame-bar\""), 4u);
   }
 }
 

@@ -29,8 +29,9 @@ constexpr int64_t kMaxBlockMapCells = int64_t{1} << 26;
 /// the tile grid.
 struct BlockClassMap {
   Layout order = Layout::kTiled;
-  int64_t block_q = 0;  ///< tokens per query block (the last one may be shorter in raster order)
-  int64_t block_k = 0;  ///< tokens per key block
+  int64_t block_q = 0;  ///< tokens per query block (the last one may be shorter in raster
+                        ///< order; in tiled order a ragged edge tile holds fewer, tile_size())
+  int64_t block_k = 0;  ///< tokens per key block (likewise)
   int64_t rows = 0;     ///< query blocks
   int64_t cols = 0;     ///< key blocks
   std::vector<BlockClass> classes;  ///< rows * cols entries
@@ -79,8 +80,9 @@ struct BlocksPictureOptions {
 /// The block map of each panel side by side (query blocks down, key blocks across): one
 /// <rect> per drawn cell with class "dense", "mixed" or "empty" (or "agg" when aggregated),
 /// panel headers with the counts and sparsity, axis labels with tick marks, frame-of-tiles
-/// separators where they are legible, and a legend. Throws sta::Error on invalid input, on
-/// a range outside a map (naming --range), or on more than 4 panels.
+/// separators where they are legible, and a legend. In tiled order every tile is one cell,
+/// also a shorter ragged edge tile (the title and a note give its size). Throws sta::Error
+/// on invalid input, on a range outside a map (naming --range), or on more than 4 panels.
 Svg blocks_svg(const Geometry& g, const std::vector<BlockPanel>& panels,
                const BlocksPictureOptions& options = {});
 
@@ -109,7 +111,9 @@ QueryWindow query_window(const Geometry& g, const Mask& mask, const TokenCoord& 
 /// The canvas seen from `query`: one panel per frame of tiles (a single panel in 2D) with
 /// the tile grid, the query token and its tile, the attended key tiles (one <rect
 /// class="attended ..."> each, "dense" or "mixed"), the window outline, and where the border
-/// shifted the window, the dashed outline of the centred window it would have been.
+/// shifted the window, the dashed outline of the centred window it would have been. Every
+/// tile is drawn at its real size in tokens, so on a ragged canvas the last tile of an axis
+/// is shorter (the white canvas background is <rect class="canvas">, the scale reference).
 /// Canvases with more than 12 frames of tiles show the frames the window touches plus one
 /// on each side. Throws sta::Error on invalid input.
 Svg window_svg(const Geometry& g, const Mask& mask, const TokenCoord& query);
