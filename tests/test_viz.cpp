@@ -802,6 +802,38 @@ TEST(CliViz, WritesPicturesThatAgreeWithCounts) {
   std::system(("rm -rf '" + dir + "'").c_str());
 }
 
+TEST(CliViz, RaggedCanvasesDraw) {
+  const std::string dir = temp_dir();
+  auto r = run_cli("viz window --video 30,45,80 --ragged --tile 6,8,8 --mask sta:3,3,3 --query 29,44,79 --out " +
+                   dir + "/w.svg");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::string doc = read_file(dir + "/w.svg");
+  EXPECT_EQ(xml_error(doc), "");
+  EXPECT_EQ(count(doc, "class=\"attended dense"), 27u);
+  Geometry g = geo({30, 45, 80}, {6, 8, 8});
+  g.ragged = true;
+  EXPECT_EQ(drawn_window(g, doc).tokens, 3 * 6 * (16 + 5) * 24);
+  EXPECT_NE(plain_text(doc).find("down to 6\xC3\x97" "5\xC3\x97" "8 in the corner"), std::string::npos);
+  r = run_cli("viz blocks --video 30,45,80 --ragged --tile 6,8,8 --mask sta:3,3,3 --compare swa:9,23,23 --out " +
+              dir + "/b.svg");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(xml_error(read_file(dir + "/b.svg")), "");
+  // recall on a ragged canvas: S = 3*5*7 = 105 video tokens
+  const int64_t s = 105, d = 4;
+  std::vector<float> q(static_cast<size_t>(s * d));
+  for (size_t i = 0; i < q.size(); ++i) q[i] = static_cast<float>(std::cos(0.41 * static_cast<double>(i)));
+  write_npy(dir + "/q.npy", q.data(), {1, 1, s, d}, false, "q");
+  r = run_cli("viz recall --q " + dir + "/q.npy --k " + dir + "/q.npy --video 3,5,7 --ragged --tile 2,4,4 "
+              "--mask sta:1,1,1 --query 2,4,6 --out " + dir + "/rc.svg");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(xml_error(read_file(dir + "/rc.svg")), "");
+  // without --ragged the shape is still an error naming the axis
+  r = run_cli("viz window --video 30,45,80 --tile 6,8,8 --mask sta:3,3,3 --out " + dir + "/x.svg");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.output.find("--ragged"), std::string::npos) << r.output;
+  std::system(("rm -rf '" + dir + "'").c_str());
+}
+
 TEST(CliViz, BadInputGivesOneLineErrorNamingTheArgument) {
   const std::string dir = temp_dir();
   std::ofstream(dir + "/exists.svg") << "keep";

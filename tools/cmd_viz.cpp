@@ -34,7 +34,8 @@ blocks   the block map of the video attention map: query blocks down, key blocks
 window   the canvas seen from one query token: its tile, the key tiles it attends (for
          STA the effective window: an even K covers K+1 tiles), the window outline, and at
          the borders the dashed centred window that STA / SWA shift instead of shrinking.
-         3D canvases get one panel per frame of tiles. Uses the first --mask.
+         3D canvases get one panel per frame of tiles. Uses the first --mask. With --ragged
+         the short edge tiles are drawn at their real size.
   --query t,y,x      query token in canvas coordinates (y,x on a 2D canvas) [canvas centre]
 
 recall   where one query's attention mass falls: the softmax of scale * q.k over every
@@ -189,9 +190,6 @@ int run_viz(int argc, char** argv) {
     throw Error("missing picture: expected 'sta viz blocks|window|recall ...' (see sta viz --help)");
   const std::string what = argv[0];
   Args args(argc - 1, argv + 1, {"--force"});
-  if (args.has("--ragged"))
-    throw Error("--ragged: sta viz draws whole tiles only; use a canvas divisible by the tile "
-                "(sta counts and sta run accept --ragged)");
   if (!args.positionals().empty())
     throw Error("unexpected argument '" + args.positionals()[0] + "' (see sta viz --help)");
   if (what == "blocks") return run_blocks(args);
