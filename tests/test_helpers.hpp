@@ -27,6 +27,22 @@ inline Geometry random_geometry(std::mt19937_64& rng, int64_t max_tiles = 4,
   return g;
 }
 
+/// A random small ragged geometry: tiles of 1..max_tile tokens, canvas axes of 1..max_tiles
+/// tiles' worth of tokens in any length (usually not a multiple of the tile); 2D with
+/// probability 1/4. Separate from random_geometry() so the other tests' seeds keep their cases.
+inline Geometry random_ragged_geometry(std::mt19937_64& rng, int64_t max_tiles = 4,
+                                       int64_t max_tile = 4) {
+  Geometry g;
+  g.ragged = true;
+  const bool two_d = rng() % 4 == 0;
+  for (int a = 0; a < 3; ++a) {
+    if (two_d && a == 0) continue;  // T = t = 1
+    g.tile[a] = 1 + static_cast<int64_t>(rng() % static_cast<uint64_t>(max_tile));
+    g.canvas[a] = 1 + static_cast<int64_t>(rng() % static_cast<uint64_t>(max_tiles * g.tile[a]));
+  }
+  return g;
+}
+
 /// A random mask of any kind, windows from 1 to a bit beyond the canvas (odd and even).
 inline Mask random_mask(std::mt19937_64& rng, const Geometry& g) {
   const int kind = static_cast<int>(rng() % 4);

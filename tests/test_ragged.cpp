@@ -32,21 +32,6 @@
 namespace sta {
 namespace {
 
-/// A random small ragged geometry: tiles of 1..max_tile tokens, canvas axes of 1..max_tiles
-/// tiles' worth of tokens in any length (usually not a multiple of the tile); 2D with
-/// probability 1/4. A separate generator keeps the seeds of the other tests meaningful.
-Geometry random_ragged_geometry(std::mt19937_64& rng, int64_t max_tiles = 4, int64_t max_tile = 4) {
-  Geometry g;
-  g.ragged = true;
-  const bool two_d = rng() % 4 == 0;
-  for (int a = 0; a < 3; ++a) {
-    if (two_d && a == 0) continue;  // T = t = 1
-    g.tile[a] = 1 + static_cast<int64_t>(rng() % static_cast<uint64_t>(max_tile));
-    g.canvas[a] = 1 + static_cast<int64_t>(rng() % static_cast<uint64_t>(max_tiles * g.tile[a]));
-  }
-  return g;
-}
-
 std::string seed_trace(uint64_t seed, int i, const Geometry& g, const Mask& m) {
   return "seed " + std::to_string(seed) + " case " + std::to_string(i) + ": " +
          testing::describe(g, m) + (g.ragged ? " ragged" : "");
@@ -112,7 +97,7 @@ TEST(RaggedLayout, IndexFormulasMatchTheEnumeratedTiledOrder) {
   const uint64_t seed = 101;
   std::mt19937_64 rng(seed);
   for (int i = 0; i < 200; ++i) {
-    const Geometry g = random_ragged_geometry(rng);
+    const Geometry g = testing::random_ragged_geometry(rng);
     SCOPED_TRACE(seed_trace(seed, i, g, Mask::full()));
     const std::vector<int64_t> order = enumerate_tiled_order(g);
     ASSERT_EQ(static_cast<int64_t>(order.size()), g.video_tokens());
@@ -131,7 +116,7 @@ TEST(RaggedLayout, TileUntileRoundTripIsExactWithText) {
   const uint64_t seed = 102;
   std::mt19937_64 rng(seed);
   for (int i = 0; i < 100; ++i) {
-    Geometry g = random_ragged_geometry(rng);
+    Geometry g = testing::random_ragged_geometry(rng);
     g.text_pad = static_cast<int64_t>(rng() % 4);
     g.text_length = g.text_pad > 0 ? static_cast<int64_t>(rng() % (g.text_pad + 1)) : 0;
     SCOPED_TRACE(seed_trace(seed, i, g, Mask::full()));
@@ -187,7 +172,7 @@ TEST(RaggedClassifier, TiledMatchesBruteForceOnRandomRaggedShapes) {
   const uint64_t seed = 103;
   std::mt19937_64 rng(seed);
   for (int i = 0; i < 300; ++i) {
-    const Geometry g = random_ragged_geometry(rng);
+    const Geometry g = testing::random_ragged_geometry(rng);
     const Mask m = testing::random_mask(rng, g);
     SCOPED_TRACE(seed_trace(seed, i, g, m));
     const BlockStats want = brute_force_tiled(g, m);
@@ -211,7 +196,7 @@ TEST(RaggedClassifier, RasterMatchesBruteForceForAnyBlockSize) {
   const uint64_t seed = 104;
   std::mt19937_64 rng(seed);
   for (int i = 0; i < 200; ++i) {
-    const Geometry g = random_ragged_geometry(rng);
+    const Geometry g = testing::random_ragged_geometry(rng);
     const Mask m = testing::random_mask(rng, g);
     const int64_t bq = 1 + static_cast<int64_t>(rng() % 40), bk = 1 + static_cast<int64_t>(rng() % 40);
     SCOPED_TRACE(seed_trace(seed, i, g, m) + " block " + std::to_string(bq) + "," + std::to_string(bk));
@@ -226,7 +211,7 @@ TEST(RaggedSta, EveryBlockIsDenseOrEmpty) {
   const uint64_t seed = 105;
   std::mt19937_64 rng(seed);
   for (int i = 0; i < 300; ++i) {
-    const Geometry g = random_ragged_geometry(rng, 6, 5);
+    const Geometry g = testing::random_ragged_geometry(rng, 6, 5);
     Extent3 w;
     for (int a = 0; a < 3; ++a) w[a] = 1 + static_cast<int64_t>(rng() % (g.tiles()[a] + 2));
     const Mask m = Mask::sta(w);
@@ -252,7 +237,7 @@ TEST(RaggedAttention, BackendsMatchReferenceWithTextAndPerHeadWindows) {
   const uint64_t seed = 106;
   std::mt19937_64 rng(seed);
   for (int i = 0; i < 60; ++i) {
-    Geometry g = random_ragged_geometry(rng);
+    Geometry g = testing::random_ragged_geometry(rng);
     if (rng() % 2) {
       g.text_pad = 1 + static_cast<int64_t>(rng() % 6);
       g.text_length = static_cast<int64_t>(rng() % (g.text_pad + 1));

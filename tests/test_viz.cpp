@@ -212,20 +212,6 @@ bool exists(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0;
 }
 
-/// A random small ragged geometry (as in test_ragged.cpp): tiles of 1..max_tile tokens,
-/// canvas axes of any length up to max_tiles tiles' worth; 2D with probability 1/4.
-Geometry random_ragged_geometry(std::mt19937_64& rng, int64_t max_tiles = 4, int64_t max_tile = 4) {
-  Geometry g;
-  g.ragged = true;
-  const bool two_d = rng() % 4 == 0;
-  for (int a = 0; a < 3; ++a) {
-    if (two_d && a == 0) continue;  // T = t = 1
-    g.tile[a] = 1 + static_cast<int64_t>(rng() % static_cast<uint64_t>(max_tile));
-    g.canvas[a] = 1 + static_cast<int64_t>(rng() % static_cast<uint64_t>(max_tiles * g.tile[a]));
-  }
-  return g;
-}
-
 /// The value of attribute `name` in the tag that starts at `at` ("" if absent).
 std::string attribute(const std::string& doc, size_t at, const std::string& name) {
   const size_t end = doc.find('>', at);
@@ -352,7 +338,7 @@ TEST(BlockClassMap, RaggedTilesMatchBruteForceAtTheirRealSizes) {
   const uint64_t seed = 20261124;
   std::mt19937_64 rng(seed);
   for (int trial = 0; trial < 30; ++trial) {
-    const Geometry g = random_ragged_geometry(rng);
+    const Geometry g = testing::random_ragged_geometry(rng);
     const Mask m = testing::random_mask(rng, g);
     SCOPED_TRACE("seed " + std::to_string(seed) + " trial " + std::to_string(trial) + " video " +
                  to_string(g.canvas) + " tile " + to_string(g.tile) + " ragged " + to_string(m));
@@ -373,7 +359,7 @@ TEST(BlocksSvg, RaggedCellCountsEqualTheClassifier) {
   const uint64_t seed = 1124;
   std::mt19937_64 rng(seed);
   for (int trial = 0; trial < 25; ++trial) {
-    const Geometry g = random_ragged_geometry(rng);
+    const Geometry g = testing::random_ragged_geometry(rng);
     const Mask a = testing::random_mask(rng, g), b = testing::random_mask(rng, g);
     const BlockPartition raster{Layout::kRaster, 1 + static_cast<int64_t>(rng() % 7),
                                 1 + static_cast<int64_t>(rng() % 9)};
@@ -531,7 +517,7 @@ TEST(WindowSvg, RaggedEdgeTilesAreDrawnAtTheirRealSize) {
   const uint64_t seed = 4505;
   std::mt19937_64 rng(seed);
   for (int trial = 0; trial < 60; ++trial) {
-    const Geometry g = random_ragged_geometry(rng, 5, 4);
+    const Geometry g = testing::random_ragged_geometry(rng, 5, 4);
     const Extent3 n = g.tiles();
     Extent3 window;
     for (int a = 0; a < 3; ++a) window[a] = 1 + static_cast<int64_t>(rng() % 5);
