@@ -46,6 +46,8 @@ struct BlockGrid {
   int64_t query_blocks = 0;
   int64_t key_blocks = 0;
 };
+/// Query and key blocks of `resolved` (from resolve_partition): tiles in tiled order,
+/// ceil(video_tokens / block) in raster order.
 BlockGrid block_grid(const Geometry& g, const BlockPartition& resolved);
 
 /// The classifier's answer for one head.

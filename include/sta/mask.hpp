@@ -47,6 +47,8 @@ struct TileRange {
   int64_t first = 0;
   int64_t count = 0;
 };
+/// The key tiles query tile `query_tile` sees on an axis of `num_tiles` tiles under an STA
+/// window of `window_tiles` tiles (FastVideo's rule, above).
 TileRange sta_key_tiles(int64_t window_tiles, int64_t num_tiles, int64_t query_tile);
 
 /// The effective STA window in tiles: what `sta_key_tiles` covers on each axis for an
