@@ -3,9 +3,11 @@
 // oracle, and check_all_backends() which holds every backend that accepts the masks to the
 // oracle (fp32: 1e-5) and its counters to the classifier.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <string>
@@ -133,6 +135,32 @@ inline void check_all_backends(const Problem& p) {
       EXPECT_EQ(got.stats.counts.mixed, 0);
     }
   }
+}
+
+/// Runs sta (sta:1,1,3), natten (swa:3,5,5) and dense (full) on `g` with 1 and then 2 OpenMP
+/// threads and expects the same bits and counters (SPEC 6: deterministic for any thread count).
+inline void expect_same_bits_for_one_and_two_threads(const Geometry& g, int64_t dim, Layout layout,
+                                                     uint64_t seed) {
+  const int saved = omp_get_max_threads();
+  struct Case {
+    Backend backend;
+    Mask mask;
+  };
+  for (const Case& c : {Case{Backend::kSta, Mask::sta({1, 1, 3})},
+                        Case{Backend::kNatten, Mask::swa({3, 5, 5})},
+                        Case{Backend::kDense, Mask::full()}}) {
+    SCOPED_TRACE(to_string(c.backend));
+    const Problem p = make_problem(g, {c.mask}, 2, 2, dim, layout, seed);
+    omp_set_num_threads(1);
+    const Result one = run(p, c.backend);
+    omp_set_num_threads(2);
+    const Result two = run(p, c.backend);
+    EXPECT_EQ(one.stats.threads, 1);
+    EXPECT_EQ(std::memcmp(one.out.data(), two.out.data(), one.out.size() * sizeof(float)), 0);
+    EXPECT_EQ(std::memcmp(one.lse.data(), two.lse.data(), one.lse.size() * sizeof(float)), 0);
+    EXPECT_EQ(one.stats.counts, two.stats.counts);
+  }
+  omp_set_num_threads(saved);
 }
 
 }  // namespace sta::testing

@@ -310,25 +310,7 @@ TEST(RaggedAttention, SameBitsForOneAndTwoThreads) {
   g.ragged = true;
   g.text_length = 6;
   g.text_pad = 9;
-  const int saved = omp_get_max_threads();
-  struct Case {
-    Backend backend;
-    Mask mask;
-  };
-  for (const Case& c : {Case{Backend::kSta, Mask::sta({1, 1, 3})},
-                        Case{Backend::kNatten, Mask::swa({3, 5, 5})},
-                        Case{Backend::kDense, Mask::full()}}) {
-    SCOPED_TRACE(to_string(c.backend));
-    const Problem p = make_problem(g, {c.mask}, 2, 2, 32, Layout::kRaster, 109);
-    omp_set_num_threads(1);
-    const Result one = run(p, c.backend);
-    omp_set_num_threads(2);
-    const Result two = run(p, c.backend);
-    EXPECT_EQ(std::memcmp(one.out.data(), two.out.data(), one.out.size() * sizeof(float)), 0);
-    EXPECT_EQ(std::memcmp(one.lse.data(), two.lse.data(), one.lse.size() * sizeof(float)), 0);
-    EXPECT_EQ(one.stats.counts, two.stats.counts);
-  }
-  omp_set_num_threads(saved);
+  testing::expect_same_bits_for_one_and_two_threads(g, 32, Layout::kRaster, 109);
 }
 
 // --- command line ------------------------------------------------------------------------
