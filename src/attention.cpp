@@ -51,6 +51,17 @@ InputRounding parse_rounding(const std::string& text, const std::string& arg) {
   throw Error(arg + ": unknown rounding '" + text + "'; expected none, bf16 or fp16");
 }
 
+std::string to_string(Precision precision) {
+  return precision == Precision::kBf16 ? "bf16" : "fp32";
+}
+
+Precision parse_precision(const std::string& text, const std::string& arg) {
+  for (Precision p : {Precision::kFp32, Precision::kBf16}) {
+    if (text == to_string(p)) return p;
+  }
+  throw Error(arg + ": unknown precision '" + text + "'; expected fp32 or bf16");
+}
+
 double AttentionOptions::effective_scale(int64_t dim) const {
   return scale != 0.0 ? scale : 1.0 / std::sqrt(static_cast<double>(dim));
 }

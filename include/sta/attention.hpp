@@ -29,6 +29,18 @@ std::string to_string(InputRounding rounding);
 /// Parses "none", "bf16" or "fp16"; throws sta::Error naming `arg`.
 InputRounding parse_rounding(const std::string& text, const std::string& arg = "--round");
 
+/// Arithmetic of the fast paths (SPEC section 6). kFp32: fp32 inputs, products and
+/// accumulation. kBf16 (FastVideo's kernels): q, k, v rounded to bf16 (nearest even), Q K^T
+/// accumulated in fp32, softmax statistics in fp32 (row sum of the unrounded P), P rounded to
+/// bf16 before P V, fp32 accumulation; out and lse stay fp32. The same semantics on every CPU:
+/// bf16 instructions (AVX512-BF16, AMX) where present, an exact emulation on fp32 kernels
+/// elsewhere (results agree within fp32 rounding). The reference backend in kBf16 computes in
+/// double on the bf16-rounded inputs (the oracle the bf16 tolerance is measured against).
+enum class Precision { kFp32, kBf16 };
+std::string to_string(Precision precision);
+/// Parses "fp32" or "bf16"; throws sta::Error naming `arg`.
+Precision parse_precision(const std::string& text, const std::string& arg = "--precision");
+
 /// Extents of q, k, v, out: [batch, heads, seq, dim].
 struct AttentionShape {
   int64_t batch = 1;
@@ -45,6 +57,7 @@ struct AttentionOptions {
   Layout layout = Layout::kTiled;         ///< order of the video tokens in q, k, v, out
   double scale = 0.0;                     ///< softmax scale; 0 means 1/sqrt(dim)
   InputRounding rounding = InputRounding::kNone;
+  Precision precision = Precision::kFp32;  ///< arithmetic of the fast paths (see Precision)
   double effective_scale(int64_t dim) const;
 };
 
@@ -52,7 +65,9 @@ struct AttentionOptions {
 struct AttentionStats {
   Backend backend = Backend::kReference;
   BlockCounts counts;   ///< video blocks, summed over batches and heads (SPEC section 3)
-  std::string isa;      ///< instruction set of the SIMD kernels that ran ("avx512", "avx2", ...)
+  std::string isa;      ///< instruction set of the SIMD softmax that ran ("avx512", "avx2", ...)
+  std::string gemm;     ///< GEMM micro-kernel that ran ("avx512-f32", "amx-bf16", "openblas:Haswell", "none")
+  Precision precision = Precision::kFp32;
   int threads = 1;      ///< OpenMP threads used
 };
 
@@ -82,5 +97,14 @@ void round_inputs(float* data, int64_t n, InputRounding rounding);
 
 /// Name of the SIMD instruction set chosen at run time for this machine.
 std::string simd_isa();
+
+/// Name of the GEMM micro-kernel the fast backends use in `precision` on this machine (the
+/// run-time choice, or the one forced by STA_GEMM).
+std::string gemm_kernel_name(Precision precision);
+
+/// This CPU in words: vendor, family/model/stepping, brand string, and the instruction-set
+/// extensions the kernels care about (e.g. "GenuineIntel family 6 model 143 ...; avx512f
+/// avx512bf16 amx-bf16").
+std::string cpu_description();
 
 }  // namespace sta

@@ -1,0 +1,129 @@
+// Run-time choice of the GEMM micro-kernels (baseline flags: this file runs on any x86-64).
+// A family is a plain value; the best usable one is picked once per process, STA_GEMM can
+// force another one (for tests and benchmarks), and the name goes into every stats file.
+#include <cblas.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "gemm.hpp"
+#include "softmax.hpp"
+
+namespace sta::simd {
+namespace {
+
+// ---- OpenBLAS as a family (fp32, row-major padded K and V): the borrowed speed, kept
+// selectable so the benchmark can show both. Single-threaded inside our OpenMP tasks.
+void qk_openblas(const void* q, int64_t ldq, int64_t rows, int64_t dim, const void* k,
+                 int64_t ncols, float* s, int64_t lds) {
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows),
+              static_cast<int>(ncols), static_cast<int>(dim), 1.0f, static_cast<const float*>(q),
+              static_cast<int>(ldq), static_cast<const float*>(k), static_cast<int>(dim), 0.0f, s,
+              static_cast<int>(lds));
+}
+
+void pv_openblas(const void* p, int64_t ldp, int64_t rows, int64_t kcols, const void* v,
+                 int64_t /*stride*/, int64_t dim, const float* alpha, float* o, int64_t ldo) {
+  if (alpha != nullptr) {
+    for (int64_t r = 0; r < rows; ++r) {
+      if (alpha[r] == 1.0f) continue;
+      for (int64_t c = 0; c < dim; ++c) o[r * ldo + c] *= alpha[r];
+    }
+  }
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows),
+              static_cast<int>(dim), static_cast<int>(kcols), 1.0f, static_cast<const float*>(p),
+              static_cast<int>(ldp), static_cast<const float*>(v), static_cast<int>(dim),
+              alpha != nullptr ? 1.0f : 0.0f, o, static_cast<int>(ldo));
+}
+
+std::string openblas_name() {
+  openblas_set_num_threads(1);  // BLAS runs inside each OpenMP task: never oversubscribe
+  const char* core = openblas_get_corename();
+  return std::string("openblas:") + (core != nullptr ? core : "unknown");
+}
+
+bool always() { return true; }
+
+struct Entry {
+  GemmKernels kernels;
+  bool (*usable)();
+};
+
+/// Every family compiled in, best first within each precision. New families go here.
+std::vector<Entry> registry() {
+  static const std::string blas = openblas_name();
+  return {
+      // bf16 layouts (amx-bf16, avx512bf16-bf16 go first)
+      {{"scalar-bf16", PackedLayout::kBf16Panels, qk_scalar_bf16, pv_scalar_bf16}, always},
+      // fp32 (avx512-f32, avx2-f32 go first)
+      {{blas.c_str(), PackedLayout::kF32Rows, qk_openblas, pv_openblas}, always},
+      {{"scalar-f32", PackedLayout::kF32Panels, qk_scalar_f32, pv_scalar_f32}, always},
+  };
+}
+
+struct Available {
+  std::vector<const GemmKernels*> fp32, bf16;
+  std::vector<GemmKernels> storage;
+};
+
+const Available& available() {
+  static const Available a = [] {
+    Available out;
+    std::vector<Entry> all = registry();
+    out.storage.reserve(all.size());
+    for (const Entry& e : all) {
+      if (e.usable()) out.storage.push_back(e.kernels);
+    }
+    for (const GemmKernels& k : out.storage) (k.bf16() ? out.bf16 : out.fp32).push_back(&k);
+    return out;
+  }();
+  return a;
+}
+
+/// Best fp32 family: the fastest hand-written one (OpenBLAS only when nothing else exists).
+const GemmKernels& best(bool bf16) {
+  const Available& a = available();
+  if (bf16 && !a.bf16.empty() && std::strcmp(a.bf16.front()->name, "scalar-bf16") != 0) {
+    return *a.bf16.front();
+  }
+  // No bf16 instructions: the fastest fp32 family emulates bf16 exactly (see gemm.hpp).
+  return *a.fp32.front();
+}
+
+}  // namespace
+
+const GemmKernels* const* available_gemm_kernels(bool bf16, int* count) {
+  const Available& a = available();
+  const auto& list = bf16 ? a.bf16 : a.fp32;
+  *count = static_cast<int>(list.size());
+  return list.data();
+}
+
+const GemmKernels* find_gemm_kernels(const char* name) {
+  const Available& a = available();
+  for (const GemmKernels& k : a.storage) {
+    if (std::strcmp(k.name, name) == 0) return &k;
+    if (std::strcmp(name, "openblas") == 0 && std::strncmp(k.name, "openblas:", 9) == 0) return &k;
+  }
+  return nullptr;
+}
+
+const GemmKernels& gemm_kernels(bool bf16) {
+  static const GemmKernels* chosen[2] = {nullptr, nullptr};
+  static const bool init = [] {
+    const char* forced = std::getenv("STA_GEMM");
+    for (int b = 0; b < 2; ++b) {
+      const GemmKernels* k = forced != nullptr ? find_gemm_kernels(forced) : nullptr;
+      // A forced fp32 family serves bf16 precision by emulation; a bf16 one cannot do fp32.
+      if (k != nullptr && b == 0 && k->bf16()) k = nullptr;
+      chosen[b] = k != nullptr ? k : &best(b == 1);
+    }
+    return true;
+  }();
+  static_cast<void>(init);
+  return *chosen[bf16 ? 1 : 0];
+}
+
+}  // namespace sta::simd
