@@ -38,11 +38,11 @@ bool isa_supported(Isa isa) {
 
 SoftmaxKernels softmax_kernels_for(Isa isa) {
   switch (isa) {
-    case Isa::kAvx512: return {isa, online_softmax_avx512};
-    case Isa::kAvx2: return {isa, online_softmax_avx2};
+    case Isa::kAvx512: return {isa, online_softmax_avx512, online_softmax_bf16_avx512};
+    case Isa::kAvx2: return {isa, online_softmax_avx2, online_softmax_bf16_avx2};
     case Isa::kScalar: break;
   }
-  return {Isa::kScalar, online_softmax_scalar};
+  return {Isa::kScalar, online_softmax_scalar, online_softmax_bf16_scalar};
 }
 
 namespace {

@@ -5,6 +5,8 @@
 // and templated on the architecture, so no symbol compiled for one ISA can be picked by the
 // linker for another.
 #include <cstdint>
+#include <immintrin.h>
+
 #include <limits>
 
 #include <xsimd/xsimd.hpp>
@@ -12,18 +14,80 @@
 namespace sta::simd {
 namespace {
 
+/// Where pass 2 puts p: fp32 in place (kFloat), fp32 rounded to bf16 values in place (the
+/// bf16 emulation, kRoundInPlace), or bf16 bits into a separate buffer (kBf16Out).
+enum class POut { kFloat, kRoundInPlace, kBf16Out };
+
+/// p rounded to the nearest bf16 (ties to even), as float bits with the low half cleared.
+/// p = exp(...) is >= 0 or NaN; a NaN keeps its quiet bit, so it stays NaN.
 template <class Arch>
+inline xsimd::batch<uint32_t, Arch> round_bf16_bits(const xsimd::batch<float, Arch>& p) {
+  using U = xsimd::batch<uint32_t, Arch>;
+  const U bits = xsimd::bitwise_cast<U>(p);
+  const U lsb = (bits >> 16) & U(1u);
+  return (bits + U(0x7fffu) + lsb) & U(0xffff0000u);
+}
+
+/// Stores the high halves of `n` (<= lanes) 32-bit lanes as 16-bit values.
+template <class Arch>
+inline void store_high_halves(const xsimd::batch<uint32_t, Arch>& rounded, uint16_t* dst,
+                              int64_t n) {
+  constexpr int64_t kLanes = static_cast<int64_t>(xsimd::batch<uint32_t, Arch>::size);
+  alignas(64) uint32_t buf[kLanes];
+  (rounded >> 16).store_aligned(buf);
+  for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<uint16_t>(buf[i]);
+}
+#if defined(__AVX512F__)
+template <>
+inline void store_high_halves<xsimd::avx512bw>(const xsimd::batch<uint32_t, xsimd::avx512bw>& r,
+                                               uint16_t* dst, int64_t n) {
+  const __m256i h = _mm512_cvtepi32_epi16(_mm512_srli_epi32(r, 16));
+  if (n == 16) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), h);
+  } else {
+    _mm256_mask_storeu_epi16(dst, static_cast<__mmask16>((1u << n) - 1u), h);
+  }
+}
+#endif
+
+template <class Arch, POut kOut>
 inline void online_softmax_body(float* scores, int64_t ld, int64_t rows, int64_t cols,
-                                float scale, float* row_max, float* row_sum, float* alpha) {
+                                float scale, float* row_max, float* row_sum, float* alpha,
+                                uint16_t* p_out, int64_t ldp) {
   using Batch = xsimd::batch<float, Arch>;
+  using Bits = xsimd::batch<uint32_t, Arch>;
   constexpr int64_t kLanes = static_cast<int64_t>(Batch::size);
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
   const int64_t full = cols - cols % kLanes;
   const int64_t tail = cols - full;
   alignas(64) float buf[kLanes];
 
+  // Pass 2's output of one vector of p at column j (n valid lanes), per output mode.
+  auto put = [&](const Batch& p, float* s, uint16_t* pb, int64_t j, int64_t n) {
+    if constexpr (kOut == POut::kFloat) {
+      if (n == kLanes) {
+        p.store_unaligned(s + j);
+      } else {
+        p.store_aligned(buf);
+        for (int64_t i = 0; i < n; ++i) s[j + i] = buf[i];
+      }
+    } else if constexpr (kOut == POut::kRoundInPlace) {
+      const Batch r = xsimd::bitwise_cast<Batch>(round_bf16_bits<Arch>(p));
+      if (n == kLanes) {
+        r.store_unaligned(s + j);
+      } else {
+        r.store_aligned(buf);
+        for (int64_t i = 0; i < n; ++i) s[j + i] = buf[i];
+      }
+    } else {
+      store_high_halves<Arch>(round_bf16_bits<Arch>(p), pb + j, n);
+    }
+  };
+  static_cast<void>(sizeof(Bits));
+
   for (int64_t r = 0; r < rows; ++r) {
     float* s = scores + r * ld;
+    uint16_t* pb = kOut == POut::kBf16Out ? p_out + r * ldp : nullptr;
 
     // Pass 1: the block's row max. scale > 0, so max(scale * s) = scale * max(s).
     Batch vmax(kNegInf);
@@ -38,24 +102,27 @@ inline void online_softmax_body(float* scores, int64_t ld, int64_t rows, int64_t
     const float new_max = scaled_max > old_max ? scaled_max : old_max;
     if (new_max == kNegInf) {  // nothing allowed yet: p = 0, accumulators untouched
       for (int64_t j = 0; j < cols; ++j) s[j] = 0.0f;
+      if (pb != nullptr) {
+        for (int64_t j = 0; j < cols; ++j) pb[j] = 0;
+      }
       alpha[r] = 1.0f;
       continue;
     }
 
     // Pass 2: p = exp(scale * s - new_max), the scale fused into one FMA; exp(-inf) = 0.
+    // The row sum takes p before any rounding (SPEC 6: flash kernels sum the fp32 p).
     const Batch vscale(scale);
     const Batch vshift(-new_max);
     Batch vsum(0.0f);
     for (int64_t j = 0; j < full; j += kLanes) {
       const Batch p = xsimd::exp(xsimd::fma(Batch::load_unaligned(s + j), vscale, vshift));
-      p.store_unaligned(s + j);
+      put(p, s, pb, j, kLanes);
       vsum += p;
     }
     if (tail > 0) {  // the ragged end goes through the same vector code, padded with -inf
       for (int64_t i = 0; i < kLanes; ++i) buf[i] = i < tail ? s[full + i] : kNegInf;
       const Batch p = xsimd::exp(xsimd::fma(Batch::load_aligned(buf), vscale, vshift));
-      p.store_aligned(buf);
-      for (int64_t i = 0; i < tail; ++i) s[full + i] = buf[i];
+      put(p, s, pb, full, tail);
       vsum += p;
     }
     const float block_sum = xsimd::hadd(vsum);
@@ -70,6 +137,21 @@ inline void online_softmax_body(float* scores, int64_t ld, int64_t rows, int64_t
     row_max[r] = new_max;
     row_sum[r] = row_sum[r] * a + block_sum;
     alpha[r] = a;
+  }
+}
+
+/// The bf16-mode update (SoftmaxKernels::online_softmax_bf16): p to bf16 bits in p_out, or
+/// rounded in place when p_out is null.
+template <class Arch>
+inline void online_softmax_bf16_body(float* scores, int64_t ld, int64_t rows, int64_t cols,
+                                     float scale, float* row_max, float* row_sum, float* alpha,
+                                     uint16_t* p_out, int64_t ldp) {
+  if (p_out != nullptr) {
+    online_softmax_body<Arch, POut::kBf16Out>(scores, ld, rows, cols, scale, row_max, row_sum,
+                                              alpha, p_out, ldp);
+  } else {
+    online_softmax_body<Arch, POut::kRoundInPlace>(scores, ld, rows, cols, scale, row_max,
+                                                   row_sum, alpha, nullptr, 0);
   }
 }
 

@@ -18,12 +18,30 @@ namespace sta::simd {
 using OnlineSoftmaxFn = void (*)(float* scores, int64_t ld, int64_t rows, int64_t cols,
                                  float scale, float* row_max, float* row_sum, float* alpha);
 
+/// The same update for the bf16 precision mode (SPEC 6): the row sum takes the unrounded p,
+/// then p is rounded to bf16 (nearest even) and written as bf16 bits to `p_out` (row stride
+/// `ldp` values; scores are left unspecified), or, if p_out is null, written back into
+/// `scores` as the floats those bf16 values represent (the emulation on fp32 GEMMs).
+using OnlineSoftmaxBf16Fn = void (*)(float* scores, int64_t ld, int64_t rows, int64_t cols,
+                                     float scale, float* row_max, float* row_sum, float* alpha,
+                                     uint16_t* p_out, int64_t ldp);
+
 void online_softmax_scalar(float* scores, int64_t ld, int64_t rows, int64_t cols, float scale,
                            float* row_max, float* row_sum, float* alpha);
 void online_softmax_avx2(float* scores, int64_t ld, int64_t rows, int64_t cols, float scale,
                          float* row_max, float* row_sum, float* alpha);
 void online_softmax_avx512(float* scores, int64_t ld, int64_t rows, int64_t cols, float scale,
                            float* row_max, float* row_sum, float* alpha);
+
+void online_softmax_bf16_scalar(float* scores, int64_t ld, int64_t rows, int64_t cols,
+                                float scale, float* row_max, float* row_sum, float* alpha,
+                                uint16_t* p_out, int64_t ldp);
+void online_softmax_bf16_avx2(float* scores, int64_t ld, int64_t rows, int64_t cols,
+                              float scale, float* row_max, float* row_sum, float* alpha,
+                              uint16_t* p_out, int64_t ldp);
+void online_softmax_bf16_avx512(float* scores, int64_t ld, int64_t rows, int64_t cols,
+                                float scale, float* row_max, float* row_sum, float* alpha,
+                                uint16_t* p_out, int64_t ldp);
 
 /// Instruction sets with a compiled kernel, best last.
 enum class Isa { kScalar, kAvx2, kAvx512 };
@@ -35,6 +53,7 @@ bool isa_supported(Isa isa);
 struct SoftmaxKernels {
   Isa isa;
   OnlineSoftmaxFn online_softmax;
+  OnlineSoftmaxBf16Fn online_softmax_bf16;
 };
 /// Kernels of `isa` (which must be supported).
 SoftmaxKernels softmax_kernels_for(Isa isa);

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <limits>
 
+#include "gemm.hpp"
 #include "softmax.hpp"
 
 namespace sta::simd {
@@ -31,6 +32,23 @@ void online_softmax_scalar(float* scores, int64_t ld, int64_t rows, int64_t cols
     row_max[r] = new_max;
     row_sum[r] = row_sum[r] * a + block_sum;
     alpha[r] = a;
+  }
+}
+
+void online_softmax_bf16_scalar(float* scores, int64_t ld, int64_t rows, int64_t cols,
+                                float scale, float* row_max, float* row_sum, float* alpha,
+                                uint16_t* p_out, int64_t ldp) {
+  online_softmax_scalar(scores, ld, rows, cols, scale, row_max, row_sum, alpha);
+  for (int64_t r = 0; r < rows; ++r) {
+    float* s = scores + r * ld;
+    for (int64_t j = 0; j < cols; ++j) {
+      const bf16_t b = float_to_bf16(s[j]);
+      if (p_out != nullptr) {
+        p_out[r * ldp + j] = b;
+      } else {
+        s[j] = bf16_to_float(b);
+      }
+    }
   }
 }
 

@@ -164,6 +164,7 @@ AttentionStats run_reference(const AttentionShape& shape, const AttentionOptions
   AttentionStats stats;
   stats.backend = Backend::kReference;
   stats.isa = "none";
+  stats.gemm = "none";
   stats.threads = omp_get_max_threads();
   // The oracle asks the mask for every pair; it reports the classifier's view of the blocks.
   for (int64_t h = 0; h < shape.heads; ++h) {
@@ -188,9 +189,13 @@ AttentionStats attention(const AttentionShape& shape, const AttentionOptions& op
   // The fast kernels work in tiled order; the reference reads any layout itself.
   const bool retile = options.layout == Layout::kRaster && backend != Backend::kReference;
 
+  // bf16 mode: the fast paths round q, k, v while packing them; the reference (the oracle of
+  // the bf16 tolerance) computes in double on the rounded inputs.
+  const bool round_for_reference =
+      backend == Backend::kReference && options.precision == Precision::kBf16;
   std::vector<float> q_buf, k_buf, v_buf;
   auto prepare = [&](const float* src, std::vector<float>& buf) -> const float* {
-    if (!retile && options.rounding == InputRounding::kNone) return src;
+    if (!retile && options.rounding == InputRounding::kNone && !round_for_reference) return src;
     buf.resize(static_cast<size_t>(n));
     if (retile) {
       tile(g, src, buf.data(), bh, shape.dim);
@@ -198,13 +203,18 @@ AttentionStats attention(const AttentionShape& shape, const AttentionOptions& op
       std::copy(src, src + n, buf.data());
     }
     round_inputs(buf.data(), n, options.rounding);
+    if (round_for_reference) round_inputs(buf.data(), n, InputRounding::kBf16);
     return buf.data();
   };
   const float* qp = prepare(q, q_buf);
   const float* kp = prepare(k, k_buf);
   const float* vp = prepare(v, v_buf);
 
-  if (backend == Backend::kReference) return run_reference(shape, options, qp, kp, vp, out, lse);
+  if (backend == Backend::kReference) {
+    AttentionStats stats = run_reference(shape, options, qp, kp, vp, out, lse);
+    stats.precision = options.precision;
+    return stats;
+  }
 
   std::vector<float> out_buf, lse_buf;
   float* op = out;
@@ -222,9 +232,13 @@ AttentionStats attention(const AttentionShape& shape, const AttentionOptions& op
   AttentionStats stats;
   stats.backend = backend;
   stats.isa = simd::isa_name(kernels.isa);
+  stats.precision = options.precision;
+  stats.gemm = gemm_kernel_name(options.precision);
+  detail::FlashConfig config;
+  config.bf16 = options.precision == Precision::kBf16;
   stats.counts = detail::flash_attention(shape, g, options.masks,
                                          static_cast<float>(options.effective_scale(shape.dim)),
-                                         mode, qp, kp, vp, op, lp, kernels, {}, &stats.threads);
+                                         mode, qp, kp, vp, op, lp, kernels, config, &stats.threads);
   if (retile) {
     untile(g, op, out, bh, shape.dim);
     untile(g, lp, lse, bh, 1);
@@ -250,6 +264,8 @@ AttentionStats attention_by_head(const AttentionShape& shape, const AttentionOpt
                                        backend);
     total.backend = s.backend;
     total.isa = s.isa;
+    total.gemm = s.gemm;
+    total.precision = s.precision;
     total.threads = s.threads;
     total.counts += s.counts;
     if (progress) progress(bh + 1, heads);

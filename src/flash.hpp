@@ -1,10 +1,12 @@
 #pragma once
 // The flash-attention machinery shared by the fast backends (sta, natten, dense): for one
-// query tile, loop over key segments, S = Q K^T (sgemm), online softmax (simd/), O += P V
-// (sgemm, beta = 1). Internal to the library; attention.cpp is the validating frontend.
+// query tile, loop over key segments, S = Q K^T, online softmax, O = alpha O + P V, with the
+// GEMM micro-kernels of simd/gemm.hpp on K and V packed once per (batch, head). Internal to
+// the library; attention.cpp is the validating frontend.
 #include <cstdint>
 #include <vector>
 
+#include "gemm.hpp"
 #include "softmax.hpp"
 #include "sta/attention.hpp"
 
@@ -21,6 +23,12 @@ enum class FlashMode {
 struct FlashConfig {
   int64_t row_chunk = 0;      ///< query rows per inner step (keeps S in L2); 0 = default
   int64_t max_key_cols = 0;   ///< contiguous dense key tiles merged up to this many keys; 0 = default
+  int64_t text_rows = 0;      ///< text query rows per task (splits the long text tasks); 0 = default
+  bool bf16 = false;          ///< SPEC 6's bf16 precision mode
+  /// GEMM family; nullptr = the run-time choice for the precision (simd::gemm_kernels). An
+  /// fp32 family in bf16 mode emulates it (rounded operands and P, exact fp32 products).
+  const simd::GemmKernels* gemm = nullptr;
+  int64_t pack_budget_bytes = 0;  ///< packed K/V held at once (heads per group); 0 = default
 };
 
 /// Runs the flash kernel on validated inputs stored in tiled order (text rows last). `masks`
