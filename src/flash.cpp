@@ -21,6 +21,7 @@
 #include <memory>
 #include <mutex>
 
+#include "sta/buffer.hpp"
 #include "sta/error.hpp"
 
 namespace sta::detail {
@@ -518,10 +519,10 @@ BlockCounts flash_attention(const AttentionShape& shape, const Geometry& g,
   for (int t = 0; t < team; ++t) {
     scratches.push_back(std::make_unique<Scratch>(g, gp, std::max(row_chunk, text_rows), ld));
   }
-  AlignedArray<uint8_t> packed = aligned_array<uint8_t>(group * head_bytes);
-  auto packed_k = [&](int64_t i) { return packed.get() + i * head_bytes; };
+  LargeArray<uint8_t> packed(group * head_bytes, "packed keys and values");
+  auto packed_k = [&](int64_t i) { return packed.data() + i * head_bytes; };
   auto packed_v = [&](int64_t i) {
-    return packed.get() + i * head_bytes + gp.k_elems * static_cast<int64_t>(gp.elem_bytes);
+    return packed.data() + i * head_bytes + gp.k_elems * static_cast<int64_t>(gp.elem_bytes);
   };
   const int64_t n_blocks = static_cast<int64_t>(ks.blocks.size());
   int used = 1;

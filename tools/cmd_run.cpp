@@ -12,6 +12,7 @@
 
 #include "cli.hpp"
 #include "sta/attention.hpp"
+#include "sta/buffer.hpp"
 #include "sta/error.hpp"
 #include "sta/golden.hpp"
 #include "sta/npy.hpp"
@@ -23,7 +24,7 @@ const std::string kHelp = std::string(R"(sta run: attention on [B,H,S,D] .npy in
 
 Usage: sta run --q Q.npy --k K.npy --v V.npy --out OUT.npy [--lse LSE.npy]
                [--stats STATS.json] [common options] [--backend B] [--round R]
-               [--scale X] [--threads N] [--force] [--allow-nonfinite]
+               [--precision P] [--scale X] [--threads N] [--force] [--allow-nonfinite]
 
   --q, --k, --v FILE   queries, keys, values: float32 or float16 .npy (float64 is rounded
                        to float32), C order, all of the same shape [B,H,S,D] with
@@ -31,14 +32,19 @@ Usage: sta run --q Q.npy --k K.npy --v V.npy --out OUT.npy [--lse LSE.npy]
   --out FILE           output, float32 [B,H,S,D] (required)
   --lse FILE           log-sum-exp per query, float32 [B,H,S], natural log; -inf for a
                        query with no allowed key [default: not written]
-  --stats FILE         JSON: backend, isa, threads, the kernel's own block counters dense,
-                       mixed, empty (video blocks, summed over batches and heads), shape,
-                       masks, seconds, peak_rss_bytes [default: not written]
+  --stats FILE         JSON: backend, precision, GEMM kernel, softmax isa, cpu, threads,
+                       the kernel's own block counters dense, mixed, empty (video blocks,
+                       summed over batches and heads), shape, masks, seconds,
+                       peak_rss_bytes [default: not written]
   --backend B          reference (double accumulation, slow) | natten (tiled, masks mixed
                        blocks) | sta (window tiles only; sta/full masks) | dense (full mask)
                        [default: sta if every mask is sta or full, else natten]
   --round R            none | bf16 | fp16: round inputs first, as a GPU run in that dtype
                        would see them [default: none]
+  --precision P        fp32 | bf16: bf16 rounds q, k, v (and P before P V) to bf16 with fp32
+                       accumulation, like FastVideo's GPU kernels; the same results on every
+                       CPU (bf16 instructions where present, an exact emulation elsewhere);
+                       tolerance against the fp32 reference 2e-2 [default: fp32]
   --scale X            softmax scale, > 0 [default: 1/sqrt(D)]
   --threads N          OpenMP threads [default: OpenMP's default, e.g. OMP_NUM_THREADS];
                        results are bit-identical for any N
@@ -113,7 +119,7 @@ int run_run(int argc, char** argv) {
   Args args(argc, argv, {"--force", "--allow-nonfinite", "--progress", "--quiet"});
   auto known = common_option_names();
   known.insert(known.end(), {"--q", "--k", "--v", "--out", "--lse", "--stats", "--backend",
-                             "--round", "--scale", "--threads", "--force", "--allow-nonfinite",
+                             "--round", "--precision", "--scale", "--threads", "--force", "--allow-nonfinite",
                              "--progress", "--quiet"});
   args.check_known(known);
   if (!args.positionals().empty())
@@ -126,6 +132,7 @@ int run_run(int argc, char** argv) {
   options.masks = common.masks;
   options.layout = common.layout;
   options.rounding = parse_rounding(args.get("--round", "none"), "--round");
+  options.precision = parse_precision(args.get("--precision", "fp32"), "--precision");
   if (args.has("--scale")) {
     options.scale = args.get_double("--scale", 0.0);
     if (options.scale <= 0.0)
@@ -178,8 +185,9 @@ int run_run(int argc, char** argv) {
   validate_attention(shape, options, backend);
 
   if (threads > 0) omp_set_num_threads(threads);
-  std::vector<float> out(static_cast<size_t>(shape.elements()));
-  std::vector<float> lse(static_cast<size_t>(shape.batch * shape.heads * shape.seq));
+  // Not zero-filled: the kernel's threads touch these pages first (buffer.hpp).
+  LargeArray<float> out(shape.elements(), "--out");
+  LargeArray<float> lse(shape.batch * shape.heads * shape.seq, "--lse");
   const auto start = std::chrono::steady_clock::now();
   // Head by head (same bits as one call): a progress line on stderr for long runs.
   const bool progress = args.has("--progress") || (::isatty(STDERR_FILENO) && !args.has("--quiet"));
@@ -212,6 +220,9 @@ int run_run(int argc, char** argv) {
                   options.effective_scale(shape.dim), seconds, peak_rss_bytes());
     std::string json = "{\n";
     json += "  \"backend\": \"" + to_string(stats.backend) + "\",\n";
+    json += "  \"precision\": \"" + to_string(stats.precision) + "\",\n";
+    json += "  \"gemm\": \"" + json_escape(stats.gemm) + "\",\n";
+    json += "  \"cpu\": \"" + json_escape(cpu_description()) + "\",\n";
     json += "  \"isa\": \"" + json_escape(simd_isa()) + "\",\n";
     json += "  \"kernel_isa\": \"" + json_escape(stats.isa) + "\",\n";
     json += "  \"threads\": " + std::to_string(stats.threads) + ",\n";
@@ -228,9 +239,10 @@ int run_run(int argc, char** argv) {
     json += "  \"round\": \"" + to_string(options.rounding) + "\"\n}\n";
     write_file_atomic(args.get("--stats"), json, force, "--stats");
   }
-  std::printf("sta run: backend %s (%s, %d threads), shape %s, blocks dense %lld mixed %lld "
-              "empty %lld, %.3f s -> %s\n",
-              to_string(stats.backend).c_str(), stats.isa.c_str(), stats.threads,
+  std::printf("sta run: backend %s (%s, gemm %s, softmax %s, %d threads), shape %s, blocks "
+              "dense %lld mixed %lld empty %lld, %.3f s -> %s\n",
+              to_string(stats.backend).c_str(), to_string(stats.precision).c_str(),
+              stats.gemm.c_str(), stats.isa.c_str(), stats.threads,
               shape_to_string(q.shape).c_str(), static_cast<long long>(c.dense),
               static_cast<long long>(c.mixed), static_cast<long long>(c.empty), seconds,
               out_path.c_str());
