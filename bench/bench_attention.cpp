@@ -108,11 +108,30 @@ PairCounts pair_counts(const sta::Geometry& g, const sta::BlockStats& video,
   return p;
 }
 
+/// How the fast paths compute: the precision and the GEMM family ("" = the run-time choice).
+struct Variant {
+  std::string name;  ///< "fp32", "bf16", "fp32-openblas": the second part of the run name
+  sta::Precision precision = sta::Precision::kFp32;
+  std::string gemm;
+};
+
+std::vector<Variant> variants() {
+  std::vector<Variant> out = {{"fp32", sta::Precision::kFp32, ""},
+                              {"bf16", sta::Precision::kBf16, ""}};
+  // The borrowed speed, side by side with our kernels (only if another family is the default).
+  if (sta::gemm_kernel_name(sta::Precision::kFp32).rfind("openblas", 0) != 0) {
+    out.push_back({"fp32-openblas", sta::Precision::kFp32, "openblas"});
+  }
+  return out;
+}
+
 void run_attention(benchmark::State& state, Backend backend, const ProblemSet& set,
-                   const std::string& mask_text) {
+                   const std::string& mask_text, const Variant& variant) {
   sta::AttentionOptions options;
   options.geometry = set.geometry;
   options.masks = {sta::parse_mask(mask_text)};
+  options.precision = variant.precision;
+  options.gemm = variant.gemm;
   const sta::AttentionShape shape{1, 1, set.geometry.seq_len(), set.dim};
   const Inputs& in = inputs_for(shape.elements());
   std::vector<float> out(static_cast<size_t>(shape.elements()));
@@ -140,18 +159,21 @@ void run_attention(benchmark::State& state, Backend backend, const ProblemSet& s
   state.counters["computed_GFLOP/s"] = Counter(1e-9 * flop_per_pair * pairs.computed,
                                                Counter::kIsIterationInvariantRate);
   state.counters["cpu_ms"] = Counter(1e3 * cpu_seconds, Counter::kAvgIterations);
-  state.SetLabel(stats.isa);
+  state.SetLabel(stats.gemm + ", softmax " + stats.isa);
 }
 
 // One function per backend (STYLE.md), registered over the same problem sets below.
-void BM_Dense(benchmark::State& state, const ProblemSet& set, const std::string& mask) {
-  run_attention(state, Backend::kDense, set, mask);
+void BM_Dense(benchmark::State& state, const ProblemSet& set, const std::string& mask,
+              const Variant& variant) {
+  run_attention(state, Backend::kDense, set, mask, variant);
 }
-void BM_Natten(benchmark::State& state, const ProblemSet& set, const std::string& mask) {
-  run_attention(state, Backend::kNatten, set, mask);
+void BM_Natten(benchmark::State& state, const ProblemSet& set, const std::string& mask,
+               const Variant& variant) {
+  run_attention(state, Backend::kNatten, set, mask, variant);
 }
-void BM_Sta(benchmark::State& state, const ProblemSet& set, const std::string& mask) {
-  run_attention(state, Backend::kSta, set, mask);
+void BM_Sta(benchmark::State& state, const ProblemSet& set, const std::string& mask,
+            const Variant& variant) {
+  run_attention(state, Backend::kSta, set, mask, variant);
 }
 
 /// The roofline: OpenBLAS sgemm C = A B^T of one 384-row tile against one 384-key tile
@@ -202,6 +224,7 @@ std::string cpu_model() {
 
 void register_benchmarks() {
   static const std::vector<ProblemSet> sets = problem_sets();
+  static const std::vector<Variant> all_variants = variants();
   const int threads = omp_get_max_threads();
   for (const ProblemSet& set : sets) {
     const bool big = set.name == "Table2";
@@ -217,14 +240,17 @@ void register_benchmarks() {
           ->Unit(benchmark::kMillisecond);
       if (threads == 1) break;
     }
-    for (const std::string& mask : set.dense_masks) {
-      tune(benchmark::RegisterBenchmark((set.name + "/dense/" + mask).c_str(), BM_Dense, set, mask));
-    }
-    for (const std::string& mask : set.natten_masks) {
-      tune(benchmark::RegisterBenchmark((set.name + "/natten/" + mask).c_str(), BM_Natten, set, mask));
-    }
-    for (const std::string& mask : set.sta_masks) {
-      tune(benchmark::RegisterBenchmark((set.name + "/sta/" + mask).c_str(), BM_Sta, set, mask));
+    for (const Variant& variant : all_variants) {
+      const std::string prefix = set.name + "/" + variant.name + "/";
+      for (const std::string& mask : set.dense_masks) {
+        tune(benchmark::RegisterBenchmark((prefix + "dense/" + mask).c_str(), BM_Dense, set, mask, variant));
+      }
+      for (const std::string& mask : set.natten_masks) {
+        tune(benchmark::RegisterBenchmark((prefix + "natten/" + mask).c_str(), BM_Natten, set, mask, variant));
+      }
+      for (const std::string& mask : set.sta_masks) {
+        tune(benchmark::RegisterBenchmark((prefix + "sta/" + mask).c_str(), BM_Sta, set, mask, variant));
+      }
     }
   }
 }
@@ -236,6 +262,9 @@ int main(int argc, char** argv) {
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::AddCustomContext("cpu_model", cpu_model());
   benchmark::AddCustomContext("simd_isa", sta::simd_isa());
+  benchmark::AddCustomContext("cpu", sta::cpu_description());
+  benchmark::AddCustomContext("gemm_fp32", sta::gemm_kernel_name(sta::Precision::kFp32));
+  benchmark::AddCustomContext("gemm_bf16", sta::gemm_kernel_name(sta::Precision::kBf16));
   benchmark::AddCustomContext("omp_threads", std::to_string(omp_get_max_threads()));
   register_benchmarks();
   benchmark::RunSpecifiedBenchmarks();

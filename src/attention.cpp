@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "flash.hpp"
+#include "gemm.hpp"
 #include "softmax.hpp"
 #include "sta/error.hpp"
 #include "sta/reference.hpp"
@@ -95,6 +96,16 @@ void validate_attention(const AttentionShape& shape, const AttentionOptions& opt
     }
     if (backend == Backend::kDense && mask.kind != MaskKind::kFull) {
       throw Error("--mask: backend dense needs the full mask, got " + to_string(mask) + which);
+    }
+  }
+  if (!options.gemm.empty() && backend != Backend::kReference) {
+    const simd::GemmKernels* fam = simd::find_gemm_kernels(options.gemm.c_str());
+    const std::vector<std::string> names = gemm_kernel_names(options.precision);
+    std::string list;
+    for (const std::string& n : names) list += (list.empty() ? "" : ", ") + n;
+    if (fam == nullptr || (fam->bf16() && options.precision != Precision::kBf16)) {
+      throw Error("gemm: '" + options.gemm + "' is not a usable GEMM kernel for " +
+                  to_string(options.precision) + " on this CPU; expected one of " + list);
     }
   }
   if (!std::isfinite(options.scale) || options.scale < 0.0) {
@@ -233,9 +244,15 @@ AttentionStats attention(const AttentionShape& shape, const AttentionOptions& op
   stats.backend = backend;
   stats.isa = simd::isa_name(kernels.isa);
   stats.precision = options.precision;
-  stats.gemm = gemm_kernel_name(options.precision);
   detail::FlashConfig config;
   config.bf16 = options.precision == Precision::kBf16;
+  if (!options.gemm.empty()) {
+    config.gemm = simd::find_gemm_kernels(options.gemm.c_str());
+    stats.gemm = config.gemm->name;
+    if (config.bf16 && !config.gemm->bf16()) stats.gemm += " (bf16 emulated)";
+  } else {
+    stats.gemm = gemm_kernel_name(options.precision);
+  }
   stats.counts = detail::flash_attention(shape, g, options.masks,
                                          static_cast<float>(options.effective_scale(shape.dim)),
                                          mode, qp, kp, vp, op, lp, kernels, config, &stats.threads);

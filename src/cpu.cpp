@@ -4,6 +4,7 @@
 
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "gemm.hpp"
 #include "softmax.hpp"
@@ -69,6 +70,17 @@ std::string gemm_kernel_name(Precision precision) {
   const bool bf16 = precision == Precision::kBf16;
   const simd::GemmKernels& k = simd::gemm_kernels(bf16);
   return bf16 && !k.bf16() ? std::string(k.name) + " (bf16 emulated)" : std::string(k.name);
+}
+
+std::vector<std::string> gemm_kernel_names(Precision precision) {
+  std::vector<std::string> names;
+  for (bool layouts_bf16 : {true, false}) {
+    if (layouts_bf16 && precision != Precision::kBf16) continue;
+    int count = 0;
+    const simd::GemmKernels* const* list = simd::available_gemm_kernels(layouts_bf16, &count);
+    for (int i = 0; i < count; ++i) names.emplace_back(list[i]->name);
+  }
+  return names;
 }
 
 }  // namespace sta

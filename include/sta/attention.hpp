@@ -58,6 +58,10 @@ struct AttentionOptions {
   double scale = 0.0;                     ///< softmax scale; 0 means 1/sqrt(dim)
   InputRounding rounding = InputRounding::kNone;
   Precision precision = Precision::kFp32;  ///< arithmetic of the fast paths (see Precision)
+  /// GEMM micro-kernel family of the fast paths by name ("avx512-f32", "amx-bf16", "openblas",
+  /// ...; gemm_kernel_names() lists the usable ones); empty = the run-time choice (or the
+  /// environment variable STA_GEMM). An fp32 family in bf16 precision emulates bf16 exactly.
+  std::string gemm;
   double effective_scale(int64_t dim) const;
 };
 
@@ -101,6 +105,10 @@ std::string simd_isa();
 /// Name of the GEMM micro-kernel the fast backends use in `precision` on this machine (the
 /// run-time choice, or the one forced by STA_GEMM).
 std::string gemm_kernel_name(Precision precision);
+
+/// Names of the GEMM families usable on this machine for `precision`, best first (bf16 lists
+/// the bf16 families, then the fp32 ones that emulate it).
+std::vector<std::string> gemm_kernel_names(Precision precision);
 
 /// This CPU in words: vendor, family/model/stepping, brand string, and the instruction-set
 /// extensions the kernels care about (e.g. "GenuineIntel family 6 model 143 ...; avx512f
