@@ -1,0 +1,156 @@
+#!/usr/bin/env python3
+"""This project beside PyTorch on the same cores, in one run: the issue's server comparison.
+
+Runs sta_bench's Table-2 rows (one head, D=128, HunyuanVideo canvas 30x48x80, tile 6x8x8, no
+text; dense, natten swa:19,25,25, sta sta:3,3,3; fp32 and bf16) and, where torch imports,
+PyTorch SDPA (full attention) and FlexAttention with compiled block masks (FastVideo's STA
+mask_mod and NATTEN's SWA mask_mod, tiled token order) in both dtypes, then prints one
+Markdown table with the ratios the issue sets as targets.
+
+Usage: python3 bench/peers.py [--sta-bench build/sta_bench] [--threads N] [--reps R]
+                              [--json OUT.json] [--skip-torch] [--skip-ours]
+Times: ours = median of R repetitions (Google Benchmark, wall time); torch = best of R calls
+after a warm-up (and after compiling). Both use N threads (OMP_NUM_THREADS / torch threads).
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+VIDEO, TILE, D_DEFAULT = (30, 48, 80), (6, 8, 8), 128
+OURS = ["dense/full", "natten/swa:19,25,25", "sta/sta:3,3,3"]
+
+
+def run_ours(sta_bench, threads, reps):
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    out = f"/tmp/sta_peers_{os.getpid()}.json"
+    pattern = "Table2/(fp32|bf16)/(dense/full|natten/swa:19,25,25|sta/sta:3,3,3)/"
+    cmd = [sta_bench, f"--benchmark_filter={pattern}", f"--benchmark_repetitions={reps}",
+           f"--benchmark_out={out}", "--benchmark_out_format=json"]
+    print("+ " + " ".join(cmd), file=sys.stderr, flush=True)
+    subprocess.run(cmd, env=env, check=True, stdout=sys.stderr)
+    with open(out) as f:
+        data = json.load(f)
+    os.remove(out)
+    times, labels = {}, {}
+    for b in data["benchmarks"]:
+        if b.get("run_type") == "aggregate":
+            continue
+        parts = b["run_name"].split("/")
+        key = (parts[1], "/".join(parts[2:4]))
+        times.setdefault(key, []).append(b["real_time"] * {"ms": 1e-3, "us": 1e-6, "ns": 1e-9,
+                                                             "s": 1.0}[b["time_unit"]])
+        labels[key] = b.get("label", "")
+    return {k: statistics.median(v) for k, v in times.items()}, labels, data.get("context", {})
+
+
+def run_torch(threads, reps, dim):
+    try:
+        import torch
+        from torch.nn.attention.flex_attention import flex_attention, create_block_mask
+    except Exception as e:  # torch missing or too old (Debian's 1.13 has no FlexAttention)
+        print(f"torch peers skipped: {type(e).__name__}: {e}", file=sys.stderr)
+        return {}, None
+    torch.set_num_threads(threads)
+    n = [VIDEO[a] // TILE[a] for a in range(3)]
+    S = VIDEO[0] * VIDEO[1] * VIDEO[2]
+    vol = TILE[0] * TILE[1] * TILE[2]
+
+    def coords(i):  # tiled order: token index -> (token coords, tile coords)
+        tid, off = i // vol, i % vol
+        tt, th, tw = tid // (n[1] * n[2]), (tid // n[2]) % n[1], tid % n[2]
+        it, ih, iw = off // (TILE[1] * TILE[2]), (off // TILE[2]) % TILE[1], off % TILE[2]
+        return (tt * TILE[0] + it, th * TILE[1] + ih, tw * TILE[2] + iw), (tt, th, tw)
+
+    def mask_mod(kind, win):
+        def mod(b, h, qi, ki):
+            (qc, qt), (kc, kt) = coords(qi), coords(ki)
+            m = qi == qi
+            for a in range(3):
+                if kind == "sta":  # FastVideo: window centre clamped inside the tile grid
+                    c = torch.clamp(qt[a], min=win[a] // 2, max=n[a] - 1 - win[a] // 2)
+                    m = m & ((c - kt[a]).abs() <= win[a] // 2)
+                else:  # NATTEN: token window start clamped inside the canvas
+                    s = torch.clamp(qc[a] - win[a] // 2, min=0, max=VIDEO[a] - win[a])
+                    m = m & (kc[a] >= s) & (kc[a] < s + win[a])
+            return m
+        return mod
+
+    def best(f):
+        f()
+        t = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            f()
+            t.append(time.perf_counter() - t0)
+        return min(t)
+
+    res = {}
+    torch.manual_seed(0)
+    flex = torch.compile(flex_attention, dynamic=False)
+    masks = {}
+    for name, kind, win in (("sta/sta:3,3,3", "sta", (3, 3, 3)), ("natten/swa:19,25,25", "swa", (19, 25, 25))):
+        masks[name] = create_block_mask(mask_mod(kind, win), B=None, H=None, Q_LEN=S, KV_LEN=S,
+                                        device="cpu", BLOCK_SIZE=128, _compile=True)
+    for dname, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        q, k, v = (torch.randn(1, 1, S, dim).to(dtype) for _ in range(3))
+        print(f"torch {dname}: SDPA", file=sys.stderr, flush=True)
+        res[(dname, "dense/full")] = best(
+            lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v))
+        for name, bm in masks.items():
+            print(f"torch {dname}: Flex {name}", file=sys.stderr, flush=True)
+            try:
+                res[(dname, name)] = best(lambda: flex(q, k, v, block_mask=bm))
+            except Exception as e:  # report, keep going
+                print(f"  failed: {type(e).__name__}: {str(e)[:200]}", file=sys.stderr)
+    return res, torch.__version__
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sta-bench", default="build/sta_bench")
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--reps", type=int, default=2)
+    ap.add_argument("--json")
+    ap.add_argument("--skip-torch", action="store_true")
+    ap.add_argument("--skip-ours", action="store_true")
+    a = ap.parse_args()
+    ours, labels, ctx = ({}, {}, {}) if a.skip_ours else run_ours(a.sta_bench, a.threads, a.reps)
+    theirs, torch_version = ({}, None) if a.skip_torch else run_torch(a.threads, a.reps, D_DEFAULT)
+
+    print(f"CPU: {ctx.get('cpu', '?')}; {a.threads} threads; GEMM kernels: fp32 "
+          f"{ctx.get('gemm_fp32', '?')}, bf16 {ctx.get('gemm_bf16', '?')}; torch {torch_version}")
+    print("\nOne head, D=128, 30x48x80 canvas, tile 6x8x8, no text. Seconds (ours: median wall "
+          "time; torch: best call).\n")
+    print("| precision | problem | sta-cpu | PyTorch (SDPA / Flex) | PyTorch / sta-cpu |")
+    print("|---|---|---:|---:|---:|")
+    for prec in ("fp32", "bf16"):
+        for name in OURS:
+            o, t = ours.get((prec, name)), theirs.get((prec, name))
+            ratio = f"{t / o:.2f}x" if o and t else "-"
+            print(f"| {prec} | {name} | {o if o is None else f'{o:.3f}'} | "
+                  f"{t if t is None else f'{t:.3f}'} | {ratio} |")
+    print("\nTargets (16-core server):\n")
+    targets = [("fp32", "sta/sta:3,3,3", 2.5, "Flex fp32"), ("fp32", "dense/full", 1.8, "SDPA fp32"),
+               ("bf16", "sta/sta:3,3,3", 2.0, "Flex bf16"), ("bf16", "dense/full", 1.5, "SDPA bf16")]
+    for prec, name, target, who in targets:
+        o, t = ours.get((prec, name)), theirs.get((prec, name))
+        if o and t:
+            print(f"- [{'x' if t / o >= target else ' '}] {prec} {name} >= {target}x {who}: {t / o:.2f}x")
+    for prec in ("fp32", "bf16"):
+        s, n = ours.get((prec, "sta/sta:3,3,3")), ours.get((prec, "natten/swa:19,25,25"))
+        if s and n:
+            print(f"- [{'x' if n / s >= 3 else ' '}] {prec} sta 3,3,3 >= 3x natten 19,25,25: {n / s:.2f}x")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"context": ctx, "torch": torch_version, "threads": a.threads,
+                       "ours": {f"{p}/{n}": v for (p, n), v in ours.items()},
+                       "labels": {f"{p}/{n}": v for (p, n), v in labels.items()},
+                       "torch_times": {f"{p}/{n}": v for (p, n), v in theirs.items()}}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
