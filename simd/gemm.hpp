@@ -112,6 +112,14 @@ void pv_scalar_f32(const void*, int64_t, int64_t, int64_t, const void*, int64_t,
 void qk_scalar_bf16(const void*, int64_t, int64_t, int64_t, const void*, int64_t, float*, int64_t);
 void pv_scalar_bf16(const void*, int64_t, int64_t, int64_t, const void*, int64_t, int64_t,
                     const float*, float*, int64_t);
+// fp32 panels with AVX-512 (gemm_avx512.cpp) and AVX2 + FMA (gemm_avx2.cpp): call only where
+// isa_supported(Isa::kAvx512 / kAvx2) (softmax.hpp).
+void qk_avx512_f32(const void*, int64_t, int64_t, int64_t, const void*, int64_t, float*, int64_t);
+void pv_avx512_f32(const void*, int64_t, int64_t, int64_t, const void*, int64_t, int64_t,
+                   const float*, float*, int64_t);
+void qk_avx2_f32(const void*, int64_t, int64_t, int64_t, const void*, int64_t, float*, int64_t);
+void pv_avx2_f32(const void*, int64_t, int64_t, int64_t, const void*, int64_t, int64_t,
+                 const float*, float*, int64_t);
 
 // ---- run-time choice (gemm_dispatch.cpp) --------------------------------------------------
 

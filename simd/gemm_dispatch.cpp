@@ -45,6 +45,8 @@ std::string openblas_name() {
 }
 
 bool always() { return true; }
+bool avx512() { return isa_supported(Isa::kAvx512); }
+bool avx2() { return isa_supported(Isa::kAvx2); }
 
 struct Entry {
   GemmKernels kernels;
@@ -58,6 +60,8 @@ std::vector<Entry> registry() {
       // bf16 layouts (amx-bf16, avx512bf16-bf16 go first)
       {{"scalar-bf16", PackedLayout::kBf16Panels, qk_scalar_bf16, pv_scalar_bf16}, always},
       // fp32 (avx512-f32, avx2-f32 go first)
+      {{"avx512-f32", PackedLayout::kF32Panels, qk_avx512_f32, pv_avx512_f32}, avx512},
+      {{"avx2-f32", PackedLayout::kF32Panels, qk_avx2_f32, pv_avx2_f32}, avx2},
       {{blas.c_str(), PackedLayout::kF32Rows, qk_openblas, pv_openblas}, always},
       {{"scalar-f32", PackedLayout::kF32Panels, qk_scalar_f32, pv_scalar_f32}, always},
   };

@@ -1,0 +1,165 @@
+// The GEMM micro-kernels of the flash loop (simd/gemm.hpp) at the flash shape, every usable
+// family side by side, with the fp32 FMA peak probes (simd/probe.hpp) of the same run:
+//   sta_bench --benchmark_filter=Gemm --benchmark_repetitions=5
+// Rows:
+//   Gemm/probe/fma_f32_<isa>                one core's fp32 FMA peak (independent chains)
+//   Gemm/qk/<family>/<rows>x384xD           S = Q K^T, rows x 384 keys, k-dimension D
+//   Gemm/pv/<family>/<rows>xDx384           O = alpha O + P V, rows x D, k-dimension 384 keys
+// rows = 384 (a whole query tile against a whole key tile), 32 for the scalar families (slow).
+// Counters: GFLOP/s = 2 m n k per call over CPU time (robust to the other programs on a
+// shared machine); pct_peak = GFLOP/s over the probe of the family's instruction set,
+// measured once when the first kernel row runs (the best ~5 ms slice of 0.3 s, so it is the
+// same-run reference). Families without an fp32 probe (bf16, scalar) get no pct_peak.
+// Registered at static-initialisation time, so this file adds rows to sta_bench's main.
+#include <benchmark/benchmark.h>
+
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "gemm.hpp"
+#include "probe.hpp"
+#include "softmax.hpp"
+
+namespace {
+
+namespace simd = sta::simd;
+
+constexpr int64_t kKeys = 384;  // one key tile (6 x 8 x 8 tokens)
+
+/// The fp32 FMA peak (GFLOP/s) a family is measured against, or 0 if none applies.
+double family_peak(const simd::GemmKernels& fam) {
+  static const double avx512 =
+      simd::isa_supported(simd::Isa::kAvx512) ? simd::fma_peak_f32_avx512(0.3) : 0.0;
+  static const double avx2 =
+      simd::isa_supported(simd::Isa::kAvx2) ? simd::fma_peak_f32_avx2(0.3) : 0.0;
+  if (fam.bf16()) return 0.0;
+  if (std::strncmp(fam.name, "avx512", 6) == 0) return avx512;
+  if (std::strncmp(fam.name, "avx2", 4) == 0) return avx2;
+  // OpenBLAS picks its own kernels: measured against the widest fp32 peak this core has.
+  if (std::strncmp(fam.name, "openblas", 8) == 0) return avx512 > 0.0 ? avx512 : avx2;
+  return 0.0;
+}
+
+/// Operands of one flash step in the family's layouts: Q (rows x D), one packed K/V tile of
+/// kKeys keys, P (rows x kKeys, softmax-like values), S, O and alpha.
+struct Operands {
+  std::vector<float> q32, p32, k32, v32;
+  std::vector<simd::bf16_t> q16, p16, k16, v16;
+  int64_t ldq = 0, ldp = kKeys;
+  std::vector<float> s, o, alpha;
+
+  Operands(const simd::GemmKernels& fam, int64_t rows, int64_t dim) {
+    std::mt19937_64 rng(2024);
+    std::uniform_real_distribution<float> sym(-1.0f, 1.0f), unit(0.0f, 1.0f);
+    const int64_t rows_alloc = (rows + 31) / 32 * 32;
+    std::vector<float> q(static_cast<size_t>(rows_alloc * dim)), p(static_cast<size_t>(rows_alloc * kKeys));
+    std::vector<float> k(static_cast<size_t>(kKeys * dim)), v(static_cast<size_t>(kKeys * dim));
+    for (float& x : q) x = sym(rng);
+    for (float& x : k) x = sym(rng);
+    for (float& x : v) x = sym(rng);
+    for (float& x : p) x = unit(rng);
+    const int64_t nk = simd::packed_k_elements(fam.layout, kKeys, dim);
+    const int64_t nv = simd::packed_v_elements(fam.layout, kKeys, dim);
+    if (fam.bf16()) {
+      ldq = simd::padded_dim_bf16(dim);
+      q16.resize(static_cast<size_t>(rows_alloc * ldq));
+      p16.resize(static_cast<size_t>(rows_alloc * ldp));
+      simd::rows_to_bf16(q.data(), dim, rows_alloc, dim, ldq, q16.data(), ldq);
+      simd::rows_to_bf16(p.data(), kKeys, rows_alloc, kKeys, ldp, p16.data(), ldp);
+      k16.resize(static_cast<size_t>(nk));
+      v16.resize(static_cast<size_t>(nv));
+      simd::pack_k(fam.layout, k.data(), dim, kKeys, dim, 0, kKeys, k16.data());
+      simd::pack_v(fam.layout, v.data(), dim, kKeys, dim, 0, kKeys, v16.data());
+    } else {
+      ldq = dim;
+      q32 = q;
+      p32 = p;
+      k32.resize(static_cast<size_t>(nk));
+      v32.resize(static_cast<size_t>(nv));
+      simd::pack_k(fam.layout, k.data(), dim, kKeys, dim, 0, kKeys, k32.data());
+      simd::pack_v(fam.layout, v.data(), dim, kKeys, dim, 0, kKeys, v32.data());
+    }
+    s.assign(static_cast<size_t>(rows_alloc * kKeys), 0.0f);
+    o.assign(static_cast<size_t>(rows_alloc * dim), 0.5f);
+    alpha.assign(static_cast<size_t>(rows_alloc), 0.75f);
+  }
+  const void* q() const { return q16.empty() ? static_cast<const void*>(q32.data()) : q16.data(); }
+  const void* p() const { return p16.empty() ? static_cast<const void*>(p32.data()) : p16.data(); }
+  const void* k() const { return k16.empty() ? static_cast<const void*>(k32.data()) : k16.data(); }
+  const void* v() const { return v16.empty() ? static_cast<const void*>(v32.data()) : v16.data(); }
+};
+
+void set_counters(benchmark::State& state, const simd::GemmKernels& fam, double flops) {
+  using benchmark::Counter;
+  state.counters["GFLOP/s"] = Counter(1e-9 * flops, Counter::kIsIterationInvariantRate);
+  const double peak = family_peak(fam);
+  if (peak > 0.0) {
+    // kIsIterationInvariantRate divides by CPU seconds: the share of the probe's GFLOP/s.
+    state.counters["pct_peak"] = Counter(1e-7 * flops / peak, Counter::kIsIterationInvariantRate);
+  }
+}
+
+void BM_Qk(benchmark::State& state, const simd::GemmKernels* fam, int64_t rows, int64_t dim) {
+  family_peak(*fam);  // the probe runs before the timed loop
+  Operands op(*fam, rows, dim);
+  for (auto _ : state) {
+    fam->qk(op.q(), op.ldq, rows, dim, op.k(), kKeys, op.s.data(), kKeys);
+    benchmark::DoNotOptimize(op.s.data());
+    benchmark::ClobberMemory();
+  }
+  set_counters(state, *fam, 2.0 * rows * kKeys * dim);
+}
+
+void BM_Pv(benchmark::State& state, const simd::GemmKernels* fam, int64_t rows, int64_t dim) {
+  family_peak(*fam);
+  Operands op(*fam, rows, dim);
+  const int64_t stride = simd::packed_v_panel_stride(fam->layout, kKeys, dim);
+  for (auto _ : state) {
+    // alpha != nullptr: the flash loop's steady state (every key tile after the first).
+    fam->pv(op.p(), op.ldp, rows, kKeys, op.v(), stride, dim, op.alpha.data(), op.o.data(), dim);
+    benchmark::DoNotOptimize(op.o.data());
+    benchmark::ClobberMemory();
+  }
+  set_counters(state, *fam, 2.0 * rows * kKeys * dim);
+}
+
+void BM_Probe(benchmark::State& state, int64_t (*run)(int64_t)) {
+  double flops = 0.0;
+  for (auto _ : state) flops += static_cast<double>(run(256));
+  state.counters["GFLOP/s"] = benchmark::Counter(1e-9 * flops, benchmark::Counter::kIsRate);
+}
+
+bool register_gemm_benchmarks() {
+  if (simd::isa_supported(simd::Isa::kAvx512)) {
+    benchmark::RegisterBenchmark("Gemm/probe/fma_f32_avx512", BM_Probe, simd::fma_f32_avx512_run);
+  }
+  if (simd::isa_supported(simd::Isa::kAvx2)) {
+    benchmark::RegisterBenchmark("Gemm/probe/fma_f32_avx2", BM_Probe, simd::fma_f32_avx2_run);
+  }
+  for (bool bf16 : {false, true}) {
+    int count = 0;
+    const simd::GemmKernels* const* fams = simd::available_gemm_kernels(bf16, &count);
+    for (int i = 0; i < count; ++i) {
+      const simd::GemmKernels* fam = fams[i];
+      const bool slow = std::strncmp(fam->name, "scalar", 6) == 0;
+      const int64_t rows = slow ? 32 : 384;
+      for (int64_t dim : {64, 128}) {
+        const std::string r = std::to_string(rows), d = std::to_string(dim);
+        benchmark::RegisterBenchmark(
+            ("Gemm/qk/" + std::string(fam->name) + "/" + r + "x384x" + d).c_str(), BM_Qk, fam,
+            rows, dim)->Unit(benchmark::kMicrosecond);
+        benchmark::RegisterBenchmark(
+            ("Gemm/pv/" + std::string(fam->name) + "/" + r + "x" + d + "x384").c_str(), BM_Pv,
+            fam, rows, dim)->Unit(benchmark::kMicrosecond);
+      }
+    }
+  }
+  return true;
+}
+
+// Static registration: sta_bench's main (bench_attention.cpp) runs every registered row.
+const bool kRegistered = register_gemm_benchmarks();
+
+}  // namespace
