@@ -41,21 +41,28 @@ template <int MR, int NP>
 void qk_block(const bf16_t* q, int64_t ldq, int64_t pairs, const bf16_t* k, int64_t panel,
               float* s, int64_t lds) {
   __m512 acc[MR][2 * NP];
+  #pragma GCC unroll 32
   for (int r = 0; r < MR; ++r) {
+    #pragma GCC unroll 32
     for (int c = 0; c < 2 * NP; ++c) acc[r][c] = _mm512_setzero_ps();
   }
   for (int64_t t = 0; t < pairs; ++t) {
     __m512bh b[2 * NP];
+    #pragma GCC unroll 32
     for (int p = 0; p < NP; ++p) {
       b[2 * p] = load_pairs(k + p * panel + t * 64);
       b[2 * p + 1] = load_pairs(k + p * panel + t * 64 + 32);
     }
+    #pragma GCC unroll 32
     for (int r = 0; r < MR; ++r) {
       const __m512bh a = pair_broadcast(q + r * ldq + 2 * t);
+      #pragma GCC unroll 32
       for (int c = 0; c < 2 * NP; ++c) acc[r][c] = _mm512_dpbf16_ps(acc[r][c], a, b[c]);
     }
   }
+  #pragma GCC unroll 32
   for (int r = 0; r < MR; ++r) {
+    #pragma GCC unroll 32
     for (int c = 0; c < 2 * NP; ++c) _mm512_storeu_ps(s + r * lds + 16 * c, acc[r][c]);
   }
 }
@@ -66,11 +73,14 @@ template <int MR, int NP>
 void pv_block(const bf16_t* p, int64_t ldp, int64_t kcols, const bf16_t* v, int64_t stride,
               int64_t c0, int64_t dim, const float* alpha, float* o, int64_t ldo) {
   __mmask16 mask[2 * NP];
+  #pragma GCC unroll 32
   for (int c = 0; c < 2 * NP; ++c) mask[c] = column_mask(c0 + 16 * c, dim);
   __m512 acc[MR][2 * NP];
+  #pragma GCC unroll 32
   for (int r = 0; r < MR; ++r) {
     // The same order as the scalar family: alpha o first, then the products.
     const __m512 a = _mm512_set1_ps(alpha != nullptr ? alpha[r] : 0.0f);
+    #pragma GCC unroll 32
     for (int c = 0; c < 2 * NP; ++c) {
       acc[r][c] = alpha != nullptr
                       ? _mm512_mul_ps(a, _mm512_maskz_loadu_ps(mask[c], o + r * ldo + c0 + 16 * c))
@@ -79,16 +89,21 @@ void pv_block(const bf16_t* p, int64_t ldp, int64_t kcols, const bf16_t* v, int6
   }
   for (int64_t u = 0; u < kcols / 2; ++u) {
     __m512bh b[2 * NP];
+    #pragma GCC unroll 32
     for (int q = 0; q < NP; ++q) {
       b[2 * q] = load_pairs(v + q * stride + u * 64);
       b[2 * q + 1] = load_pairs(v + q * stride + u * 64 + 32);
     }
+    #pragma GCC unroll 32
     for (int r = 0; r < MR; ++r) {
       const __m512bh a = pair_broadcast(p + r * ldp + 2 * u);
+      #pragma GCC unroll 32
       for (int c = 0; c < 2 * NP; ++c) acc[r][c] = _mm512_dpbf16_ps(acc[r][c], a, b[c]);
     }
   }
+  #pragma GCC unroll 32
   for (int r = 0; r < MR; ++r) {
+    #pragma GCC unroll 32
     for (int c = 0; c < 2 * NP; ++c) {
       _mm512_mask_storeu_ps(o + r * ldo + c0 + 16 * c, mask[c], acc[r][c]);
     }
