@@ -120,6 +120,15 @@ void pv_avx512_f32(const void*, int64_t, int64_t, int64_t, const void*, int64_t,
 void qk_avx2_f32(const void*, int64_t, int64_t, int64_t, const void*, int64_t, float*, int64_t);
 void pv_avx2_f32(const void*, int64_t, int64_t, int64_t, const void*, int64_t, int64_t,
                  const float*, float*, int64_t);
+// AVX512-BF16 (vdpbf16ps; gemm_avx512bf16.cpp) and AMX-BF16 (TDPBF16PS; gemm_amx.cpp):
+// call only where gemm_dispatch.cpp found them usable.
+void qk_avx512bf16_bf16(const void*, int64_t, int64_t, int64_t, const void*, int64_t, float*,
+                        int64_t);
+void pv_avx512bf16_bf16(const void*, int64_t, int64_t, int64_t, const void*, int64_t, int64_t,
+                        const float*, float*, int64_t);
+void qk_amx_bf16(const void*, int64_t, int64_t, int64_t, const void*, int64_t, float*, int64_t);
+void pv_amx_bf16(const void*, int64_t, int64_t, int64_t, const void*, int64_t, int64_t,
+                 const float*, float*, int64_t);
 
 // ---- run-time choice (gemm_dispatch.cpp) --------------------------------------------------
 

@@ -2,6 +2,9 @@
 // A family is a plain value; the best usable one is picked once per process, STA_GEMM can
 // force another one (for tests and benchmarks), and the name goes into every stats file.
 #include <cblas.h>
+#include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -48,6 +51,49 @@ bool always() { return true; }
 bool avx512() { return isa_supported(Isa::kAvx512); }
 bool avx2() { return isa_supported(Isa::kAvx2); }
 
+// ---- bf16 instruction sets: CPUID says the core has them, XCR0 says the OS saves their state.
+struct Cpuid {
+  unsigned a = 0, b = 0, c = 0, d = 0;
+};
+Cpuid cpuid(unsigned leaf, unsigned sub) {
+  Cpuid r;
+  if (__get_cpuid_count(leaf, sub, &r.a, &r.b, &r.c, &r.d) == 0) return Cpuid{};
+  return r;
+}
+/// XCR0 (the state components the OS enabled), or 0 without OSXSAVE. Inline asm: this file
+/// is compiled for baseline x86-64, so the _xgetbv intrinsic is not available.
+uint64_t xcr0() {
+  if ((cpuid(1, 0).c & (1u << 27)) == 0) return 0;
+  uint32_t lo = 0, hi = 0;
+  __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+  return (static_cast<uint64_t>(hi) << 32) | lo;
+}
+/// AVX-512 state (SSE, AVX, opmask, ZMM_Hi256, Hi16_ZMM) enabled by the OS.
+bool os_avx512() { return (xcr0() & 0xe6u) == 0xe6u; }
+
+bool avx512bf16_usable() {
+  // AVX512_BF16: CPUID.(7,1).EAX bit 5 (subleaf 1 exists when CPUID.(7,0).EAX >= 1).
+  return isa_supported(Isa::kAvx512) && os_avx512() && cpuid(7, 0).a >= 1 &&
+         (cpuid(7, 1).a & (1u << 5)) != 0;
+}
+
+bool amx_bf16_usable() {
+  static const bool ok = [] {
+    const Cpuid l7 = cpuid(7, 0);
+    const bool cpu = (l7.d & (1u << 22)) != 0 && (l7.d & (1u << 24)) != 0;  // AMX-BF16, AMX-TILE
+    const uint64_t tiles = (uint64_t{1} << 17) | (uint64_t{1} << 18);      // XTILECFG, XTILEDATA
+    if (!cpu || !isa_supported(Isa::kAvx512) || !os_avx512() || (xcr0() & tiles) != tiles) {
+      return false;
+    }
+    // Linux enables the 8 KiB tile state per process on request (ARCH_REQ_XCOMP_PERM,
+    // XFEATURE_XTILEDATA); refused (old kernel, seccomp, signal stack limits) = not usable.
+    constexpr long kArchReqXcompPerm = 0x1023;
+    constexpr long kXfeatureXtiledata = 18;
+    return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+  }();
+  return ok;
+}
+
 struct Entry {
   GemmKernels kernels;
   bool (*usable)();
@@ -57,9 +103,12 @@ struct Entry {
 std::vector<Entry> registry() {
   static const std::string blas = openblas_name();
   return {
-      // bf16 layouts (amx-bf16, avx512bf16-bf16 go first)
+      // bf16 layouts
+      {{"amx-bf16", PackedLayout::kBf16Panels, qk_amx_bf16, pv_amx_bf16}, amx_bf16_usable},
+      {{"avx512bf16-bf16", PackedLayout::kBf16Panels, qk_avx512bf16_bf16, pv_avx512bf16_bf16},
+       avx512bf16_usable},
       {{"scalar-bf16", PackedLayout::kBf16Panels, qk_scalar_bf16, pv_scalar_bf16}, always},
-      // fp32 (avx512-f32, avx2-f32 go first)
+      // fp32
       {{"avx512-f32", PackedLayout::kF32Panels, qk_avx512_f32, pv_avx512_f32}, avx512},
       {{"avx2-f32", PackedLayout::kF32Panels, qk_avx2_f32, pv_avx2_f32}, avx2},
       {{blas.c_str(), PackedLayout::kF32Rows, qk_openblas, pv_openblas}, always},
