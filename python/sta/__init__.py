@@ -242,7 +242,8 @@ def _as_f32(x: Any, arg: str, notes: List[str]) -> Tuple[np.ndarray, _Origin]:
             t = t.contiguous()
         return t.numpy(), origin
     if not isinstance(x, np.ndarray):
-        if hasattr(x, "__array__") or hasattr(x, "__array_interface__"):
+        if (hasattr(x, "__array__") or hasattr(x, "__array_interface__")
+                or isinstance(x, (list, tuple))):
             x = np.asarray(x)
         elif hasattr(x, "__dlpack__"):
             x = np.from_dlpack(x)
