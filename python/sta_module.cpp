@@ -233,14 +233,16 @@ void bind_strategy(py::module_& m) {
              for (const auto& mk : sta::strategy_masks(s, step, layer, heads))
                out.push_back(sta::to_string(mk));
              return out;
-           })
+           },
+           py::arg("step"), py::arg("layer"), py::arg("heads") = -1)
       .def("window_size",
            [](const sta::MaskStrategy& s, int64_t step, int64_t layer, int64_t heads) {
              py::list out;
              for (const auto& mk : sta::strategy_masks(s, step, layer, heads))
                out.append(py::make_tuple(mk.window.t, mk.window.h, mk.window.w));
              return out;
-           })
+           },
+           py::arg("step"), py::arg("layer"), py::arg("heads") = -1)
       .def("steps", &sta::strategy_steps)
       .def("layers", &sta::strategy_layers)
       .def("heads", &sta::strategy_heads)
@@ -267,7 +269,7 @@ void bind_strategy(py::module_& m) {
         py::list out;
         for (const auto& x : sta::strategy_sparsity_per_step(s, g)) out.append(one(x));
         return py::object(out);
-      });
+      }, py::arg("video"), py::arg("tile") = std::vector<int64_t>{6, 8, 8}, py::arg("per_step") = false);
   m.def("parse_mask_strategy", &sta::parse_mask_strategy);
   m.def("read_mask_strategy", &sta::read_mask_strategy);
 }
