@@ -118,9 +118,9 @@ def test_fastvideo_call_matches_bruteforce_and_general_call():
     # A ragged canvas (5x7x10 with 3x4x4 tiles: shorter last tiles) with text, automatically.
     rv = (5, 7, 10)
     rq, rk, rvv = qkv((1, 3, 350 + 6, 8), seed + 1)
-    out = sta.sliding_tile_attention(rq, rk, rvv, windows, 4, seq_shape="5x7x10", tile=tile)
-    ro, _ = brute.attention(rq, rk, rvv, rv, tile, masks, 4, 6)
-    assert max_err(out, ro) <= FP32_TOL
+    rout = sta.sliding_tile_attention(rq, rk, rvv, windows, 4, seq_shape="5x7x10", tile=tile)
+    rro, _ = brute.attention(rq, rk, rvv, rv, tile, masks, 4, 6)
+    assert max_err(rout, rro) <= FP32_TOL
     # FastVideo's newer keyword.
     o3 = sta.sliding_tile_attention(q2, k2, v2, windows, 0, False, dit_seq_shape="6x8x16", tile=tile)
     assert np.array_equal(out, o3)
