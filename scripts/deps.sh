@@ -3,7 +3,8 @@
 # Extra package names given as arguments are installed too (test.sh adds chromium, which
 # renders the HTML report in a test).
 set -euo pipefail
-pkgs=(build-essential cmake pkg-config clang python3 python3-numpy libeigen3-dev libopenblas-dev
+pkgs=(build-essential cmake pkg-config clang python3 python3-numpy python3-dev python3-pytest
+      pybind11-dev python3-pybind11 libeigen3-dev libopenblas-dev
       libomp-dev libxsimd-dev libgtest-dev libbenchmark-dev "$@")
 missing=()
 for p in "${pkgs[@]}"; do

@@ -5,7 +5,7 @@
 # STA_SKIP_SANITIZE=1 skips the sanitizer and fuzzing passes (a quicker local run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/deps.sh chromium
+bash scripts/deps.sh chromium python3-torch  # torch: optional Python test dependency
 bash scripts/build.sh
 ./build/sta theorems >/dev/null
 (cd build && ctest --output-on-failure -j"$(nproc)")
