@@ -43,7 +43,10 @@ int run_demo(int argc, char** argv) {
   const uint64_t seed = static_cast<uint64_t>(args.get_int("--seed", 2025, 0, INT64_MAX));
 
   Geometry hunyuan;  // defaults: 30x48x80 canvas, 6x8x8 tiles
-  std::printf("Sliding Tile Attention on CPU (SIMD kernels: %s)\n\n", simd_isa().c_str());
+  std::printf("Sliding Tile Attention on CPU\n  CPU: %s\n  kernels chosen at run time: "
+              "softmax %s, GEMM fp32 %s, GEMM bf16 %s\n\n",
+              cpu_description().c_str(), simd_isa().c_str(),
+              gemm_kernel_name(Precision::kFp32).c_str(), gemm_kernel_name(Precision::kBf16).c_str());
   std::printf("1. Blocks of the video attention map, HunyuanVideo shape: video %s tokens, "
               "tile %s -> %s = %lld tiles\n",
               to_string(hunyuan.canvas).c_str(), to_string(hunyuan.tile).c_str(),
@@ -75,17 +78,28 @@ int run_demo(int argc, char** argv) {
   struct Case {
     Backend backend;
     std::vector<Mask> masks;
+    Precision precision;
   };
+  // bf16 mode is held to the double reference on the bf16-rounded inputs with SPEC 6's
+  // bf16 tolerance (2e-2); fp32 to 1e-5.
   const std::vector<Case> cases = {
-      {Backend::kSta, {Mask::sta({1, 1, 1}), Mask::sta({2, 1, 3})}},
-      {Backend::kNatten, {Mask::swa({5, 7, 9}), Mask::swa({9, 9, 9})}},
-      {Backend::kDense, {Mask::full()}},
+      {Backend::kSta, {Mask::sta({1, 1, 1}), Mask::sta({2, 1, 3})}, Precision::kFp32},
+      {Backend::kNatten, {Mask::swa({5, 7, 9}), Mask::swa({9, 9, 9})}, Precision::kFp32},
+      {Backend::kDense, {Mask::full()}, Precision::kFp32},
+      {Backend::kSta, {Mask::sta({1, 1, 1}), Mask::sta({2, 1, 3})}, Precision::kBf16},
+      {Backend::kNatten, {Mask::swa({5, 7, 9}), Mask::swa({9, 9, 9})}, Precision::kBf16},
   };
   bool ok = true;
   for (const auto& c : cases) {
     opt.masks = c.masks;
+    opt.precision = c.precision;
     std::vector<double> ref_out(shape.elements()), ref_lse(shape.batch * shape.heads * shape.seq);
-    reference_attention(shape, opt, q.data(), k.data(), v.data(), ref_out.data(), ref_lse.data());
+    AttentionOptions ref_opt = opt;
+    ref_opt.precision = Precision::kFp32;
+    ref_opt.rounding = c.precision == Precision::kBf16 ? InputRounding::kBf16 : InputRounding::kNone;
+    std::vector<float> rq = q, rk = k, rv = v;  // the oracle of bf16 mode sees rounded inputs
+    for (auto* t : {&rq, &rk, &rv}) round_inputs(t->data(), shape.elements(), ref_opt.rounding);
+    reference_attention(shape, ref_opt, rq.data(), rk.data(), rv.data(), ref_out.data(), ref_lse.data());
     std::vector<float> out(shape.elements()), lse(ref_lse.size());
     const auto t0 = std::chrono::steady_clock::now();
     const AttentionStats st =
@@ -96,15 +110,17 @@ int run_demo(int argc, char** argv) {
     for (size_t i = 0; i < out.size(); ++i) err = std::max(err, std::abs(out[i] - ref_out[i]));
     std::string masks;
     for (const auto& m : c.masks) masks += (masks.empty() ? "" : " ") + to_string(m);
-    const bool pass = err < 1e-5;
+    const double tol = c.precision == Precision::kBf16 ? 2e-2 : 1e-5;
+    const bool pass = err < tol;
     ok = ok && pass;
-    std::printf("  %-7s %-26s blocks d/m/e %4lld/%4lld/%4lld  max |out - ref| %.2e  %s  "
+    std::printf("  %-7s %-4s %-26s blocks d/m/e %4lld/%4lld/%4lld  max |out - ref| %.2e  %s  "
                 "[%.1f ms, %s]\n",
-                to_string(c.backend).c_str(), masks.c_str(), (long long)st.counts.dense,
-                (long long)st.counts.mixed, (long long)st.counts.empty, err,
-                pass ? "ok" : "FAIL", ms, st.isa.c_str());
+                to_string(c.backend).c_str(), to_string(c.precision).c_str(), masks.c_str(),
+                (long long)st.counts.dense, (long long)st.counts.mixed,
+                (long long)st.counts.empty, err, pass ? "ok" : "FAIL", ms, st.gemm.c_str());
   }
-  std::printf("\n%s\n", ok ? "Demo finished: every backend agrees with the reference (< 1e-5)."
+  std::printf("\n%s\n", ok ? "Demo finished: every backend agrees with the reference (fp32 < "
+                             "1e-5; bf16 mode < 2e-2 on the rounded inputs)."
                            : "Demo FAILED: a backend disagrees with the reference.");
   return ok ? 0 : 1;
 }
