@@ -28,6 +28,10 @@
 #include "sta/attention.hpp"
 #include "sta/blocks.hpp"
 #include "sta/mask.hpp"
+#include "gemm.hpp"
+#include "probe.hpp"
+#include "probe_bf16.hpp"
+#include "softmax.hpp"
 
 namespace {
 
@@ -210,6 +214,49 @@ void BM_Sgemm(benchmark::State& state, int64_t m, int64_t n, int64_t k, int thre
       benchmark::Counter::kIsIterationInvariantRate);
 }
 
+/// Same-run peak of one instruction family on `threads` threads (each thread runs the probe
+/// at once; the total is reported). bench_table.py divides each attention row's computed
+/// GFLOP/s by the peak of its GEMM kernel's family.
+void BM_Peak(benchmark::State& state, double (*probe)(double), int threads) {
+  double total = 0.0;
+  for (auto _ : state) {
+    total = 0.0;
+#pragma omp parallel num_threads(threads) reduction(+ : total)
+    total += probe(0.2);
+  }
+  state.counters["GFLOP/s"] = total;
+  state.counters["omp_threads"] = threads;
+}
+
+double peak_fp32_avx512(double s) { return sta::simd::fma_peak_f32_avx512(s); }
+double peak_fp32_avx2(double s) { return sta::simd::fma_peak_f32_avx2(s); }
+double peak_bf16_dot(double s) { return sta::simd::probe_avx512bf16_gflops(s / 4); }
+double peak_amx(double s) { return sta::simd::probe_amx_bf16_gflops(s / 4); }
+
+void register_peaks(const std::string& set, int threads) {
+  struct Probe {
+    const char* kind;
+    double (*fn)(double);
+    bool usable;
+  };
+  const Probe probes[] = {
+      {"fp32-fma-avx512", peak_fp32_avx512, sta::simd::isa_supported(sta::simd::Isa::kAvx512)},
+      {"fp32-fma-avx2", peak_fp32_avx2, sta::simd::isa_supported(sta::simd::Isa::kAvx2)},
+      {"bf16-dot-avx512bf16", peak_bf16_dot, sta::simd::find_gemm_kernels("avx512bf16-bf16") != nullptr},
+      {"amx-bf16", peak_amx, sta::simd::find_gemm_kernels("amx-bf16") != nullptr},
+  };
+  for (const Probe& p : probes) {
+    if (!p.usable) continue;
+    for (int t : {1, threads}) {
+      benchmark::RegisterBenchmark(
+          (set + "/peak/" + p.kind + "/threads:" + std::to_string(t)).c_str(), BM_Peak, p.fn, t)
+          ->Iterations(1)
+          ->Unit(benchmark::kMillisecond);
+      if (threads == 1) break;
+    }
+  }
+}
+
 std::string cpu_model() {
   std::ifstream cpuinfo("/proc/cpuinfo");
   std::string line;
@@ -232,6 +279,7 @@ void register_benchmarks() {
       b->UseRealTime()->Unit(benchmark::kMillisecond);
       if (big) b->Iterations(1);  // tens of seconds per dense run
     };
+    register_peaks(set.name, threads);
     for (int t : {1, threads}) {
       benchmark::RegisterBenchmark(
           (set.name + "/sgemm/384x384x128/threads:" + std::to_string(t)).c_str(), BM_Sgemm, 384,
