@@ -52,6 +52,11 @@ int run_counts(int argc, char** argv) {
   args.check_known(known);
   if (!args.positionals().empty())
     throw Error("unexpected argument '" + args.positionals()[0] + "' (see sta counts --help)");
+  // counts orders blocks with --order; --layout (the order of tensors in a file) has no
+  // meaning here and is refused rather than silently ignored.
+  if (args.has("--layout"))
+    throw Error("--layout: counts has no tensors to order; expected --order tiled|raster for "
+                "the block order");
   CommonOptions c = parse_common(args);
   BlockPartition part;
   part.order = parse_layout(args.get("--order", "tiled"), "--order");

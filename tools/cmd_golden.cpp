@@ -205,7 +205,8 @@ int run_golden(int argc, char** argv) {
   Problem p;
   if (args.has("--preset")) {
     for (const char* o : {"--video", "--tile", "--mask", "--text-length", "--text-pad", "--layout",
-                          "--ragged", "--batch", "--heads", "--dim", "--backend"})
+                          "--ragged", "--batch", "--heads", "--dim", "--backend", "--strategy",
+                          "--step", "--layer"})
       if (args.has(o))
         throw Error(std::string(o) + ": not allowed with --preset (a preset fixes the problem)");
     const GoldenPreset& gp = find_golden_preset(args.get("--preset"));
@@ -220,14 +221,26 @@ int run_golden(int argc, char** argv) {
     p.options.masks = c.masks;
     p.options.layout = c.layout;
     p.shape.batch = args.get_int("--batch", 1, 1, 1 << 20);
-    p.shape.heads = args.get_int("--heads", 1, 1, 1 << 20);
+    // Several --mask (or a --strategy) without --heads: one head per mask (issue 11).
+    const int64_t mask_heads = static_cast<int64_t>(c.masks.size());
+    p.shape.heads = args.get_int("--heads", mask_heads, 1, 1 << 20);
     p.shape.dim = args.get_int("--dim", 128, 1, 1 << 16);
     p.shape.seq = c.geometry.seq_len();
     p.backend = parse_backend(args.get("--backend", "reference"));
     p.description = "custom problem";
+    check_head_masks(c, p.shape.heads);
   }
   p.seed = static_cast<uint64_t>(args.get_int("--seed", 0, 0, INT64_MAX));
   p.options.rounding = parse_rounding(args.get("--round", "none"), "--round");
+  // Sizes are checked before anything is allocated or written: five tensors in memory.
+  const int64_t elements = checked_product({p.shape.batch, p.shape.heads, p.shape.seq, p.shape.dim},
+                                           "--batch/--heads/--dim", "[B,H,S,D]");
+  const std::string problem = "the golden problem [B,H,S,D] = [" + std::to_string(p.shape.batch) + "," +
+                              std::to_string(p.shape.heads) + "," + std::to_string(p.shape.seq) + "," +
+                              std::to_string(p.shape.dim) + "]";
+  const char* size_arg = args.has("--preset") ? "--preset" : "--batch/--heads/--dim";
+  check_memory(4.0 * 4.1 * static_cast<double>(elements), size_arg, problem);
+  check_work(4.0 * static_cast<double>(elements) * static_cast<double>(p.shape.seq), size_arg, problem);
   validate_attention(p.shape, p.options, p.backend);
 
   const bool force = args.has("--force");
@@ -239,9 +252,9 @@ int run_golden(int argc, char** argv) {
     throw Error("--dir: cannot create folder '" + dir + "'");
   }
   const char* names[] = {"q.npy", "k.npy", "v.npy", "out.npy", "lse.npy", "manifest.json"};
-  for (const char* n : names)
-    if (!force && exists(dir + "/" + n))
-      throw Error("--dir: '" + dir + "/" + n + "' exists; refusing to overwrite it (pass --force)");
+  std::vector<PathArg> outputs;
+  for (const char* n : names) outputs.push_back({"--dir", dir + "/" + n});
+  check_outputs(outputs, {}, force);
 
   const double gb = 4.0 * (4 * p.shape.elements()) / 1e9;
   std::fprintf(stderr, "sta golden: %s, [B,H,S,D] = [%lld,%lld,%lld,%lld], ~%.2f GB on disk\n",

@@ -170,7 +170,7 @@ int run_recall(const Args& args) {
                 std::to_string(g.text_pad) + " (check --video / --text-pad)");
   const int64_t batch = args.get_int("--batch", 0, 0, b - 1);
   const int64_t head = args.get_int("--head", 0, 0, h - 1);
-  validate_head_masks(c.masks, h, g, "--mask");
+  check_head_masks(c, h);
   const Mask& mask = mask_for_head(c.masks, head);
   const double scale = args.get_double("--scale", 1.0 / std::sqrt(static_cast<double>(d)));
   const int64_t offset = (batch * h + head) * s * d;
