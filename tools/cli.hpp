@@ -73,6 +73,10 @@ struct Command {
   std::function<int(int argc, char** argv)> run;
 };
 std::map<std::string, Command>& registry();
+/// The `sta` program after --version: picks the subcommand of argv[1] (demo if none) and
+/// runs it; sta::Error becomes "sta CMD: error: ..." and exit 2, any other exception exit 3.
+/// Shared by main() and the whole-CLI fuzz target (fuzz/fuzz_cli.cpp).
+int dispatch(int argc, char** argv);
 struct Registrar {
   explicit Registrar(Command c) { registry()[c.name] = std::move(c); }
 };
