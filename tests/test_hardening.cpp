@@ -320,6 +320,10 @@ TEST_F(Hardening, StrategiesAndPresets) {
                          " --step 0 --layer 0"),
                  "--strategy");
   expect_refused(run_cli("counts --layout raster"), "--layout");
+  expect_refused(run_cli("counts --text-pad 8"), "--text-pad");
+  npy("a.npy", {2}, 1.0f);
+  expect_refused(run_cli("compare " + path("a.npy") + " " + path("a.npy") + " --mask sta:1,1,1"), "--mask");
+  expect_refused(run_cli("viz blocks --layout raster --out " + path("b.svg")), "--layout");
 }
 
 TEST_F(Hardening, GoldenInfersOneHeadPerMask) {  // issue 11

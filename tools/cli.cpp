@@ -106,6 +106,12 @@ void Args::check_known(const std::vector<std::string>& known) const {
       throw Error(k + ": unknown option (see --help)");
 }
 
+void refuse_unused(const Args& args, const std::vector<std::string>& options,
+                   const std::string& command, const std::string& why) {
+  for (const std::string& o : options)
+    if (args.has(o)) throw Error(o + ": not used by " + command + "; " + why);
+}
+
 std::vector<std::string> common_option_names() {
   return {"--video", "--tile",  "--mask",   "--text-length", "--text-pad",
           "--layout", "--ragged", "--strategy", "--step", "--layer", "--help"};

@@ -57,6 +57,10 @@ struct CommonOptions {
 /// Checks `masks` against `heads` as validate_head_masks does, naming c.mask_arg; masks from
 /// --strategy must match the heads exactly (one mask is not broadcast).
 void check_head_masks(const CommonOptions& c, int64_t heads);
+/// Refuses each of `options` that is given: a common option a command cannot honour is an
+/// error naming it ("`opt`: not used by `command`; `why`"), never silently ignored.
+void refuse_unused(const Args& args, const std::vector<std::string>& options,
+                   const std::string& command, const std::string& why);
 /// Names of the common options, for Args::check_known.
 std::vector<std::string> common_option_names();
 /// Parses and validates the common options; defaults: Hunyuan canvas 30,48,80, tile 6,8,8,

@@ -74,6 +74,8 @@ int run_compare(int argc, char** argv) {
   auto known = common_option_names();
   known.insert(known.end(), {"--atol", "--rtol", "--json"});
   args.check_known(known);
+  refuse_unused(args, {"--mask", "--strategy", "--step", "--layer"}, "sta compare",
+                "the common options only map the worst index to a token (see --help)");
   const auto& pos = args.positionals();
   if (pos.size() != 2)
     throw Error("expected two files A.npy B.npy, got " + std::to_string(pos.size()) +

@@ -55,9 +55,10 @@ int run_counts(int argc, char** argv) {
     throw Error("unexpected argument '" + args.positionals()[0] + "' (see sta counts --help)");
   // counts orders blocks with --order; --layout (the order of tensors in a file) has no
   // meaning here and is refused rather than silently ignored.
-  if (args.has("--layout"))
-    throw Error("--layout: counts has no tensors to order; expected --order tiled|raster for "
-                "the block order");
+  refuse_unused(args, {"--layout"}, "sta counts",
+                "expected --order tiled|raster for the block order (--layout orders tensors)");
+  refuse_unused(args, {"--text-length", "--text-pad"}, "sta counts",
+                "it counts the blocks of the video attention map (text keys are always dense)");
   CommonOptions c = parse_common(args);
   BlockPartition part;
   part.order = parse_layout(args.get("--order", "tiled"), "--order");

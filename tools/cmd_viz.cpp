@@ -84,6 +84,7 @@ int run_blocks(const Args& args) {
   args.check_known(with_common({"--compare", "--order", "--block", "--range", "--max-cells",
                                 "--title", "--out", "--force"}));
   const std::string out = require_out(args);
+  refuse_unused(args, {"--layout"}, "sta viz blocks", "expected --order tiled|raster per panel");
   CommonOptions c = parse_common(args);
   for (const auto& m : args.get_all("--compare")) c.masks.push_back(parse_mask(m, "--compare"));
   std::vector<Layout> orders;
