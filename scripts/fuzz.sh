@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 runs="${FUZZ_RUNS:-200000}"
 CXX=clang++ CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSTA_FUZZ=ON \
   -DSTA_BUILD_TESTS=OFF -DSTA_BUILD_BENCH=OFF >/dev/null
-cmake --build build-fuzz -j"$(nproc)" --target fuzz_npy fuzz_strategy fuzz_options
+cmake --build build-fuzz -j"$(nproc)" --target fuzz_npy fuzz_strategy fuzz_options fuzz_cli
 for t in npy strategy options; do
   mkdir -p "build-fuzz/corpus/$t"
   echo "== fuzz_$t: $runs inputs from tests/fuzz/$t =="
@@ -21,3 +21,18 @@ for t in npy strategy options; do
   fi
   grep -E "^Done" "$log"
 done
+
+# The whole CLI (fuzz/fuzz_cli.cpp): argv plus small generated files, in process. Property:
+# each command line finishes in 10 s and 1 GB (sanitizer overhead allowed for), or is refused
+# with exit 2; FUZZ_CLI_RUNS (default 100000) command lines.
+cli_runs="${FUZZ_CLI_RUNS:-100000}"
+mkdir -p build-fuzz/corpus/cli
+echo "== fuzz_cli: $cli_runs command lines from tests/fuzz/cli =="
+log="build-fuzz/fuzz_cli.log"
+if ! build-fuzz/fuzz_cli -seed=1 -runs="$cli_runs" -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
+     -malloc_limit_mb=1024 "build-fuzz/corpus/cli" "tests/fuzz/cli" >"$log" 2>&1; then
+  tail -n 40 "$log"
+  echo "fuzz_cli FAILED (crash input saved by libFuzzer as crash-*/timeout-*/oom-* in $(pwd))"
+  exit 1
+fi
+grep -E "^Done" "$log"

@@ -24,11 +24,151 @@ struct AxisSummary {
   int64_t allowed_tokens = 0;  // allowed (query token, key token) pairs on this axis
 };
 
+// One axis of L tokens cut into n = ceil(L/t) tiles, the last maybe shorter. For one query
+// tile the allowed key intervals of its queries are summarised so that the key tiles it
+// touches, and those it covers entirely, follow from tile arithmetic: O(tile) per query
+// tile, O(L) per axis, never an n x n table (70,000 one-token tiles took 80 s and 4.8 GB).
+class AxisTiles {
+ public:
+  AxisTiles(const Geometry& g, const Mask& mask, int axis)
+      : g_(g), mask_(mask), axis_(axis), len_(g.canvas[axis]), tile_(g.tile[axis]),
+        n_(g.tiles()[axis]) {
+    // swa-torus with a window at least the axis is the whole axis for every query.
+    torus_ = mask.kind == MaskKind::kSwaTorus && mask.window[axis] < len_;
+  }
+
+  int64_t num_tiles() const { return n_; }
+
+  // Counts of the key tiles query tile `qt` touches (non-empty) and covers (dense).
+  void count(int64_t qt, int64_t* nonempty, int64_t* dense) const {
+    if (torus_) {
+      *nonempty = *dense = 0;
+      for_each_torus(qt, [&](int64_t, bool d) {
+        ++*nonempty;
+        *dense += d;
+      });
+      return;
+    }
+    const Span sp = span(qt);
+    *nonempty = tiles_touching(sp.union_lo, sp.union_hi);
+    *dense = tiles_inside(sp.inter_lo, sp.inter_hi);
+  }
+
+  // Calls f(key_tile, dense) for every key tile `qt` touches, in increasing order.
+  template <typename F>
+  void visit(int64_t qt, F f) const {
+    if (torus_) {
+      std::vector<std::pair<int64_t, bool>> v;
+      for_each_torus(qt, [&](int64_t k, bool d) { v.emplace_back(k, d); });
+      std::sort(v.begin(), v.end());
+      for (const auto& [k, d] : v) f(k, d);
+      return;
+    }
+    const Span sp = span(qt);
+    if (sp.union_lo >= sp.union_hi) return;
+    for (int64_t k = sp.union_lo / tile_; k <= (sp.union_hi - 1) / tile_; ++k)
+      f(k, k * tile_ >= sp.inter_lo && end_of(k) <= sp.inter_hi);
+  }
+
+  // Work of the torus enumeration (candidate key tiles over all query tiles), for callers
+  // that must bound it; 0 for the other kinds (their cost is O(L)).
+  double torus_work() const {
+    if (!torus_) return 0.0;
+    const double w = static_cast<double>(mask_.window[axis_]);
+    const double per = std::min<double>(static_cast<double>(n_), (w + tile_) / tile_ + 3);
+    return per * static_cast<double>(n_);
+  }
+
+ private:
+  struct Span {
+    int64_t union_lo, union_hi;  // keys some query of the tile sees
+    int64_t inter_lo, inter_hi;  // keys every query of the tile sees
+  };
+
+  int64_t end_of(int64_t k) const { return std::min((k + 1) * tile_, len_); }
+
+  AxisInterval interval(int64_t q) const {
+    return allowed_keys_on_axis(mask_.kind, mask_.window[axis_], len_, tile_, q);
+  }
+
+  // full, sta and swa give one interval per query, its start non-decreasing in q by steps
+  // of at most 1 and its length >= 1: the union over a tile is one interval too.
+  Span span(int64_t qt) const {
+    Span sp{len_, 0, 0, len_};
+    for (int64_t q = qt * tile_; q < end_of(qt); ++q) {
+      const AxisInterval iv = interval(q);
+      sp.union_lo = std::min(sp.union_lo, iv.start);
+      sp.union_hi = std::max(sp.union_hi, iv.start + iv.length);
+      sp.inter_lo = std::max(sp.inter_lo, iv.start);
+      sp.inter_hi = std::min(sp.inter_hi, iv.start + iv.length);
+    }
+    return sp;
+  }
+
+  int64_t tiles_touching(int64_t lo, int64_t hi) const {
+    return lo >= hi ? 0 : (hi - 1) / tile_ - lo / tile_ + 1;
+  }
+
+  int64_t tiles_inside(int64_t lo, int64_t hi) const {
+    if (lo >= hi) return 0;
+    const int64_t first = (lo + tile_ - 1) / tile_;
+    const int64_t last = hi == len_ ? n_ - 1 : hi / tile_ - 1;
+    return std::max<int64_t>(0, last - first + 1);
+  }
+
+  // Torus, window W < L: query q sees the arc [s_q, s_q + W) with s_q = (q - W/2) mod L, and
+  // the starts of a tile's queries form the arc [s_f, s_f + d] (d = tile length - 1).
+  // Key tile [k0, k0+len) is dense iff every arc holds it: d <= (k0 - s_f) mod L <= W - len;
+  // non-empty iff some start lies in the arc [k0 - W + 1, k0 + len) of starts that reach it.
+  template <typename F>
+  void for_each_torus(int64_t qt, F f) const {
+    const int64_t w = mask_.window[axis_], q0 = qt * tile_, d = end_of(qt) - q0 - 1;
+    const int64_t sf = mod(q0 - w / 2);
+    const int64_t reach = d + w;  // keys of the union arc, from sf
+    const int64_t candidates = reach >= len_ ? n_ : std::min(n_, reach / tile_ + 3);
+    const int64_t first = reach >= len_ ? 0 : sf / tile_;
+    for (int64_t i = 0; i < candidates; ++i) {
+      const int64_t k = (first + i) % n_;
+      const int64_t k0 = k * tile_, kl = end_of(k) - k0;
+      const int64_t x = mod(k0 - sf);
+      const bool dense = x >= d && x <= w - kl;
+      const int64_t a_start = mod(k0 - w + 1), a_len = w + kl - 1;
+      const bool touch = a_len >= len_ || mod(sf - a_start) < a_len || mod(a_start - sf) < d + 1;
+      if (touch) f(k, dense);
+    }
+  }
+
+  int64_t mod(int64_t x) const {
+    x %= len_;
+    return x < 0 ? x + len_ : x;
+  }
+
+  const Geometry& g_;
+  const Mask& mask_;
+  int axis_;
+  int64_t len_, tile_, n_;
+  bool torus_ = false;
+};
+
+// Refuses a torus classification whose enumeration would take more than ~0.5 s.
+void check_torus_cost(const AxisTiles& t, int axis) {
+  constexpr double kMaxWork = 1e8;
+  if (t.torus_work() > kMaxWork)
+    throw Error("--mask: swa-torus on axis " + std::to_string(axis) + " with " +
+                std::to_string(t.num_tiles()) + " tiles needs about " +
+                std::to_string(static_cast<int64_t>(t.torus_work())) +
+                " tile tests; expected at most 1e8 (use larger tiles or a smaller window)");
+}
+
 AxisSummary summarize_axis(const Geometry& g, const Mask& mask, int axis) {
   AxisSummary s;
-  for (BlockClass c : axis_block_classes(g, mask, axis)) {
-    s.dense_pairs += c == BlockClass::kDense;
-    s.nonempty_pairs += c != BlockClass::kEmpty;
+  const AxisTiles tiles(g, mask, axis);
+  check_torus_cost(tiles, axis);
+  for (int64_t qt = 0; qt < tiles.num_tiles(); ++qt) {
+    int64_t nonempty = 0, dense = 0;
+    tiles.count(qt, &nonempty, &dense);
+    s.dense_pairs += dense;
+    s.nonempty_pairs += nonempty;
   }
   for (int64_t q = 0; q < g.canvas[axis]; ++q) s.allowed_tokens += axis_interval(g, mask, axis, q).length;
   return s;
@@ -118,22 +258,14 @@ BlockStats classify_raster(const Geometry& g, const Mask& mask, int64_t bq, int6
 }  // namespace
 
 std::vector<BlockClass> axis_block_classes(const Geometry& g, const Mask& mask, int axis) {
-  const int64_t tile = g.tile[axis], len = g.canvas[axis], n = g.tiles()[axis];
-  std::vector<BlockClass> out(static_cast<size_t>(n * n));
+  const AxisTiles tiles(g, mask, axis);
+  check_torus_cost(tiles, axis);
+  const int64_t n = tiles.num_tiles();
+  std::vector<BlockClass> out(static_cast<size_t>(n * n), BlockClass::kEmpty);
   for (int64_t qt = 0; qt < n; ++qt)
-    for (int64_t kt = 0; kt < n; ++kt) {
-      // Real token ranges: the last tile of a ragged axis is shorter.
-      const int64_t k0 = kt * tile, k1 = std::min(k0 + tile, len);
-      int64_t min_count = k1 - k0, max_count = 0;
-      for (int64_t q = qt * tile; q < std::min((qt + 1) * tile, len); ++q) {
-        const int64_t cnt = count_in_range(axis_interval(g, mask, axis, q), len, k0, k1);
-        min_count = std::min(min_count, cnt);
-        max_count = std::max(max_count, cnt);
-      }
-      out[qt * n + kt] = max_count == 0           ? BlockClass::kEmpty
-                         : min_count == k1 - k0 ? BlockClass::kDense
-                                                : BlockClass::kMixed;
-    }
+    tiles.visit(qt, [&](int64_t kt, bool dense) {
+      out[static_cast<size_t>(qt * n + kt)] = dense ? BlockClass::kDense : BlockClass::kMixed;
+    });
   return out;
 }
 
@@ -185,16 +317,31 @@ BlockStats classify_blocks(const Geometry& g, const Mask& mask, const BlockParti
 std::vector<std::vector<KeyTileVisit>> key_tile_visits(const Geometry& g, const Mask& mask) {
   validate_for_blocks(g, mask);
   const Extent3 n = g.tiles();
-  // Per axis and query tile: the non-empty key tiles, with whether they are dense.
+  // Per axis and query tile: the non-empty key tiles, with whether they are dense. The
+  // total is the product of the per-axis sums: refused before allocating when it is absurd.
   std::vector<std::vector<std::vector<KeyTileVisit>>> axis(3);
+  double total = 1.0;
   for (int a = 0; a < 3; ++a) {
-    const auto cls = axis_block_classes(g, mask, a);
+    const AxisTiles tiles(g, mask, a);
+    check_torus_cost(tiles, a);
+    double sum = 0.0;
+    for (int64_t qt = 0; qt < n[a]; ++qt) {
+      int64_t nonempty = 0, dense = 0;
+      tiles.count(qt, &nonempty, &dense);
+      sum += static_cast<double>(nonempty);
+    }
+    total *= sum;
+  }
+  if (total > static_cast<double>(kMaxKeyTileVisits))
+    throw Error("--tile: " + to_string(g.tile) + " on --video " + to_string(g.canvas) + " with " +
+                to_string(mask) + " gives " + std::to_string(static_cast<long long>(total)) +
+                " (query tile, key tile) pairs to visit; expected at most " +
+                std::to_string(kMaxKeyTileVisits) + " (use larger tiles)");
+  for (int a = 0; a < 3; ++a) {
+    const AxisTiles tiles(g, mask, a);
     axis[a].resize(static_cast<size_t>(n[a]));
     for (int64_t qt = 0; qt < n[a]; ++qt)
-      for (int64_t kt = 0; kt < n[a]; ++kt) {
-        const BlockClass c = cls[qt * n[a] + kt];
-        if (c != BlockClass::kEmpty) axis[a][qt].push_back({kt, c == BlockClass::kDense});
-      }
+      tiles.visit(qt, [&](int64_t kt, bool dense) { axis[a][qt].push_back({kt, dense}); });
   }
   std::vector<std::vector<KeyTileVisit>> visits(static_cast<size_t>(n.volume()));
   for (int64_t qt = 0; qt < n.t; ++qt)

@@ -8,6 +8,8 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 
 #include "sta/error.hpp"
 
@@ -86,6 +88,39 @@ void write_file_atomic(const std::string& path, const std::vector<ByteSpan>& par
   if (std::rename(tmp.path.c_str(), path.c_str()) != 0)
     throw Error(where + ": cannot rename the temporary file into place: " + errno_text());
   tmp.path.clear();
+}
+
+uint64_t regular_file_size(const std::string& path, const std::string& arg) {
+  const std::string where = arg + " '" + path + "'";
+  if (path.empty()) throw Error(arg + ": empty path; expected a file name");
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0)
+    throw Error(where + ": cannot open: " + errno_text() + "; expected a readable file");
+  if (S_ISDIR(st.st_mode)) throw Error(where + ": is a folder; expected a regular file");
+  if (!S_ISREG(st.st_mode)) {
+    const char* what = S_ISFIFO(st.st_mode)  ? "a FIFO (named pipe)"
+                       : S_ISCHR(st.st_mode) ? "a character device"
+                       : S_ISBLK(st.st_mode) ? "a block device"
+                       : S_ISSOCK(st.st_mode) ? "a socket"
+                                              : "not a regular file";
+    throw Error(where + ": is " + std::string(what) + "; expected a regular file");
+  }
+  return static_cast<uint64_t>(st.st_size);
+}
+
+std::string read_small_file(const std::string& path, const std::string& arg, uint64_t max_bytes) {
+  const std::string where = arg + " '" + path + "'";
+  const uint64_t size = regular_file_size(path, arg);
+  if (size > max_bytes)
+    throw Error(where + ": " + std::to_string(size) + " bytes; expected at most " +
+                std::to_string(max_bytes));
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw Error(where + ": cannot open for reading: " + errno_text());
+  std::string out(static_cast<size_t>(size), '\0');
+  f.read(&out[0], static_cast<std::streamsize>(size));
+  if (static_cast<uint64_t>(f.gcount()) != size || f.peek() != std::char_traits<char>::eof())
+    throw Error(where + ": the file changed while being read");
+  return out;
 }
 
 }  // namespace sta

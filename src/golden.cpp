@@ -101,15 +101,26 @@ const GoldenPreset& find_golden_preset(const std::string& name, const std::strin
   throw Error(arg + ": unknown preset '" + name + "'; expected one of " + names);
 }
 
-void golden_fill(float* data, int64_t n, uint64_t seed, uint64_t stream) {
+GoldenStream::GoldenStream(uint64_t seed, uint64_t stream) {
   uint64_t mix = seed ^ (0xA0761D6478BD642Full * (stream + 1));
-  Xoshiro256 rng(splitmix64(mix));
+  const Xoshiro256 rng(splitmix64(mix));
+  for (int i = 0; i < 4; ++i) s_[i] = rng.s[i];
+}
+
+void GoldenStream::fill(float* data, int64_t n) {
+  Xoshiro256 rng(0);
+  for (int i = 0; i < 4; ++i) rng.s[i] = s_[i];
   for (int64_t i = 0; i < n; ++i) {
     // 12 uniforms of 24 bits each: every partial sum is an exact integer in double.
     uint64_t sum = 0;
     for (int j = 0; j < 12; ++j) sum += rng.next() >> 40;
     data[i] = static_cast<float>(static_cast<double>(sum) / 16777216.0 - 6.0);
   }
+  for (int i = 0; i < 4; ++i) s_[i] = rng.s[i];
+}
+
+void golden_fill(float* data, int64_t n, uint64_t seed, uint64_t stream) {
+  GoldenStream(seed, stream).fill(data, n);
 }
 
 double golden_tolerance(InputRounding rounding) {

@@ -7,8 +7,15 @@
 #include <utility>
 
 #include "sta/error.hpp"
+#include "sta/file_io.hpp"
 
 namespace sta {
+
+namespace {
+// Manifests, stats and benchmark outputs are kilobytes; 256 MiB bounds a hostile file.
+constexpr uint64_t kMaxJsonFileBytes = uint64_t{1} << 28;
+}  // namespace
+
 namespace {
 
 class Parser {
@@ -295,11 +302,8 @@ JsonValue parse_json(const std::string& text, const std::string& source,
 }
 
 JsonValue read_json_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw Error(path + ": cannot open for reading");
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return parse_json(ss.str(), path);
+  // A folder named manifest.json or a FIFO is reported as what it is, never as bad JSON.
+  return parse_json(read_small_file(path, "JSON file", kMaxJsonFileBytes), path);
 }
 
 std::string json_quote(const std::string& s) {

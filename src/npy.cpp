@@ -307,8 +307,10 @@ Bits load_le(const unsigned char* p) {
 }
 
 // Converts `count` little-endian values of `item_size` bytes at `src` to float32 at `dst`.
-void decode(const unsigned char* src, int item_size, int64_t count, float* dst) {
-  if (count == 0) return;  // dst may be the null data() of an empty vector
+// Returns the index of the first finite float64 beyond the float32 range (it would become
+// inf, so that 1e300 and 1e39 compared equal), or -1.
+int64_t decode(const unsigned char* src, int item_size, int64_t count, float* dst) {
+  if (count == 0) return -1;  // dst may be the null data() of an empty vector
   if (item_size == 4) {
     if (kHostLittleEndian) {
       std::memcpy(dst, src, static_cast<size_t>(count) * 4);
@@ -325,9 +327,17 @@ void decode(const unsigned char* src, int item_size, int64_t count, float* dst) 
       const uint64_t bits = load_le<uint64_t>(src + 8 * i);
       double d;
       std::memcpy(&d, &bits, 8);
+      if (std::isfinite(d) && std::fabs(d) > std::numeric_limits<float>::max()) return i;
       dst[i] = static_cast<float>(d);
     }
   }
+  return -1;
+}
+
+[[noreturn]] void throw_out_of_range(const std::string& where, int64_t index) {
+  throw Error(where + ": float64 element " + std::to_string(index) +
+              " is beyond the float32 range (|x| > 3.4028235e38); expected values float32 can "
+              "hold (the arrays are compared and computed in float32)");
 }
 
 std::string errno_text() { return std::strerror(errno); }
@@ -415,26 +425,17 @@ NpyArray read_npy_bytes(const std::string& bytes, const std::string& arg) {
   a.shape = h.shape;
   a.dtype = h.descr;
   a.data.resize(static_cast<size_t>(h.elements));
-  decode(p + end, h.item_size, h.elements, a.data.data());
+  const int64_t bad = decode(p + end, h.item_size, h.elements, a.data.data());
+  if (bad >= 0) throw_out_of_range(arg, bad);
   return a;
 }
 
 NpyArray read_npy(const std::string& path, const std::string& arg) {
   const std::string where = arg + " '" + path + "'";
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0)
-    throw Error(where + ": cannot open: " + errno_text() + "; expected an .npy file");
-  if (S_ISDIR(st.st_mode)) throw Error(where + ": is a folder; expected an .npy file");
-  if (!S_ISREG(st.st_mode)) {  // a pipe or device: size unknown up front, read it all
-    std::ifstream f(path, std::ios::binary);
-    if (!f) throw Error(where + ": cannot open: " + errno_text());
-    std::ostringstream buf;
-    buf << f.rdbuf();
-    return read_npy_bytes(buf.str(), where);
-  }
+  // Devices, FIFOs and folders are refused before reading: /dev/zero would never end.
+  const uint64_t total = regular_file_size(path, arg);
   std::ifstream f(path, std::ios::binary);
   if (!f) throw Error(where + ": cannot open: " + errno_text());
-  const uint64_t total = static_cast<uint64_t>(st.st_size);
 
   unsigned char prefix[12] = {};
   const uint64_t got = total < 12 ? total : 12;
@@ -464,7 +465,8 @@ NpyArray read_npy(const std::string& path, const std::string& arg) {
     f.read(reinterpret_cast<char*>(staging.data()), bytes);
     if (f.gcount() != bytes)
       throw Error(where + ": truncated .npy data (did the file change while being read?)");
-    decode(staging.data(), h.item_size, n, a.data.data() + done);
+    const int64_t bad = decode(staging.data(), h.item_size, n, a.data.data() + done);
+    if (bad >= 0) throw_out_of_range(where, done + bad);
     done += n;
   }
   if (f.peek() != std::char_traits<char>::eof())

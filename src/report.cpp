@@ -311,6 +311,10 @@ std::string benchmark_section(const ReportOptions& o) {
 
 }  // namespace
 
+namespace {
+constexpr double kMaxBenchMs = 1e12, kMinBenchMs = 1e-9;
+}  // namespace
+
 std::vector<BenchmarkResult> parse_benchmark_json(const std::string& text, const std::string& source) {
   // Google Benchmark may write NaN / Infinity counters; be lenient about trailing commas.
   const JsonValue doc = parse_json(text, source, {true, true});
@@ -334,6 +338,10 @@ std::vector<BenchmarkResult> parse_benchmark_json(const std::string& text, const
     const double t = number_or(b, "real_time", -1);
     if (t < 0) continue;
     const double ms = to_ms(t, string_or(b, "time_unit", "ns"));
+    // Extreme values would make the chart's decade ticks loop without end (hi = inf).
+    if (!(ms <= kMaxBenchMs) || (ms > 0 && ms < kMinBenchMs))
+      throw Error(source + ": benchmark '" + name + "' has real_time " + std::to_string(t) +
+                  "; expected a time between 1e-9 ms and 1e12 ms");
     const bool aggregate = string_or(b, "run_type", "iteration") == "aggregate";
     const std::string agg = string_or(b, "aggregate_name", "");
     if (aggregate && agg != "median" && agg != "mean") continue;  // stddev, cv, ...
@@ -344,10 +352,12 @@ std::vector<BenchmarkResult> parse_benchmark_json(const std::string& text, const
     }
     Acc& a = acc[key];
     BenchmarkResult& r = a.r;
-    const double gflops = number_or(b, "GFLOP/s", -1);
+    // Counters outside a plausible range (NaN, inf, 1e300) are treated as absent.
+    double gflops = number_or(b, "GFLOP/s", -1);
+    if (!(gflops >= 0 && gflops <= 1e12)) gflops = -1;
     for (auto [field, out] : {std::pair<const char*, double*>{"dense", &r.dense}, {"mixed", &r.mixed}, {"empty", &r.empty}}) {
       const double v = number_or(b, field, -1);
-      if (v >= 0) *out = v;
+      if (v >= 0 && v <= 1e18) *out = v;
     }
     if (aggregate) {
       // A median beats a mean, and either beats averaging the repetitions ourselves.
@@ -471,7 +481,7 @@ Svg benchmark_chart_svg(const std::vector<BenchmarkResult>& all) {
   tick.anchor = "middle";
   tick.fill = "#555555";
   if (log_time) {
-    for (double d = lo; d <= hi * 1.0001; d *= 10) {
+    for (double d = lo; d <= hi * 1.0001 && d > 0 && d < HUGE_VAL; d *= 10) {
       const double xx = x_time + time_width(d);
       svg.line(xx, bottom, xx, bottom + 4, axis);
       char buf[32];

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "sta/error.hpp"
+#include "sta/file_io.hpp"
 
 namespace sta {
 namespace {
@@ -100,6 +101,7 @@ std::string sha256_hex(const void* data, size_t size) {
 }
 
 std::string sha256_file_hex(const std::string& path, const std::string& arg) {
+  regular_file_size(path, arg);  // no devices or FIFOs: their reads need not end
   std::ifstream f(path, std::ios::binary);
   if (!f) throw Error(arg + ": cannot read '" + path + "'");
   Sha256 sha;

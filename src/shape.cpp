@@ -22,6 +22,8 @@ bool parse_int64(const std::string& s, int64_t* out) {
   int64_t v = 0;
   for (; i < s.size(); ++i) {
     if (s[i] < '0' || s[i] > '9') return false;
+    // 19 digits can exceed INT64_MAX: refuse instead of wrapping to a negative value.
+    if (v > (std::numeric_limits<int64_t>::max() - (s[i] - '0')) / 10) return false;
     v = v * 10 + (s[i] - '0');
   }
   *out = s[0] == '-' ? -v : v;
@@ -66,6 +68,12 @@ void Geometry::validate() const {
       throw Error("--tile: " + std::string(kAxis[a]) + " = " + std::to_string(tile[a]) +
                   ", expected a positive number of tokens");
   }
+  // With --ragged a tile may exceed its axis; its volume must still be representable, or
+  // tile products (tile_tokens, block sizes) wrap (a 2^62 tile wrapped to 0 before).
+  const int64_t kMaxTile = int64_t{1} << 31;
+  if (tile.t > kMaxTile / tile.h || tile.t * tile.h > kMaxTile / tile.w)
+    throw Error("--tile: " + to_string(tile) + " has too many tokens per tile; expected " +
+                "t*h*w <= 2^31 (and at most the canvas --video " + to_string(canvas) + ")");
   for (int a = 0; a < 3; ++a) {
     if (!ragged && canvas[a] % tile[a] != 0)
       throw Error("--video: axis " + std::string(kAxis[a]) + " of " + std::to_string(canvas[a]) +

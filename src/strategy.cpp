@@ -8,6 +8,7 @@
 #include <tuple>
 
 #include "sta/error.hpp"
+#include "sta/file_io.hpp"
 
 namespace sta {
 namespace {
@@ -373,18 +374,9 @@ MaskStrategy parse_mask_strategy(const std::string& text, const std::string& sou
 }
 
 MaskStrategy read_mask_strategy(const std::string& path) {
-  FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f)
-    throw Error(path + ": cannot open mask strategy file: " + std::strerror(errno));
-  std::string text;
-  char buf[1 << 16];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
-  const bool failed = std::ferror(f) != 0;
-  const int err = errno;
-  std::fclose(f);
-  if (failed)
-    throw Error(path + ": cannot read mask strategy file: " + std::strerror(err));
+  // The 72,000-key Hunyuan file is 1.6 MB; 1 GiB bounds a hostile one. Devices and FIFOs
+  // are refused by type before any read.
+  const std::string text = read_small_file(path, "mask strategy file", uint64_t{1} << 30);
   return parse_mask_strategy(text, path);
 }
 

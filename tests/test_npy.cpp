@@ -237,13 +237,22 @@ TEST(NpyRead, Float16EveryValueMatchesFormula) {
 }
 
 TEST(NpyRead, Float64IsRoundedToFloat32) {
-  const std::vector<double> v{0.1, -3.0, 1e300, 1e-50};
+  const std::vector<double> v{0.1, -3.0, HUGE_VAL, 1e-50};
   const NpyArray a = read_npy_bytes(make_npy(dict_for("<f8", "(4,)"), le_bytes(v), 3), "x");
   EXPECT_EQ(a.dtype, "<f8");
   EXPECT_EQ(a.data[0], 0.1f);
   EXPECT_EQ(a.data[1], -3.0f);
-  EXPECT_TRUE(std::isinf(a.data[2]));
+  EXPECT_TRUE(std::isinf(a.data[2]));  // an infinity stays one
   EXPECT_EQ(a.data[3], 0.0f);
+  // A finite float64 beyond float32 would silently become inf (1e300 "equal" to 1e39):
+  // refused, naming the element (issue 13, class 7).
+  const std::vector<double> big{0.0, 1e300};
+  try {
+    read_npy_bytes(make_npy(dict_for("<f8", "(2,)"), le_bytes(big), 3), "x");
+    ADD_FAILURE() << "1e300 was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("element 1"), std::string::npos) << e.what();
+  }
 }
 
 TEST(NpyRead, AcceptsVersionsAndHeaderVariants) {

@@ -1,9 +1,16 @@
 #include "cli.hpp"
 
 
+#include <limits.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 
 #include "sta/error.hpp"
 #include "sta/file_io.hpp"
@@ -21,7 +28,12 @@ Args::Args(int argc, char** argv, std::vector<std::string> flags) {
     if (a.size() > 2 && a.compare(0, 2, "--") == 0) {
       const auto eq = a.find('=');
       if (eq != std::string::npos) {
-        options_.emplace_back(a.substr(0, eq), a.substr(eq + 1));
+        const std::string name = a.substr(0, eq);
+        // `--force=no` must not silently mean --force: a flag takes no value.
+        if (std::find(flags.begin(), flags.end(), name) != flags.end())
+          throw Error(name + ": is a flag and takes no value (got '" + a.substr(eq + 1) +
+                      "'); expected " + name + " alone");
+        options_.emplace_back(name, a.substr(eq + 1));
       } else if (std::find(flags.begin(), flags.end(), a) != flags.end()) {
         options_.emplace_back(a, "");
       } else {
@@ -94,6 +106,12 @@ void Args::check_known(const std::vector<std::string>& known) const {
       throw Error(k + ": unknown option (see --help)");
 }
 
+void refuse_unused(const Args& args, const std::vector<std::string>& options,
+                   const std::string& command, const std::string& why) {
+  for (const std::string& o : options)
+    if (args.has(o)) throw Error(o + ": not used by " + command + "; " + why);
+}
+
 std::vector<std::string> common_option_names() {
   return {"--video", "--tile",  "--mask",   "--text-length", "--text-pad",
           "--layout", "--ragged", "--strategy", "--step", "--layer", "--help"};
@@ -131,8 +149,11 @@ std::vector<Mask> strategy_masks_from_args(const Args& args) {
   if (!std::binary_search(layers.begin(), layers.end(), layer))
     throw Error("--layer: " + std::to_string(layer) + " is not in " + file + " (layers " +
                 format_index_set(layers) + ")");
+  // Every layer must have every head the file uses anywhere: a layer lacking heads is
+  // refused with the first missing key, never broadcast from head 0.
+  const std::vector<int64_t> all_heads = strategy_heads(strategy);
   try {
-    return strategy_masks(strategy, step, layer);
+    return strategy_masks(strategy, step, layer, all_heads.empty() ? -1 : all_heads.back() + 1);
   } catch (const Error& e) {
     throw Error(std::string("--strategy: ") + e.what());
   }
@@ -153,6 +174,7 @@ CommonOptions parse_common(const Args& args, const std::string& default_mask) {
   c.layout = parse_layout(args.get("--layout", "tiled"), "--layout");
   if (args.has("--strategy")) {
     c.masks = strategy_masks_from_args(args);
+    c.mask_arg = "--strategy";
   } else if (args.has("--step") || args.has("--layer")) {
     throw Error(std::string(args.has("--step") ? "--step" : "--layer") +
                 ": needs --strategy FILE (a FastVideo mask strategy)");
@@ -160,8 +182,16 @@ CommonOptions parse_common(const Args& args, const std::string& default_mask) {
   for (const auto& m : args.get_all("--mask")) c.masks.push_back(parse_mask(m, "--mask"));
   if (c.masks.empty()) c.masks.push_back(parse_mask(default_mask, "--mask"));
   c.geometry.validate();
-  for (const auto& m : c.masks) validate_mask(m, c.geometry, "--mask");
+  for (const auto& m : c.masks) validate_mask(m, c.geometry, c.mask_arg);
   return c;
+}
+
+void check_head_masks(const CommonOptions& c, int64_t heads) {
+  if (c.mask_arg == "--strategy" && static_cast<int64_t>(c.masks.size()) != heads)
+    throw Error("--strategy: the file gives " + std::to_string(c.masks.size()) +
+                " heads for this step and layer but the problem has " + std::to_string(heads) +
+                "; expected one mask per head");
+  validate_head_masks(c.masks, heads, c.geometry, c.mask_arg);
 }
 
 std::string common_help() {
@@ -186,6 +216,192 @@ std::string common_help() {
 std::map<std::string, Command>& registry() {
   static std::map<std::string, Command> commands;
   return commands;
+}
+
+namespace {
+
+void print_usage() {
+  std::printf(
+      "sta: Sliding Tile Attention (STA) on CPU: block counts, theorems, reference and fast\n"
+      "attention, golden outputs for GPU ports.\n\n"
+      "Usage: sta <command> [options]     (sta <command> --help for details)\n\n"
+      "Commands:\n");
+  for (const auto& [name, cmd] : registry())
+    std::printf("  %-10s %s\n", name.c_str(), cmd.summary.c_str());
+  std::printf("\nWith no command, `sta demo` runs.\n");
+}
+
+}  // namespace
+
+int dispatch(int argc, char** argv) {
+  auto& reg = registry();
+  std::string name = argc > 1 ? argv[1] : "demo";
+  if (name == "--help" || name == "-h" || name == "help") {
+    print_usage();
+    return 0;
+  }
+  auto it = reg.find(name);
+  if (it == reg.end()) {
+    std::fprintf(stderr, "sta: unknown command '%s' (see sta --help)\n", name.c_str());
+    return 2;
+  }
+  const int sub_argc = argc > 1 ? argc - 2 : 0;
+  char** sub_argv = argc > 1 ? argv + 2 : argv + argc;
+  for (int i = 0; i < sub_argc; ++i)
+    if (!std::strcmp(sub_argv[i], "--help") || !std::strcmp(sub_argv[i], "-h")) {
+      std::printf("%s\n", it->second.help.c_str());
+      return 0;
+    }
+  try {
+    return it->second.run(sub_argc, sub_argv);
+  } catch (const Error& e) {
+    std::fprintf(stderr, "sta %s: error: %s\n", name.c_str(), e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "sta %s: internal error: %s\n", name.c_str(), e.what());
+    return 3;
+  }
+}
+
+int64_t checked_product(std::initializer_list<int64_t> factors, const std::string& arg,
+                        const std::string& what) {
+  int64_t p = 1;
+  for (int64_t f : factors) {
+    if (f < 0) throw Error(arg + ": " + what + " has a negative size " + std::to_string(f));
+    if (f == 0) return 0;  // an empty extent makes the product empty whatever the rest
+  }
+  for (int64_t f : factors)
+    if (__builtin_mul_overflow(p, f, &p))
+      throw Error(arg + ": " + what + " overflows 64-bit sizes; expected a smaller problem");
+  return p;
+}
+
+namespace {
+
+// A positive byte or operation count from the environment, or `fallback`.
+double env_limit(const char* name, double fallback) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return fallback;
+  char* end = nullptr;
+  const double x = std::strtod(v, &end);
+  return (end && *end == '\0' && x > 0) ? x : fallback;
+}
+
+std::string human_bytes(double b) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.0f bytes (%.3g GB)", b, b / 1e9);
+  return buf;
+}
+
+}  // namespace
+
+uint64_t memory_budget() {
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
+  const double phys = pages > 0 && page > 0 ? double(pages) * double(page) : 8e9;
+  return static_cast<uint64_t>(env_limit("STA_MAX_MEMORY", phys));
+}
+
+void check_memory(double bytes, const std::string& arg, const std::string& what) {
+  const double budget = static_cast<double>(memory_budget());
+  if (!(bytes <= budget))
+    throw Error(arg + ": " + what + " needs " + human_bytes(bytes) + " of memory; expected at most " +
+                human_bytes(budget) + (std::getenv("STA_MAX_MEMORY") ? " (STA_MAX_MEMORY)" : " (physical memory)"));
+}
+
+void check_work(double flops, const std::string& arg, const std::string& what) {
+  const double budget = env_limit("STA_MAX_WORK", std::numeric_limits<double>::infinity());
+  if (!(flops <= budget)) {
+    char buf[128];
+    std::snprintf(buf, sizeof buf, "%.3g operations; expected at most %.3g (STA_MAX_WORK)", flops,
+                  budget);
+    throw Error(arg + ": " + what + " needs " + buf);
+  }
+}
+
+double max_abs_finite(const NpyArray& a) {
+  float m = 0.0f;
+  for (float x : a.data)
+    if (std::isfinite(x)) m = std::max(m, std::fabs(x));
+  return m;
+}
+
+void check_score_range(const NpyArray& q, const NpyArray& k, const NpyArray& v, double scale,
+                       int64_t dim, bool scale_given) {
+  constexpr double kLimit = 1e37;
+  const double mq = max_abs_finite(q), mk = max_abs_finite(k), mv = max_abs_finite(v);
+  const double d = static_cast<double>(dim);
+  const double seq = q.shape.size() == 4 ? static_cast<double>(q.shape[2]) : 1.0;
+  auto num = [](double x) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.3g", x);
+    return std::string(buf);
+  };
+  const std::string rule = "; expected float32-safe inputs (D*max|q|*max|k|, scale*D*max|q|*max|k| "
+                           "and S*max|v| below 1e37)";
+  if (d * mq * mk > kLimit)
+    throw Error("--q/--k: scores up to D*max|q|*max|k| = " + num(d) + "*" + num(mq) + "*" +
+                num(mk) + " = " + num(d * mq * mk) + " overflow float32" + rule);
+  if (scale * d * mq * mk > kLimit || scale * mq > kLimit)
+    throw Error(std::string(scale_given ? "--scale" : "--q/--k") + ": scaled scores up to " +
+                num(scale * d * mq * mk) + " (scale " + num(scale) + ") overflow float32" + rule);
+  if (seq * mv > kLimit)
+    throw Error("--v: sums up to S*max|v| = " + num(seq * mv) + " overflow float32" + rule);
+}
+
+std::string resolved_path(const std::string& path) {
+  const auto slash = path.find_last_of('/');
+  const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+  const std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
+  char buf[PATH_MAX];
+  if (!::realpath(dir.c_str(), buf)) return path;
+  // A link is followed, so `o.npy` and a link to it are the same file.
+  char full[PATH_MAX];
+  const std::string joined = std::string(buf) + "/" + name;
+  if (::realpath(joined.c_str(), full)) return full;
+  return joined;
+}
+
+void check_outputs(const std::vector<PathArg>& outputs, const std::vector<PathArg>& inputs,
+                   bool force) {
+  std::vector<std::string> resolved;
+  for (const PathArg& o : outputs) {
+    const std::string where = o.arg + " '" + o.path + "'";
+    if (o.path.empty()) throw Error(o.arg + ": empty path; expected a file name");
+    if (o.path.back() == '/') throw Error(where + ": ends in '/'; expected a file name");
+    const auto slash = o.path.find_last_of('/');
+    const std::string dir =
+        slash == std::string::npos ? "." : (slash == 0 ? "/" : o.path.substr(0, slash));
+    const std::string name = slash == std::string::npos ? o.path : o.path.substr(slash + 1);
+    // The temporary file adds ".tmp.<pid>.<n>" (write_file_atomic); it must fit too.
+    const long name_max = ::pathconf(dir.c_str(), _PC_NAME_MAX);
+    const size_t limit = name_max > 0 ? static_cast<size_t>(name_max) : 255;
+    if (name.size() + 32 > limit)
+      throw Error(where + ": file name of " + std::to_string(name.size()) +
+                  " bytes is too long; expected at most " + std::to_string(limit - 32));
+    if (o.path.size() + 32 >= PATH_MAX)
+      throw Error(where + ": path is too long; expected at most " + std::to_string(PATH_MAX - 33) + " bytes");
+    struct stat st {};
+    if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+      throw Error(where + ": folder '" + dir + "' does not exist; expected an existing folder");
+    if (::access(dir.c_str(), W_OK | X_OK) != 0)
+      throw Error(where + ": cannot write in folder '" + dir + "': " + std::strerror(errno));
+    if (::lstat(o.path.c_str(), &st) == 0) {
+      struct stat target {};
+      if (::stat(o.path.c_str(), &target) == 0 && !S_ISREG(target.st_mode))
+        throw Error(where + ": exists and is not a regular file; expected a file name");
+      if (!force) throw Error(where + ": exists; refusing to overwrite it (pass --force)");
+    }
+    const std::string r = resolved_path(o.path);
+    for (size_t j = 0; j < resolved.size(); ++j)
+      if (resolved[j] == r)
+        throw Error(where + ": same file as " + outputs[j].arg + " '" + outputs[j].path +
+                    "'; expected distinct output files");
+    for (const PathArg& in : inputs)
+      if (!in.path.empty() && resolved_path(in.path) == r)
+        throw Error(where + ": same file as the input " + in.arg + " '" + in.path +
+                    "'; expected an output distinct from every input");
+    resolved.push_back(r);
+  }
 }
 
 std::string json_escape(const std::string& s) {

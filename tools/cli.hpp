@@ -3,6 +3,7 @@
 // Each subcommand lives in its own tools/cmd_*.cpp and registers itself with STA_COMMAND.
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <map>
 #include <string>
 #include <vector>
@@ -10,6 +11,7 @@
 #include "sta/attention.hpp"
 #include "sta/layout.hpp"
 #include "sta/mask.hpp"
+#include "sta/npy.hpp"
 #include "sta/shape.hpp"
 
 namespace sta::cli {
@@ -48,7 +50,17 @@ struct CommonOptions {
   Geometry geometry;
   std::vector<Mask> masks;
   Layout layout = Layout::kTiled;
+  /// The option the masks came from, for messages: "--mask" or "--strategy". Masks from a
+  /// strategy are one per head and never broadcast.
+  std::string mask_arg = "--mask";
 };
+/// Checks `masks` against `heads` as validate_head_masks does, naming c.mask_arg; masks from
+/// --strategy must match the heads exactly (one mask is not broadcast).
+void check_head_masks(const CommonOptions& c, int64_t heads);
+/// Refuses each of `options` that is given: a common option a command cannot honour is an
+/// error naming it ("`opt`: not used by `command`; `why`"), never silently ignored.
+void refuse_unused(const Args& args, const std::vector<std::string>& options,
+                   const std::string& command, const std::string& why);
 /// Names of the common options, for Args::check_known.
 std::vector<std::string> common_option_names();
 /// Parses and validates the common options; defaults: Hunyuan canvas 30,48,80, tile 6,8,8,
@@ -65,9 +77,51 @@ struct Command {
   std::function<int(int argc, char** argv)> run;
 };
 std::map<std::string, Command>& registry();
+/// The `sta` program after --version: picks the subcommand of argv[1] (demo if none) and
+/// runs it; sta::Error becomes "sta CMD: error: ..." and exit 2, any other exception exit 3.
+/// Shared by main() and the whole-CLI fuzz target (fuzz/fuzz_cli.cpp).
+int dispatch(int argc, char** argv);
 struct Registrar {
   explicit Registrar(Command c) { registry()[c.name] = std::move(c); }
 };
+
+/// The product of `factors` (sizes >= 0); throws sta::Error "`arg`: ... overflows" instead
+/// of wrapping, so no later message or allocation sees a wrapped value.
+int64_t checked_product(std::initializer_list<int64_t> factors, const std::string& arg,
+                        const std::string& what);
+
+/// The memory a command may use, in bytes: $STA_MAX_MEMORY if set (the fuzz target sets it),
+/// else the machine's physical memory.
+uint64_t memory_budget();
+/// Refuses, before allocating, work whose estimated memory `bytes` exceeds memory_budget():
+/// sta::Error "`arg`: `what` needs N bytes ...; expected at most M".
+void check_memory(double bytes, const std::string& arg, const std::string& what);
+/// Refuses work whose estimated cost in floating-point operations exceeds $STA_MAX_WORK
+/// (unset: no limit; the fuzz target sets it so every run stays short).
+void check_work(double flops, const std::string& arg, const std::string& what);
+
+/// Refuses q, k, v whose attention scores or sums could leave float32 range in the fast
+/// backends (which would give NaN where the double reference has numbers). The rule, with
+/// finite maxima over each tensor: D*max|q|*max|k|, scale*D*max|q|*max|k|, scale*max|q| and
+/// S*max|v| must all stay below 1e37 (FLT_MAX is 3.4e38; the margin covers summation order).
+/// Throws sta::Error naming --q/--k/--v (or --scale when `scale_given`) and the bound.
+void check_score_range(const NpyArray& q, const NpyArray& k, const NpyArray& v, double scale,
+                       int64_t dim, bool scale_given);
+/// The largest finite |x| of `a` (0 for an empty array).
+double max_abs_finite(const NpyArray& a);
+
+/// Output files of one command, resolved and checked before any work: each is a creatable
+/// file (its folder exists and is writable, its name fits NAME_MAX, it is not a folder or
+/// device, it exists only with --force), no two are the same file and none is an input.
+/// Throws sta::Error naming the option.
+struct PathArg {
+  std::string arg;   ///< the option, e.g. "--out"
+  std::string path;  ///< as given
+};
+void check_outputs(const std::vector<PathArg>& outputs, const std::vector<PathArg>& inputs,
+                   bool force);
+/// The canonical form of `path` for identity checks: realpath of its folder + its name.
+std::string resolved_path(const std::string& path);
 
 /// The contents of a JSON string literal for `s` (sta::json_quote without the quotes).
 std::string json_escape(const std::string& s);

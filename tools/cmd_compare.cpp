@@ -74,6 +74,8 @@ int run_compare(int argc, char** argv) {
   auto known = common_option_names();
   known.insert(known.end(), {"--atol", "--rtol", "--json"});
   args.check_known(known);
+  refuse_unused(args, {"--mask", "--strategy", "--step", "--layer"}, "sta compare",
+                "the common options only map the worst index to a token (see --help)");
   const auto& pos = args.positionals();
   if (pos.size() != 2)
     throw Error("expected two files A.npy B.npy, got " + std::to_string(pos.size()) +
@@ -101,7 +103,9 @@ int run_compare(int argc, char** argv) {
 
   // Statistics in one pass (sta::diff_arrays); per-head maxima with the same element rules.
   const int64_t n = a.elements();
-  const int64_t heads = per_head ? a.shape[0] * a.shape[1] : 0;
+  // An empty array (a zero extent, maybe beside huge ones) has no heads to list: the
+  // product of the other extents is never formed.
+  const int64_t heads = per_head && n > 0 ? a.shape[0] * a.shape[1] : 0;
   const int64_t per_head_elems = per_head && heads > 0 ? n / heads : 0;
   const ArrayDiff diff = diff_arrays(a.data.data(), b.data.data(), n, atol, rtol);
   const double max_abs = diff.max_abs, max_rel = diff.max_rel;

@@ -1,4 +1,5 @@
 // `sta counts`: dense / mixed / empty block counts of one head's video attention map.
+#include <cmath>
 #include <cstdio>
 #include <string>
 
@@ -52,6 +53,12 @@ int run_counts(int argc, char** argv) {
   args.check_known(known);
   if (!args.positionals().empty())
     throw Error("unexpected argument '" + args.positionals()[0] + "' (see sta counts --help)");
+  // counts orders blocks with --order; --layout (the order of tensors in a file) has no
+  // meaning here and is refused rather than silently ignored.
+  refuse_unused(args, {"--layout"}, "sta counts",
+                "expected --order tiled|raster for the block order (--layout orders tensors)");
+  refuse_unused(args, {"--text-length", "--text-pad"}, "sta counts",
+                "it counts the blocks of the video attention map (text keys are always dense)");
   CommonOptions c = parse_common(args);
   BlockPartition part;
   part.order = parse_layout(args.get("--order", "tiled"), "--order");
@@ -60,6 +67,15 @@ int run_counts(int argc, char** argv) {
     if (b.t != 1) throw Error("--block: '" + args.get("--block") + "', expected Bq,Bk");
     part.block_q = b.h;
     part.block_k = b.w;
+  }
+  {
+    // Raster order costs O(video tokens x key blocks) per head: bounded before it starts.
+    const BlockPartition r = resolve_partition(c.geometry, part);
+    if (r.order == Layout::kRaster) {
+      const double v = static_cast<double>(c.geometry.video_tokens());
+      check_work(v * std::ceil(v / static_cast<double>(r.block_k)) * static_cast<double>(c.masks.size()),
+                 "--block", "raster classification with key blocks of " + std::to_string(r.block_k));
+    }
   }
   std::vector<HeadResult> heads;
   for (Mask m : c.masks) {
@@ -74,8 +90,12 @@ int run_counts(int argc, char** argv) {
     int64_t allowed = 0, total_pairs = 0;
     for (const auto& h : heads) {
       sum += h.stats.counts;
-      allowed += h.stats.allowed_pairs;
-      total_pairs += h.stats.total_pairs;
+      // Pairs of several heads can exceed int64 (2^62 each on a 2^31-token canvas).
+      if (__builtin_add_overflow(allowed, h.stats.allowed_pairs, &allowed) ||
+          __builtin_add_overflow(total_pairs, h.stats.total_pairs, &total_pairs))
+        throw Error("--mask: " + std::to_string(heads.size()) + " heads of " +
+                    std::to_string(h.stats.total_pairs) + " pairs overflow 64-bit totals; "
+                    "expected fewer heads or a smaller --video");
     }
     BlockStats all{sum, allowed, total_pairs};
     std::string out = "{\"video\": [" + to_string(g.canvas) + "], \"tile\": [" +

@@ -10,6 +10,7 @@
 
 #include "cli.hpp"
 #include "sta/error.hpp"
+#include "sta/file_io.hpp"
 #include "sta/report.hpp"
 
 namespace sta::cli {
@@ -62,11 +63,8 @@ int run_report(int argc, char** argv) {
   ReportOptions opt;
   if (args.has("--bench")) {
     const std::string path = args.get("--bench");
-    std::ifstream f(path, std::ios::binary);
-    if (!f) throw Error("--bench: cannot read '" + path + "'");
-    std::stringstream buf;
-    buf << f.rdbuf();
-    opt.benchmarks = parse_benchmark_json(buf.str(), "--bench: '" + path + "'");
+    const std::string text = read_small_file(path, "--bench", uint64_t{1} << 28);
+    opt.benchmarks = parse_benchmark_json(text, "--bench: '" + path + "'");
     if (opt.benchmarks.empty())
       throw Error("--bench: '" + path + "' has no benchmark with a real_time");
     opt.benchmark_source = path;

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cfloat>
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -57,21 +58,6 @@ The --mask default is sta:3,3,3. Outputs are checked before computing and writte
 atomically (temporary file, then rename). Exit code 0 on success, 2 on bad input.
 
 )") + common_help();
-
-// Fails before any work if `path` cannot become a new output file.
-void check_output(const std::string& path, bool force, const std::string& arg) {
-  if (path.empty()) throw Error(arg + ": empty path; expected a file name");
-  struct stat st {};
-  if (::stat(path.c_str(), &st) == 0) {
-    if (!S_ISREG(st.st_mode))
-      throw Error(arg + " '" + path + "': exists and is not a regular file; expected a file name");
-    if (!force) throw Error(arg + " '" + path + "': exists; refusing to overwrite it (pass --force)");
-  }
-  const auto slash = path.find_last_of('/');
-  const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
-  if (::access(dir.c_str(), W_OK | X_OK) != 0)
-    throw Error(arg + " '" + path + "': cannot write in folder '" + dir + "'");
-}
 
 // The process's peak resident set so far (getrusage; Linux reports kilobytes).
 long long peak_rss_bytes() {
@@ -137,6 +123,10 @@ int run_run(int argc, char** argv) {
     options.scale = args.get_double("--scale", 0.0);
     if (options.scale <= 0.0)
       throw Error("--scale: " + args.get("--scale") + " is not > 0; expected a positive softmax scale");
+    // The fast backends multiply by the scale in float32: it must be a normal float32.
+    if (options.scale < FLT_MIN || options.scale > FLT_MAX)
+      throw Error("--scale: " + args.get("--scale") + " is not representable in float32; " +
+                  "expected a value in [1.2e-38, 3.4e38]");
   }
   bool all_tile_masks = true;
   for (const Mask& m : options.masks)
@@ -148,18 +138,14 @@ int run_run(int argc, char** argv) {
   const bool force = args.has("--force");
   const bool allow_nonfinite = args.has("--allow-nonfinite");
 
-  // Every output is checked before the (possibly long) computation, and no two may clash.
+  // Every output is checked before the (possibly long) computation: creatable, distinct
+  // from each other and from the inputs (a link or ./o.npy is the same file as o.npy).
   const std::string out_path = required(args, "--out", "an output .npy file name");
-  std::vector<std::pair<std::string, std::string>> outputs{{"--out", out_path}};
-  if (args.has("--lse")) outputs.emplace_back("--lse", args.get("--lse"));
-  if (args.has("--stats")) outputs.emplace_back("--stats", args.get("--stats"));
-  for (size_t i = 0; i < outputs.size(); ++i) {
-    check_output(outputs[i].second, force, outputs[i].first);
-    for (size_t j = 0; j < i; ++j)
-      if (outputs[i].second == outputs[j].second)
-        throw Error(outputs[i].first + " '" + outputs[i].second + "': same file as " +
-                    outputs[j].first + "; expected distinct output files");
-  }
+  std::vector<PathArg> outputs{{"--out", out_path}};
+  if (args.has("--lse")) outputs.push_back({"--lse", args.get("--lse")});
+  if (args.has("--stats")) outputs.push_back({"--stats", args.get("--stats")});
+  check_outputs(outputs, {{"--q", args.get("--q")}, {"--k", args.get("--k")}, {"--v", args.get("--v")}},
+                force);
 
   const NpyArray q = read_input(args, "--q", allow_nonfinite);
   const NpyArray k = read_input(args, "--k", allow_nonfinite);
@@ -181,8 +167,14 @@ int run_run(int argc, char** argv) {
   if (shape.batch < 1 || shape.heads < 1 || shape.dim < 1)
     throw Error("--q '" + args.get("--q") + "': shape " + shape_to_string(q.shape) +
                 " has an empty axis; expected B, H, S, D >= 1");
-  validate_head_masks(options.masks, shape.heads, g, "--mask");
+  check_head_masks(common, shape.heads);
   validate_attention(shape, options, backend);
+  check_score_range(q, k, v, options.effective_scale(shape.dim), shape.dim, args.has("--scale"));
+  const double out_elements = static_cast<double>(shape.elements());
+  check_memory(4.0 * (4.0 * out_elements + 2.0 * static_cast<double>(shape.batch * shape.heads * shape.seq)),
+               "--q", "attention on shape " + shape_to_string(q.shape));
+  check_work(4.0 * out_elements * static_cast<double>(shape.seq), "--q",
+             "attention on shape " + shape_to_string(q.shape));
 
   if (threads > 0) omp_set_num_threads(threads);
   // Not zero-filled: the kernel's threads touch these pages first (buffer.hpp).

@@ -63,6 +63,10 @@ std::vector<std::string> with_common(std::vector<std::string> extra) {
 std::string require_out(const Args& args) {
   if (!args.has("--out") || args.get("--out").empty())
     throw Error("--out: missing; expected --out FILE.svg");
+  // Checked before drawing: creatable, not an input, replaced only with --force.
+  check_outputs({{"--out", args.get("--out")}},
+                {{"--q", args.get("--q")}, {"--k", args.get("--k")}, {"--strategy", args.get("--strategy")}},
+                args.has("--force"));
   return args.get("--out");
 }
 
@@ -80,6 +84,7 @@ int run_blocks(const Args& args) {
   args.check_known(with_common({"--compare", "--order", "--block", "--range", "--max-cells",
                                 "--title", "--out", "--force"}));
   const std::string out = require_out(args);
+  refuse_unused(args, {"--layout"}, "sta viz blocks", "expected --order tiled|raster per panel");
   CommonOptions c = parse_common(args);
   for (const auto& m : args.get_all("--compare")) c.masks.push_back(parse_mask(m, "--compare"));
   std::vector<Layout> orders;
@@ -163,6 +168,10 @@ int run_recall(const Args& args) {
     throw Error("--k: shape " + shape_to_string(k.shape) + ", expected the shape of --q " +
                 shape_to_string(q.shape));
   const int64_t b = q.shape[0], h = q.shape[1], s = q.shape[2], d = q.shape[3];
+  // An empty array (B, H, S or D = 0, legal .npy) has no head to draw.
+  if (b < 1 || h < 1 || s < 1 || d < 1)
+    throw Error("--q: shape " + shape_to_string(q.shape) +
+                " has an empty axis; expected B, H, S, D >= 1 (a picture needs one head)");
   if (s != g.seq_len())
     throw Error("--q: sequence length " + std::to_string(s) + " in " + shape_to_string(q.shape) +
                 ", expected " + std::to_string(g.seq_len()) + " = video " + to_string(g.canvas) +
@@ -170,7 +179,7 @@ int run_recall(const Args& args) {
                 std::to_string(g.text_pad) + " (check --video / --text-pad)");
   const int64_t batch = args.get_int("--batch", 0, 0, b - 1);
   const int64_t head = args.get_int("--head", 0, 0, h - 1);
-  validate_head_masks(c.masks, h, g, "--mask");
+  check_head_masks(c, h);
   const Mask& mask = mask_for_head(c.masks, head);
   const double scale = args.get_double("--scale", 1.0 / std::sqrt(static_cast<double>(d)));
   const int64_t offset = (batch * h + head) * s * d;

@@ -85,9 +85,13 @@ struct KeyTileVisit {
   bool dense;        ///< false = mixed: needs a per-element mask
 };
 
+/// Most (query tile, key tile) pairs key_tile_visits() lists (16 bytes each: 512 MiB).
+constexpr int64_t kMaxKeyTileVisits = int64_t{1} << 25;
+
 /// For every query tile (tiled order), the non-empty key tiles in increasing key-tile order,
 /// with their class. This is what the fast kernels iterate; its counts equal
-/// classify_blocks() in tiled order.
+/// classify_blocks() in tiled order. Throws sta::Error naming --tile when there would be
+/// more than kMaxKeyTileVisits pairs (checked in O(canvas) before allocating).
 std::vector<std::vector<KeyTileVisit>> key_tile_visits(const Geometry& g, const Mask& mask);
 
 /// Per-axis class of the (query tile, key tile) pair on axis `axis` (0=t, 1=h, 2=w): the

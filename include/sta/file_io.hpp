@@ -1,6 +1,7 @@
 #pragma once
 // Safe output files: nothing the user has is lost or half-written (SPEC section 7).
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -23,5 +24,15 @@ inline void write_file_atomic(const std::string& path, const std::string& bytes,
                               const std::string& arg) {
   write_file_atomic(path, {ByteSpan{bytes.data(), bytes.size()}}, force, arg);
 }
+
+/// Checks that `path` (after following links) is a regular file one may read, and returns
+/// its size in bytes. Devices (/dev/zero), FIFOs, sockets and folders are refused before a
+/// byte is read: their size is unknown, so a read could block or never end. Throws
+/// sta::Error "`arg` 'path': ..." naming what the path is instead.
+uint64_t regular_file_size(const std::string& path, const std::string& arg);
+
+/// Reads the whole regular file at `path` after regular_file_size(); refuses files larger
+/// than `max_bytes` with a message naming `arg`, the size and the limit.
+std::string read_small_file(const std::string& path, const std::string& arg, uint64_t max_bytes);
 
 }  // namespace sta

@@ -28,6 +28,17 @@ const GoldenPreset& find_golden_preset(const std::string& name, const std::strin
 /// and double arithmetic: the same bits on every platform and compiler.
 void golden_fill(float* data, int64_t n, uint64_t seed, uint64_t stream);
 
+/// golden_fill() in pieces: fill(a, n1) then fill(b, n2) gives the values golden_fill would
+/// put in n1 + n2 floats, so `sta verify` can check a large tensor chunk by chunk.
+class GoldenStream {
+ public:
+  GoldenStream(uint64_t seed, uint64_t stream);
+  void fill(float* data, int64_t n);
+
+ private:
+  uint64_t s_[4];
+};
+
 /// SPEC section 6 tolerance (max abs error vs the double reference) for inputs rounded to
 /// `rounding`: none (fp32) 1e-5, fp16 2e-3, bf16 2e-2.
 double golden_tolerance(InputRounding rounding);

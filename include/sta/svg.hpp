@@ -7,9 +7,8 @@
 
 namespace sta {
 
-/// `text` with the five XML special characters escaped (&amp; &lt; &gt; &quot; &apos;) and
-/// control characters other than tab / newline dropped (they are not allowed in XML 1.0),
-/// so it is safe both as element content and inside a double-quoted attribute.
+/// Text safe inside XML 1.0 content and attributes: & < > " ' escaped, C0 controls other
+/// than tab/newline/CR dropped, and every byte that is not well-formed UTF-8 replaced by U+FFFD.
 std::string xml_escape(const std::string& text);
 
 /// `v` in short form for coordinates: at most two decimals, no trailing zeros ("12", "3.5").
