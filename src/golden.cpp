@@ -1,5 +1,7 @@
 #include "sta/golden.hpp"
 
+#include <algorithm>
+
 #include <cmath>
 
 #include "sta/error.hpp"
@@ -130,6 +132,11 @@ double golden_tolerance(InputRounding rounding) {
     case InputRounding::kBf16: return 2e-2;
   }
   return 1e-5;
+}
+
+double golden_tolerance(InputRounding rounding, Precision precision) {
+  const double t = golden_tolerance(rounding);
+  return precision == Precision::kBf16 ? std::max(t, golden_tolerance(InputRounding::kBf16)) : t;
 }
 
 }  // namespace sta

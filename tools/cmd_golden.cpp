@@ -32,9 +32,11 @@ constexpr const char* kGenerator = "irwin-hall-12/xoshiro256**/splitmix64";
 
 const std::string kGoldenHelp = std::string(R"(sta golden: write trusted inputs and outputs for checking a port of STA.
 
-Usage: sta golden --preset NAME --dir DIR [--seed N] [--round none|bf16|fp16] [--force]
+Usage: sta golden --preset NAME --dir DIR [--seed N] [--round none|bf16|fp16]
+                  [--precision fp32|bf16] [--force]
        sta golden --dir DIR [common options] [--batch B] [--heads H] [--dim D]
-                  [--backend reference|natten|sta|dense] [--seed N] [--round R] [--force]
+                  [--backend reference|natten|sta|dense] [--seed N] [--round R]
+                  [--precision P] [--force]
        sta golden --list
 
 Writes DIR/q.npy, k.npy, v.npy ([B,H,S,D] float32, approximately N(0,1), the same bits on
@@ -50,6 +52,10 @@ last: a folder with a manifest is complete.
   --dir DIR       output folder, created if missing; existing golden files are not replaced
                   without --force
   --seed N        input generator seed [default 0]
+  --precision P   fp32 | bf16: the arithmetic of the outputs (SPEC 6's bf16 mode: q, k, v
+                  and P rounded to bf16, fp32 accumulation, as FastVideo's GPU kernels;
+                  the reference computes in double on the bf16-rounded inputs); recorded
+                  in the manifest with the bf16 tolerance 2e-2 [default fp32]
   --round R       round q, k, v to bf16 or fp16 values first (stored rounded, as float32)
                   to check a port that runs in that dtype [default none]
   --batch, --heads, --dim   custom problem sizes [defaults 1, 1, 128]
@@ -135,9 +141,10 @@ struct FileEntry {
 // and compares field by field, so every field added here is verified without more code.
 std::string manifest_json(const Problem& p, const AttentionStats& st,
                           const std::vector<FileEntry>& files,
-                          const std::string& version = STA_TOOL_VERSION) {
+                          const std::string& version = STA_TOOL_VERSION,
+                          const std::string& cpu = cpu_description()) {
   const Geometry& g = p.options.geometry;
-  const double tol = golden_tolerance(p.options.rounding);
+  const double tol = golden_tolerance(p.options.rounding, p.options.precision);
   std::string masks, eff;
   for (int64_t h = 0; h < p.shape.heads; ++h) {
     const Mask& m = mask_for_head(p.options.masks, h);
@@ -170,10 +177,13 @@ std::string manifest_json(const Problem& p, const AttentionStats& st,
   j += "  \"scale\": " + std::string(scale) + ",\n";
   j += "  \"dtype\": \"float32\",\n";
   j += "  \"rounding\": " + json_quote(to_string(p.options.rounding)) + ",\n";
+  j += "  \"precision\": " + json_quote(to_string(p.options.precision)) + ",\n";
   j += "  \"seed\": " + std::to_string(p.seed) + ",\n";
   j += "  \"generator\": " + json_quote(kGenerator) + ",\n";
   j += "  \"backend\": " + json_quote(to_string(p.backend)) + ",\n";
   j += "  \"isa\": " + json_quote(st.isa) + ",\n";
+  j += "  \"gemm\": " + json_quote(st.gemm) + ",\n";
+  j += "  \"cpu\": " + json_quote(cpu) + ",\n";
   j += "  \"block_counts\": {\"dense\": " + std::to_string(st.counts.dense) + ", \"mixed\": " +
        std::to_string(st.counts.mixed) + ", \"empty\": " + std::to_string(st.counts.empty) + "},\n";
   j += "  \"tolerances\": " + std::string(tols) + ",\n";
@@ -194,7 +204,7 @@ bool exists(const std::string& path) {
 int run_golden(int argc, char** argv) {
   Args args(argc, argv, {"--force", "--list"});
   auto known = common_option_names();
-  known.insert(known.end(), {"--preset", "--dir", "--seed", "--round", "--force", "--list",
+  known.insert(known.end(), {"--preset", "--dir", "--seed", "--round", "--precision", "--force", "--list",
                              "--batch", "--heads", "--dim", "--backend"});
   args.check_known(known);
   if (args.has("--list")) {
@@ -241,6 +251,7 @@ int run_golden(int argc, char** argv) {
   }
   p.seed = static_cast<uint64_t>(args.get_int("--seed", 0, 0, INT64_MAX));
   p.options.rounding = parse_rounding(args.get("--round", "none"), "--round");
+  p.options.precision = parse_precision(args.get("--precision", "fp32"), "--precision");
   // Sizes are checked before anything is allocated or written: five tensors in memory.
   const int64_t elements = checked_product({p.shape.batch, p.shape.heads, p.shape.seq, p.shape.dim},
                                            "--batch/--heads/--dim", "[B,H,S,D]");
@@ -364,6 +375,11 @@ Problem problem_from_manifest(const JsonValue& m, const std::string& where) {
     p.backend = parse_backend(m.at("backend", where).as_string(where + " backend"), where + " backend");
   }
   p.options.rounding = parse_rounding(m.at("rounding", where).as_string(where + " rounding"), where + " rounding");
+  // Folders written before the bf16 mode have no "precision": they are fp32.
+  p.options.precision = m.has("precision")
+                            ? parse_precision(m.at("precision", where).as_string(where + " precision"),
+                                              where + " precision")
+                            : Precision::kFp32;
   p.seed = exact_u64(m.at("seed", where), where + " seed");
   // golden always uses the default scale 1/sqrt(D); the manifest's "scale" is derived.
   p.options.scale = 0.0;
@@ -491,7 +507,10 @@ int run_verify(int argc, char** argv) {
     return 1;
   }
   AttentionStats st;
+  // What ran where (informational, machine-specific): taken as recorded.
   st.isa = m.has("isa") ? m.at("isa", where).as_string(where + " isa") : "";
+  st.gemm = m.has("gemm") ? m.at("gemm", where).as_string(where + " gemm") : "";
+  const std::string cpu = m.has("cpu") ? m.at("cpu", where).as_string(where + " cpu") : "";
   // Block counts: one classification per distinct mask, times the heads using it and B.
   std::map<std::string, int64_t> uses;
   for (int64_t h = 0; h < sh.heads; ++h) ++uses[to_string(mask_for_head(p.options.masks, h))];
@@ -506,7 +525,7 @@ int run_verify(int argc, char** argv) {
     }
   }
   const std::string version = m.at("library_version", where).as_string(where + " library_version");
-  const JsonValue regenerated = parse_json(manifest_json(p, st, files, version), "regenerated manifest");
+  const JsonValue regenerated = parse_json(manifest_json(p, st, files, version, cpu), "regenerated manifest");
   const std::string diff = json_difference(regenerated, m, "manifest");
   std::printf("  manifest %s%s\n", diff.empty() ? "every field recomputed, ok" : "FIELD DIFFERS from what sta golden writes: ",
               diff.c_str());
@@ -546,7 +565,7 @@ int run_verify(int argc, char** argv) {
       fout(hq.size()), hlse(static_cast<size_t>(sh.seq)), flse(hlse.size());
   AttentionOptions options = p.options;
   options.rounding = InputRounding::kNone;  // the stored inputs are already rounded
-  const double tol = golden_tolerance(p.options.rounding);
+  const double tol = golden_tolerance(p.options.rounding, p.options.precision);
   double e_out = 0, e_lse = 0;
   BlockCounts counts;
   for (int64_t bh = 0; bh < sh.batch * sh.heads; ++bh) {

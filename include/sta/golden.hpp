@@ -42,6 +42,9 @@ class GoldenStream {
 /// SPEC section 6 tolerance (max abs error vs the double reference) for inputs rounded to
 /// `rounding`: none (fp32) 1e-5, fp16 2e-3, bf16 2e-2.
 double golden_tolerance(InputRounding rounding);
+/// The tolerance of a golden folder computed in `precision`: bf16 mode (SPEC 6) gets the bf16
+/// tolerance 2e-2 whatever the input rounding; fp32 the rounding's tolerance.
+double golden_tolerance(InputRounding rounding, Precision precision);
 
 
 }  // namespace sta

@@ -744,7 +744,8 @@ def write_golden(path: Union[str, os.PathLike], *, preset: Optional[str] = None,
                        "sha256": hashlib.sha256(data).hexdigest()}
     d = shape[3]
     scale = options.get("scale") or 1.0 / np.sqrt(d)
-    tol = golden_tolerance(rounding)
+    precision = options.get("precision", "fp32")
+    tol = max(golden_tolerance(rounding), golden_tolerance("bf16") if precision == "bf16" else 0.0)
     manifest = {
         "format": "sta-golden/1", "library_version": __version__,
         "preset": preset or "custom", "description": description,
@@ -755,9 +756,9 @@ def write_golden(path: Union[str, os.PathLike], *, preset: Optional[str] = None,
         "text_pad": int(options.get("text_pad") if options.get("text_pad") is not None
                         else shape[2] - video[0] * video[1] * video[2]),
         "masks": masks, "effective_masks": effective, "scale": float(scale),
-        "dtype": "float32", "rounding": rounding, "seed": int(seed),
+        "dtype": "float32", "rounding": rounding, "precision": precision, "seed": int(seed),
         "generator": "irwin-hall-12/xoshiro256**/splitmix64", "backend": stats["backend"],
-        "isa": stats["isa"],
+        "isa": stats["isa"], "gemm": stats["gemm"], "cpu": cpu_description(),
         "block_counts": {k_: stats[k_] for k_ in ("dense", "mixed", "empty")},
         "tolerances": {"out": {"atol": tol, "rtol": 0}, "lse": {"atol": tol, "rtol": 0}},
         "files": files,
