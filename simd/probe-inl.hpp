@@ -25,8 +25,6 @@ int64_t fma_chains(int64_t reps, int lanes) {
 #pragma GCC unroll 16
       for (int i = 0; i < kChains; ++i) acc[i] = kFma(acc[i], m, c);
     }
-    // Keeps the compiler from folding the chains (it cannot see through the asm barrier).
-    for (int i = 0; i < kChains; ++i) __asm__ volatile("" : "+v"(acc[i]));
   }
   Vec sum = acc[0];
   for (int i = 1; i < kChains; ++i) sum = kAdd(sum, acc[i]);
