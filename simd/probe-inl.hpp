@@ -26,6 +26,8 @@ int64_t fma_chains(int64_t reps, int lanes) {
       for (int i = 0; i < kChains; ++i) acc[i] = kFma(acc[i], m, c);
     }
   }
+  // The volatile sink keeps the chains alive; without -ffast-math no compiler may fold an
+  // FMA recurrence (PeakProbe tests catch an impossible rate if one ever does).
   Vec sum = acc[0];
   for (int i = 1; i < kChains; ++i) sum = kAdd(sum, acc[i]);
   volatile float sink = kFirst(sum);
