@@ -7,13 +7,19 @@
 //   Gemm/pv/<family>/<rows>xDx384           O = alpha O + P V, rows x D, k-dimension 384 keys
 // rows = 384 (a whole query tile against a whole key tile), 32 for the scalar families (slow).
 // Counters: GFLOP/s = 2 m n k per call over CPU time (robust to the other programs on a
-// shared machine); pct_peak = GFLOP/s over the probe of the family's instruction set,
-// measured once when the first kernel row runs (the best ~5 ms slice of 0.3 s, so it is the
-// same-run reference). Families without an fp32 probe (bf16, scalar) get no pct_peak.
+// shared machine); peak_GFLOP/s = the probe of the family's instruction set, measured just
+// before the row's timed loop (best ~5 ms slice of 0.1 s: on a shared machine one probe at
+// start-up can land in a busy moment and put later rows above 100 %); pct_peak = GFLOP/s
+// over it. Families without an fp32 probe (bf16, scalar) get neither.
+// Buffers are 64-byte aligned, as the flash loop's packed K/V and S should be: with
+// malloc's 16-byte offset every zmm panel load splits over two cache lines (measured 5-7 %
+// slower for avx512-f32, 3-5 % for avx2-f32).
 // Registered at static-initialisation time, so this file adds rows to sta_bench's main.
 #include <benchmark/benchmark.h>
 
+#include <cstdlib>
 #include <cstring>
+#include <new>
 #include <random>
 #include <string>
 #include <vector>
@@ -28,27 +34,51 @@ namespace simd = sta::simd;
 
 constexpr int64_t kKeys = 384;  // one key tile (6 x 8 x 8 tokens)
 
-/// The fp32 FMA peak (GFLOP/s) a family is measured against, or 0 if none applies.
+/// Cache-line aligned storage for the operands (see the header comment).
+template <class T>
+struct Aligned64 {
+  using value_type = T;
+  Aligned64() = default;
+  template <class U>
+  Aligned64(const Aligned64<U>&) {}
+  T* allocate(size_t n) {
+    void* p = std::aligned_alloc(64, (n * sizeof(T) + 63) / 64 * 64);
+    if (p == nullptr) throw std::bad_alloc();
+    return static_cast<T*>(p);
+  }
+  void deallocate(T* p, size_t) { std::free(p); }
+  template <class U>
+  bool operator==(const Aligned64<U>&) const { return true; }
+  template <class U>
+  bool operator!=(const Aligned64<U>&) const { return false; }
+};
+template <class T>
+using AlignedVector = std::vector<T, Aligned64<T>>;
+
+/// The fp32 FMA peak (GFLOP/s) a family is measured against, measured now; 0 if none applies.
 double family_peak(const simd::GemmKernels& fam) {
-  static const double avx512 =
-      simd::isa_supported(simd::Isa::kAvx512) ? simd::fma_peak_f32_avx512(0.3) : 0.0;
-  static const double avx2 =
-      simd::isa_supported(simd::Isa::kAvx2) ? simd::fma_peak_f32_avx2(0.3) : 0.0;
+  constexpr double kSeconds = 0.1;
+  const bool avx512 = simd::isa_supported(simd::Isa::kAvx512);
+  const bool avx2 = simd::isa_supported(simd::Isa::kAvx2);
   if (fam.bf16()) return 0.0;
-  if (std::strncmp(fam.name, "avx512", 6) == 0) return avx512;
-  if (std::strncmp(fam.name, "avx2", 4) == 0) return avx2;
   // OpenBLAS picks its own kernels: measured against the widest fp32 peak this core has.
-  if (std::strncmp(fam.name, "openblas", 8) == 0) return avx512 > 0.0 ? avx512 : avx2;
+  const bool blas = std::strncmp(fam.name, "openblas", 8) == 0;
+  if ((std::strncmp(fam.name, "avx512", 6) == 0 || blas) && avx512) {
+    return simd::fma_peak_f32_avx512(kSeconds);
+  }
+  if ((std::strncmp(fam.name, "avx2", 4) == 0 || blas) && avx2) {
+    return simd::fma_peak_f32_avx2(kSeconds);
+  }
   return 0.0;
 }
 
 /// Operands of one flash step in the family's layouts: Q (rows x D), one packed K/V tile of
 /// kKeys keys, P (rows x kKeys, softmax-like values), S, O and alpha.
 struct Operands {
-  std::vector<float> q32, p32, k32, v32;
-  std::vector<simd::bf16_t> q16, p16, k16, v16;
+  AlignedVector<float> q32, p32, k32, v32;
+  AlignedVector<simd::bf16_t> q16, p16, k16, v16;
   int64_t ldq = 0, ldp = kKeys;
-  std::vector<float> s, o, alpha;
+  AlignedVector<float> s, o, alpha;
 
   Operands(const simd::GemmKernels& fam, int64_t rows, int64_t dim) {
     std::mt19937_64 rng(2024);
@@ -74,8 +104,8 @@ struct Operands {
       simd::pack_v(fam.layout, v.data(), dim, kKeys, dim, 0, kKeys, v16.data());
     } else {
       ldq = dim;
-      q32 = q;
-      p32 = p;
+      q32.assign(q.begin(), q.end());
+      p32.assign(p.begin(), p.end());
       k32.resize(static_cast<size_t>(nk));
       v32.resize(static_cast<size_t>(nv));
       simd::pack_k(fam.layout, k.data(), dim, kKeys, dim, 0, kKeys, k32.data());
@@ -91,30 +121,30 @@ struct Operands {
   const void* v() const { return v16.empty() ? static_cast<const void*>(v32.data()) : v16.data(); }
 };
 
-void set_counters(benchmark::State& state, const simd::GemmKernels& fam, double flops) {
+void set_counters(benchmark::State& state, double peak, double flops) {
   using benchmark::Counter;
   state.counters["GFLOP/s"] = Counter(1e-9 * flops, Counter::kIsIterationInvariantRate);
-  const double peak = family_peak(fam);
   if (peak > 0.0) {
+    state.counters["peak_GFLOP/s"] = peak;
     // kIsIterationInvariantRate divides by CPU seconds: the share of the probe's GFLOP/s.
     state.counters["pct_peak"] = Counter(1e-7 * flops / peak, Counter::kIsIterationInvariantRate);
   }
 }
 
 void BM_Qk(benchmark::State& state, const simd::GemmKernels* fam, int64_t rows, int64_t dim) {
-  family_peak(*fam);  // the probe runs before the timed loop
   Operands op(*fam, rows, dim);
+  const double peak = family_peak(*fam);
   for (auto _ : state) {
     fam->qk(op.q(), op.ldq, rows, dim, op.k(), kKeys, op.s.data(), kKeys);
     benchmark::DoNotOptimize(op.s.data());
     benchmark::ClobberMemory();
   }
-  set_counters(state, *fam, 2.0 * rows * kKeys * dim);
+  set_counters(state, peak, 2.0 * rows * kKeys * dim);
 }
 
 void BM_Pv(benchmark::State& state, const simd::GemmKernels* fam, int64_t rows, int64_t dim) {
-  family_peak(*fam);
   Operands op(*fam, rows, dim);
+  const double peak = family_peak(*fam);
   const int64_t stride = simd::packed_v_panel_stride(fam->layout, kKeys, dim);
   for (auto _ : state) {
     // alpha != nullptr: the flash loop's steady state (every key tile after the first).
@@ -122,7 +152,7 @@ void BM_Pv(benchmark::State& state, const simd::GemmKernels* fam, int64_t rows, 
     benchmark::DoNotOptimize(op.o.data());
     benchmark::ClobberMemory();
   }
-  set_counters(state, *fam, 2.0 * rows * kKeys * dim);
+  set_counters(state, peak, 2.0 * rows * kKeys * dim);
 }
 
 void BM_Probe(benchmark::State& state, int64_t (*run)(int64_t)) {

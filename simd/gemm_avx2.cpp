@@ -3,7 +3,9 @@
 // with 16 ymm registers: the register tile is R x 16 (one half of a 32-wide packed panel,
 // two ymm per row), A broadcast one element at a time:
 //   C[R][16] = A[R][kdim] (float rows, stride lda) x B[kdim][16] (panel rows 32 floats apart)
-// 2R accumulators + 2 panel registers + 1 broadcast <= 16 ymm gives R = 6.
+// 2R accumulators + 2 panel registers + 1 broadcast <= 16 ymm gives R = 6. Loop order as in
+// gemm_avx512.cpp (panel halves outer, row tiles inner). Unlike there, the inlined tile is
+// the faster one here (a noinline tile measured ~5 % slower on qk).
 // Everything ISA-specific stays in this file's anonymous namespace (see softmax-inl.hpp).
 #include <immintrin.h>
 

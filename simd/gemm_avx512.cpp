@@ -1,10 +1,16 @@
 // The fp32 GEMM micro-kernels of the flash loop for AVX-512 (compiled with -mavx512f...; see
 // CMakeLists.txt), layout kF32Panels (simd/gemm.hpp). Both GEMMs are the same register tile:
 //   C[R][32] = A[R][kdim] (float rows, stride lda) x B[kdim][32] (a packed panel, contiguous)
-// with A broadcast one element at a time (the FMA's embedded {1to16} broadcast) and the
-// panel row loaded as two zmm: 2R accumulators + 2 B registers of the 32 zmm.
+// per k: the panel row as two zmm, then each of the R rows' A element broadcast once
+// (vbroadcastss from memory) into two FMAs: 2R accumulators + 2 panel registers + 1
+// broadcast <= 32 zmm, 14 loads per 24 FMAs for R = 12. (The FMA's embedded {1to16}
+// broadcast instead needs a load per FMA: measured 15 % slower.)
 //   qk: A = Q, B = one K panel [D][32], C = 32 columns of S.
 //   pv: A = P, B = one V column panel [kcols][32], C = 32 columns of O, fused with alpha O.
+// Loop order: panel outer, row tiles inner, so the panel (16 KB for D = 128) stays in L1
+// while the A rows stream from L2 (a 384 x 128 Q block, a 384 x 384 P block and the K/V
+// tile all fit the 2 MB L2). The other order, A rows held in L1 against all panels, and
+// k-blocking of pv's 48 KB V panel measured the same within noise; R = 14 too.
 // Everything ISA-specific stays in this file's anonymous namespace, so the linker can never
 // pick an AVX-512 copy of a helper for another translation unit (see softmax-inl.hpp).
 #include <immintrin.h>
@@ -24,9 +30,13 @@ constexpr int kTileRows = 12;
 /// One R x 16 NV tile (NV = 2: a whole panel; NV = 1: its first half, for pv's last panel
 /// when D % 32 is 1..16) over the whole k range, then the epilogue: o = acc, or
 /// o = alpha o + acc (alpha != nullptr), stored under the column masks.
+/// Not inlined: inlined into the row and panel loops, GCC strength-reduces the 12 output row
+/// pointers across tiles and keeps them on the stack (measured 2-3 % slower on qk at D = 64);
+/// one call per tile is nothing against its R * D * 2 FMAs.
 template <int R, int NV>
-STA_INLINE void tile(const float* a, int64_t lda, const float* b, int64_t kdim, float* o,
-                     int64_t ldo, const float* alpha, __mmask16 m0, __mmask16 m1) {
+__attribute__((noinline)) void tile(const float* a, int64_t lda, const float* b, int64_t kdim,
+                                    float* o, int64_t ldo, const float* alpha, __mmask16 m0,
+                                    __mmask16 m1) {
   __m512 c0[R], c1[R];
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r) {
