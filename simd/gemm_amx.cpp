@@ -8,9 +8,11 @@
 // with a row stride of 128 bytes. Every kernel works on 32 x 32 blocks of the output in a
 // 2 x 2 tile arrangement: tiles 0-3 = C, 4-5 = A (two 16-row halves), 6-7 = B (two halves).
 //
-// Tile configuration: loaded at the start of every call and released at its end (measured in
-// bench/bench_gemm_bf16.cpp against a per-thread cached configuration: the difference is in
-// the noise at the flash shape, and a released state never leaks AMX state to other code).
+// Tile configuration: loaded at the start of every call and released at its end. Measured
+// against a per-thread cached configuration (same kernels, one thread): LDTILECFG + TILERELEASE
+// cost about 0.1 us per call, in the noise at 384 x 384 x D (24 us) and 7% for a 32-row call;
+// a cached configuration breaks (#UD) as soon as any other code releases the tiles, and a
+// released state keeps the 8 KiB tile state out of context switches between calls.
 #include <immintrin.h>
 
 #include <cstring>
