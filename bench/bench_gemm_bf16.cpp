@@ -1,11 +1,16 @@
 // The bf16 GEMM micro-kernels (simd/gemm.hpp) at the flash shape, one thread, beside the peak
 // probes of their instruction sets and the fp32 families, in one run:
 //   sta_bench --benchmark_filter='GemmBf16' --benchmark_repetitions=5
-// GemmBf16/<qk|pv>/<family>/<D>: S = Q K^T (384 x 384, k = D) or O = alpha O + P V (384 x D,
-// k = 384 keys) with GFLOP/s = 2 m n k per call; GemmBf16/probe/<isa>: the probe's GFLOP/s
+// GemmBf16/<qk|pv|pv_overwrite>/<family>/<D>: S = Q K^T (384 x 384, k = D), O = alpha O + P V
+// or O = P V (384 x D, k = 384 keys) with GFLOP/s = 2 m n k per call; GemmBf16/probe/<isa>: the probe's GFLOP/s
 // (simd/probe_bf16.hpp). Families this CPU cannot run are reported as skipped.
+// Every operand is 64-byte aligned (strides too), as the flash loop should hand them; the
+// .../misaligned rows shift every buffer by 16 bytes (what plain std::vector storage gives):
+// AMX tile rows then straddle two cache lines and run about half as fast.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <random>
 #include <string>
 #include <vector>
@@ -20,15 +25,28 @@ using namespace sta::simd;
 constexpr int64_t kRows = 384;  // FastVideo's tile: 6 x 8 x 8 queries against as many keys
 constexpr int64_t kKeys = 384;
 
+/// A buffer of n values starting at a 64-byte boundary plus `shift` bytes.
+template <class T>
+struct Buffer {
+  std::vector<unsigned char> storage;
+  T* ptr = nullptr;
+  void resize(int64_t n, int64_t shift) {
+    storage.assign(static_cast<size_t>(n) * sizeof(T) + 128, 0);
+    const uintptr_t base = reinterpret_cast<uintptr_t>(storage.data());
+    ptr = reinterpret_cast<T*>((base + 63) / 64 * 64 + static_cast<uintptr_t>(shift));
+  }
+  T* data() const { return ptr; }
+};
+
 /// The operands of both GEMMs in a family's layouts (bf16 or fp32), filled with values in
-/// [-1, 1] (P in [0, 1)).
+/// [-1, 1] (P in [0, 1)); `shift` bytes past 64-byte alignment.
 struct Operands {
-  std::vector<float> qf, pf, kf, vf;
-  std::vector<bf16_t> qb, pb, kb, vb;
-  std::vector<float> s, o, alpha;
+  Buffer<float> qf, pf, kf, vf, s, o;
+  Buffer<bf16_t> qb, pb, kb, vb;
+  std::vector<float> alpha;
   int64_t ldq = 0, ldp = 0;
 
-  Operands(const GemmKernels& fam, int64_t dim) {
+  Operands(const GemmKernels& fam, int64_t dim, int64_t shift) {
     std::mt19937 rng(42);
     std::uniform_real_distribution<float> sym(-1.0f, 1.0f), unit(0.0f, 1.0f);
     std::vector<float> q(kRows * dim), k(kKeys * dim), v(kKeys * dim), p(kRows * kKeys);
@@ -37,37 +55,36 @@ struct Operands {
     for (float& x : v) x = sym(rng);
     for (float& x : p) x = unit(rng);
     const int64_t rows_alloc = (kRows + 31) / 32 * 32;
+    ldp = kKeys;
     if (fam.bf16()) {
       ldq = padded_dim_bf16(dim);
-      ldp = kKeys;
-      qb.resize(rows_alloc * ldq);
-      pb.resize(rows_alloc * ldp);
+      qb.resize(rows_alloc * ldq, shift);
+      pb.resize(rows_alloc * ldp, shift);
       rows_to_bf16(q.data(), dim, kRows, dim, ldq, qb.data(), ldq);
       rows_to_bf16(p.data(), kKeys, kRows, kKeys, ldp, pb.data(), ldp);
-      kb.resize(packed_k_elements(fam.layout, kKeys, dim));
-      vb.resize(packed_v_elements(fam.layout, kKeys, dim));
+      kb.resize(packed_k_elements(fam.layout, kKeys, dim), shift);
+      vb.resize(packed_v_elements(fam.layout, kKeys, dim), shift);
       pack_k(fam.layout, k.data(), dim, kKeys, dim, 0, kKeys, kb.data());
       pack_v(fam.layout, v.data(), dim, kKeys, dim, 0, kKeys, vb.data());
     } else {
       ldq = dim;
-      ldp = kKeys;
-      qf = q;
-      pf = p;
-      qf.resize(rows_alloc * ldq);
-      pf.resize(rows_alloc * ldp);
-      kf.resize(packed_k_elements(fam.layout, kKeys, dim));
-      vf.resize(packed_v_elements(fam.layout, kKeys, dim));
+      qf.resize(rows_alloc * ldq, shift);
+      pf.resize(rows_alloc * ldp, shift);
+      std::copy(q.begin(), q.end(), qf.data());
+      std::copy(p.begin(), p.end(), pf.data());
+      kf.resize(packed_k_elements(fam.layout, kKeys, dim), shift);
+      vf.resize(packed_v_elements(fam.layout, kKeys, dim), shift);
       pack_k(fam.layout, k.data(), dim, kKeys, dim, 0, kKeys, kf.data());
       pack_v(fam.layout, v.data(), dim, kKeys, dim, 0, kKeys, vf.data());
     }
-    s.assign(rows_alloc * kKeys, 0.0f);
-    o.assign(rows_alloc * dim, 0.0f);
+    s.resize(rows_alloc * kKeys, shift);
+    o.resize(rows_alloc * dim, shift);
     alpha.assign(rows_alloc, 0.999f);  // near 1: O stays bounded over many iterations
   }
-  const void* q() const { return qb.empty() ? static_cast<const void*>(qf.data()) : qb.data(); }
-  const void* p() const { return pb.empty() ? static_cast<const void*>(pf.data()) : pb.data(); }
-  const void* k() const { return kb.empty() ? static_cast<const void*>(kf.data()) : kb.data(); }
-  const void* v() const { return vb.empty() ? static_cast<const void*>(vf.data()) : vb.data(); }
+  const void* q() const { return qb.data() != nullptr ? static_cast<const void*>(qb.data()) : qf.data(); }
+  const void* p() const { return pb.data() != nullptr ? static_cast<const void*>(pb.data()) : pf.data(); }
+  const void* k() const { return kb.data() != nullptr ? static_cast<const void*>(kb.data()) : kf.data(); }
+  const void* v() const { return vb.data() != nullptr ? static_cast<const void*>(vb.data()) : vf.data(); }
 };
 
 void set_rate(benchmark::State& state, int64_t m, int64_t n, int64_t k) {
@@ -75,13 +92,13 @@ void set_rate(benchmark::State& state, int64_t m, int64_t n, int64_t k) {
                                                  benchmark::Counter::kIsIterationInvariantRate);
 }
 
-void BM_Qk(benchmark::State& state, const char* family, int64_t dim) {
+void BM_Qk(benchmark::State& state, const char* family, int64_t dim, int64_t shift) {
   const GemmKernels* fam = find_gemm_kernels(family);
   if (fam == nullptr) {
     state.SkipWithError((std::string(family) + " not usable here").c_str());
     return;
   }
-  Operands op(*fam, dim);
+  Operands op(*fam, dim, shift);
   for (auto _ : state) {
     fam->qk(op.q(), op.ldq, kRows, dim, op.k(), kKeys, op.s.data(), kKeys);
     benchmark::DoNotOptimize(op.s.data());
@@ -91,17 +108,20 @@ void BM_Qk(benchmark::State& state, const char* family, int64_t dim) {
   set_rate(state, kRows, kKeys, dim);
 }
 
-void BM_Pv(benchmark::State& state, const char* family, int64_t dim) {
+void BM_Pv(benchmark::State& state, const char* family, int64_t dim, int64_t shift,
+           bool with_alpha) {
   const GemmKernels* fam = find_gemm_kernels(family);
   if (fam == nullptr) {
     state.SkipWithError((std::string(family) + " not usable here").c_str());
     return;
   }
-  Operands op(*fam, dim);
+  Operands op(*fam, dim, shift);
   const int64_t stride = packed_v_panel_stride(fam->layout, kKeys, dim);
   for (auto _ : state) {
-    // The flash loop's steady state: O rescaled by alpha and accumulated.
-    fam->pv(op.p(), op.ldp, kRows, kKeys, op.v(), stride, dim, op.alpha.data(), op.o.data(), dim);
+    // The flash loop's steady state (O rescaled by alpha and accumulated), or its first key
+    // block (O = P V).
+    fam->pv(op.p(), op.ldp, kRows, kKeys, op.v(), stride, dim,
+            with_alpha ? op.alpha.data() : nullptr, op.o.data(), dim);
     benchmark::DoNotOptimize(op.o.data());
     benchmark::ClobberMemory();
   }
@@ -124,11 +144,20 @@ const bool kRegistered = [] {
   const char* const families[] = {"amx-bf16", "avx512bf16-bf16", "avx512-f32", "openblas"};
   for (int64_t dim : {64, 128}) {
     for (const char* fam : families) {
-      const std::string tail = std::string(fam) + "/" + std::to_string(dim);
-      benchmark::RegisterBenchmark(("GemmBf16/qk/" + tail).c_str(), BM_Qk, fam, dim)
-          ->Unit(benchmark::kMicrosecond);
-      benchmark::RegisterBenchmark(("GemmBf16/pv/" + tail).c_str(), BM_Pv, fam, dim)
-          ->Unit(benchmark::kMicrosecond);
+      for (int64_t shift : {0, 16}) {
+        if (shift != 0 && std::string(fam) != "amx-bf16") continue;
+        const std::string tail =
+            std::string(fam) + "/" + std::to_string(dim) + (shift != 0 ? "/misaligned" : "");
+        benchmark::RegisterBenchmark(("GemmBf16/qk/" + tail).c_str(), BM_Qk, fam, dim, shift)
+            ->Unit(benchmark::kMicrosecond);
+        benchmark::RegisterBenchmark(("GemmBf16/pv/" + tail).c_str(), BM_Pv, fam, dim, shift, true)
+            ->Unit(benchmark::kMicrosecond);
+        if (shift == 0) {
+          benchmark::RegisterBenchmark(("GemmBf16/pv_overwrite/" + tail).c_str(), BM_Pv, fam, dim,
+                                       shift, false)
+              ->Unit(benchmark::kMicrosecond);
+        }
+      }
     }
   }
   benchmark::RegisterBenchmark("GemmBf16/probe/avx512bf16", BM_Probe, probe_avx512bf16_gflops)

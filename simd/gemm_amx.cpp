@@ -8,9 +8,11 @@
 // with a row stride of 128 bytes. Every kernel works on 32 x 32 blocks of the output in a
 // 2 x 2 tile arrangement: tiles 0-3 = C, 4-5 = A (two 16-row halves), 6-7 = B (two halves).
 //
-// Tile configuration: loaded at the start of every call and released at its end (measured in
-// bench/bench_gemm_bf16.cpp against a per-thread cached configuration: the difference is in
-// the noise at the flash shape, and a released state never leaks AMX state to other code).
+// Tile configuration: loaded at the start of every call and released at its end. Measured
+// against a per-thread cached configuration (same kernels, one thread): LDTILECFG + TILERELEASE
+// cost about 0.1 us per call, in the noise at 384 x 384 x D (24 us) and 7% for a 32-row call;
+// a cached configuration breaks (#UD) as soon as any other code releases the tiles, and a
+// released state keeps the 8 KiB tile state out of context switches between calls.
 #include <immintrin.h>
 
 #include <cstring>
@@ -127,6 +129,17 @@ void pv_rows(const bf16_t* p, int64_t ldp, int64_t nrows, int64_t kcols, const b
       _tile_zero(3);
     }
     dot_steps<kTwo>(p, ldp * 2, 16 * ldp, v + cp * stride, kcols / 32);
+    if (alpha == nullptr && nrows == 32 && (cp + 1) * kDimPanel <= dim) {
+      // O = P V on a whole 32 x 32 block: the tiles go straight into O (about 1.2x faster
+      // than through the scratch: AVX-512 reads right after tile stores stall).
+      float* oc = o + cp * kDimPanel;
+      const int64_t ldo_bytes = ldo * static_cast<int64_t>(sizeof(float));
+      _tile_stored(0, oc, ldo_bytes);
+      _tile_stored(1, oc + 16, ldo_bytes);
+      _tile_stored(2, oc + 16 * ldo, ldo_bytes);
+      _tile_stored(3, oc + 16 * ldo + 16, ldo_bytes);
+      continue;
+    }
     _tile_stored(0, block, 128);
     _tile_stored(1, block + 16, 128);
     if (kTwo) {

@@ -18,13 +18,22 @@ double tdpbf16_loop(long iters) {
     cfg.colsb[t] = 64;
     cfg.rows[t] = 16;
   }
-  alignas(64) static uint16_t zeros[16 * 32] = {};
+  // Operand tiles of random bf16 of magnitude [0.5, 1): the unit runs measurably faster on all-zero
+  // tiles (about 3.3 against 2.7 TFLOP/s here), which no kernel ever sees.
+  alignas(64) static uint16_t operands[4][16 * 32];
+  uint32_t x = 12345u;
+  for (auto& tile : operands) {
+    for (uint16_t& e : tile) {
+      x = x * 1103515245u + 12345u;
+      e = static_cast<uint16_t>(0x3f00u | ((x >> 16) & 0x807fu));  // sign, 7 mantissa bits
+    }
+  }
   alignas(64) static float out[16 * 16];
   _tile_loadconfig(&cfg);
-  _tile_loadd(4, zeros, 64);
-  _tile_loadd(5, zeros, 64);
-  _tile_loadd(6, zeros, 64);
-  _tile_loadd(7, zeros, 64);
+  _tile_loadd(4, operands[0], 64);
+  _tile_loadd(5, operands[1], 64);
+  _tile_loadd(6, operands[2], 64);
+  _tile_loadd(7, operands[3], 64);
   _tile_zero(0);
   _tile_zero(1);
   _tile_zero(2);
