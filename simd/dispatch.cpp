@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "gemm.hpp"
 #include "softmax.hpp"
 
 namespace sta::simd {
@@ -38,7 +39,11 @@ bool isa_supported(Isa isa) {
 
 SoftmaxKernels softmax_kernels_for(Isa isa) {
   switch (isa) {
-    case Isa::kAvx512: return {isa, online_softmax_avx512, online_softmax_bf16_avx512};
+    case Isa::kAvx512:
+      // The bf16 rounding instruction where the CPU has AVX512-BF16 (same values, fewer uops).
+      return {isa, online_softmax_avx512,
+              find_gemm_kernels("avx512bf16-bf16") != nullptr ? online_softmax_bf16_avx512bf16
+                                                              : online_softmax_bf16_avx512};
     case Isa::kAvx2: return {isa, online_softmax_avx2, online_softmax_bf16_avx2};
     case Isa::kScalar: break;
   }

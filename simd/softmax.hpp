@@ -42,6 +42,10 @@ void online_softmax_bf16_avx2(float* scores, int64_t ld, int64_t rows, int64_t c
 void online_softmax_bf16_avx512(float* scores, int64_t ld, int64_t rows, int64_t cols,
                                 float scale, float* row_max, float* row_sum, float* alpha,
                                 uint16_t* p_out, int64_t ldp);
+/// AVX-512 with AVX512-BF16 (P rounded by vcvtneps2bf16); chosen with kAvx512 where usable.
+void online_softmax_bf16_avx512bf16(float* scores, int64_t ld, int64_t rows, int64_t cols,
+                                    float scale, float* row_max, float* row_sum, float* alpha,
+                                    uint16_t* p_out, int64_t ldp);
 
 /// Instruction sets with a compiled kernel, best last.
 enum class Isa { kScalar, kAvx2, kAvx512 };
