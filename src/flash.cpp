@@ -28,9 +28,9 @@ namespace sta::detail {
 namespace {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
-// A whole 384-row FastVideo tile per GEMM: OpenBLAS packs the K and V tiles once per call,
-// so more rows per call amortise that copy (measured on Zen4, one thread, dense 12x32x40:
-// 96 rows 75 GFLOP/s, 128: 77, 192: 82, 384: 87; the 590 KiB score block still fits L2).
+// Query rows per S chunk: a whole 384-row FastVideo tile. With OpenBLAS (which repacks K and
+// V per call) more rows per call paid; with the packed families 96, 128, 192 and 384 rows
+// measured the same on one Xeon core (dense 12x32x40, fp32 and bf16), so the simplest wins.
 constexpr int64_t kDefaultRowChunk = 384;
 // Runs of contiguous dense key tiles are merged up to this many keys: no gain at 384-token
 // tiles (768 measured the same), but it keeps GEMMs reasonably sized for tiny test tiles.
@@ -251,24 +251,27 @@ struct GemmPlan {
   size_t elem_bytes = 4;  ///< 2 for bf16 operands
 };
 
-/// One thread's scratch, allocated once per call.
+/// One thread's scratch, allocated once per call: Q, O and the softmax statistics of a whole
+/// task (`task_rows`), S and P of one row chunk.
 struct Scratch {
-  Scratch(const Geometry& g, const GemmPlan& gp, int64_t row_chunk, int64_t ld)
-      : rows_alloc(padded_rows(row_chunk)),
-        scores(aligned_array<float>(rows_alloc * ld)),
+  Scratch(const Geometry& g, const GemmPlan& gp, int64_t task_rows, int64_t row_chunk, int64_t ld)
+      : rows_alloc(padded_rows(task_rows)),
+        chunk_alloc(padded_rows(row_chunk)),
+        scores(aligned_array<float>(chunk_alloc * ld)),
         q(aligned_array<uint8_t>(rows_alloc * gp.ldq * static_cast<int64_t>(gp.elem_bytes))),
-        p(aligned_array<simd::bf16_t>(gp.native ? rows_alloc * ld : 1)),
+        p(aligned_array<simd::bf16_t>(gp.native ? chunk_alloc * ld : 1)),
         o(aligned_array<float>(rows_alloc * gp.dim)),
         row_max(aligned_array<float>(rows_alloc)),
         row_sum(aligned_array<float>(rows_alloc)),
         alpha(aligned_array<float>(rows_alloc)),
         mask(g) {
     // Padding rows are read by the kernels (never stored): keep them finite and defined.
-    std::memset(scores.get(), 0, static_cast<size_t>(rows_alloc * ld) * sizeof(float));
+    std::memset(scores.get(), 0, static_cast<size_t>(chunk_alloc * ld) * sizeof(float));
     std::memset(q.get(), 0, static_cast<size_t>(rows_alloc * gp.ldq) * gp.elem_bytes);
-    if (gp.native) std::memset(p.get(), 0, static_cast<size_t>(rows_alloc * ld) * sizeof(simd::bf16_t));
+    if (gp.native) std::memset(p.get(), 0, static_cast<size_t>(chunk_alloc * ld) * sizeof(simd::bf16_t));
   }
   int64_t rows_alloc;
+  int64_t chunk_alloc;
   AlignedArray<float> scores;
   AlignedArray<uint8_t> q;  ///< Q rows in the operand format (float or bf16)
   AlignedArray<simd::bf16_t> p;
@@ -334,20 +337,29 @@ BlockCounts run_query_block(const QueryBlock& qb, const GemmPlan& gp, const KeyS
     if (has_mask) scratch.mask.set_query_tile(*qb.mask, qb.query_tile);
   }
 
-  for (int64_t r0 = 0; r0 < qb.rows; r0 += row_chunk) {
-    const int64_t rows = std::min(row_chunk, qb.rows - r0);
-    load_queries(gp, qb.q + (qb.first + r0) * dim, rows, scratch);
-    std::fill(m, m + rows, kNegInf);
-    std::fill(l, l + rows, 0.0f);
-    bool first = true;
-    for (const KeySegment& seg : *qb.segments) {
-      const KeyBlock& b0 = ks.blocks[static_cast<size_t>(seg.block)];
-      const KeyBlock& bn = ks.blocks[static_cast<size_t>(seg.block + seg.blocks - 1)];
-      const int64_t ncols = bn.padded + simd::padded_keys(bn.count) - b0.padded;
-      gemm.qk(scratch.q.get(), gp.ldq, rows, dim,
-              static_cast<const uint8_t*>(qb.packed.k) +
-                  simd::packed_k_offset(gemm.layout, b0.padded, dim) * gp.elem_bytes,
-              ncols, s, ld);
+  // Key segments outside, row chunks inside: a key tile's packed K and V are loaded into L2
+  // once for the whole query tile, and a chunk's S (row_chunk x keys) stays in L2 between
+  // the GEMMs and the softmax.
+  const int64_t rows_all = qb.rows;
+  load_queries(gp, qb.q + qb.first * dim, rows_all, scratch);
+  std::fill(m, m + rows_all, kNegInf);
+  std::fill(l, l + rows_all, 0.0f);
+  const size_t q_row_bytes = static_cast<size_t>(gp.ldq) * gp.elem_bytes;
+  bool first = true;
+  for (const KeySegment& seg : *qb.segments) {
+    const KeyBlock& b0 = ks.blocks[static_cast<size_t>(seg.block)];
+    const KeyBlock& bn = ks.blocks[static_cast<size_t>(seg.block + seg.blocks - 1)];
+    const int64_t ncols = bn.padded + simd::padded_keys(bn.count) - b0.padded;
+    const uint8_t* k_seg = static_cast<const uint8_t*>(qb.packed.k) +
+                           simd::packed_k_offset(gemm.layout, b0.padded, dim) * gp.elem_bytes;
+    const uint8_t* v_seg = static_cast<const uint8_t*>(qb.packed.v) +
+                           simd::packed_v_offset(gemm.layout, b0.padded, dim) * gp.elem_bytes;
+    if constexpr (kMaskable) {
+      if (seg.masked) scratch.mask.set_key_tile(seg.key_tile);
+    }
+    for (int64_t r0 = 0; r0 < rows_all; r0 += row_chunk) {
+      const int64_t rows = std::min(row_chunk, rows_all - r0);
+      gemm.qk(scratch.q.get() + r0 * q_row_bytes, gp.ldq, rows, dim, k_seg, ncols, s, ld);
       // Padding keys of each block get score -inf (p = 0): they are not keys.
       for (int64_t b = seg.block; b < seg.block + seg.blocks; ++b) {
         const KeyBlock& kb = ks.blocks[static_cast<size_t>(b)];
@@ -357,43 +369,38 @@ BlockCounts run_query_block(const QueryBlock& qb, const GemmPlan& gp, const KeyS
         for (int64_t r = 0; r < rows; ++r) std::fill(s + r * ld + c0, s + r * ld + c1, kNegInf);
       }
       if constexpr (kMaskable) {
-        if (seg.masked) {
-          scratch.mask.set_key_tile(seg.key_tile);
-          scratch.mask.apply(s, ld, r0, rows);  // video query tiles start at offset 0
-        }
+        if (seg.masked) scratch.mask.apply(s, ld, r0, rows);  // video query tiles start at 0
       }
       if (gp.native) {
-        kernels.online_softmax_bf16(s, ld, rows, ncols, scale, m, l, alpha, scratch.p.get(), ld);
+        kernels.online_softmax_bf16(s, ld, rows, ncols, scale, m + r0, l + r0, alpha + r0,
+                                    scratch.p.get(), ld);
       } else if (gp.bf16) {
-        kernels.online_softmax_bf16(s, ld, rows, ncols, scale, m, l, alpha, nullptr, 0);
+        kernels.online_softmax_bf16(s, ld, rows, ncols, scale, m + r0, l + r0, alpha + r0,
+                                    nullptr, 0);
       } else {
-        kernels.online_softmax(s, ld, rows, ncols, scale, m, l, alpha);
+        kernels.online_softmax(s, ld, rows, ncols, scale, m + r0, l + r0, alpha + r0);
       }
-      gemm.pv(p_operand, ld, rows, ncols,
-              static_cast<const uint8_t*>(qb.packed.v) +
-                  simd::packed_v_offset(gemm.layout, b0.padded, dim) * gp.elem_bytes,
-              gp.v_stride, dim, first ? nullptr : alpha, o, dim);
-      first = false;
-      if (r0 == 0) {
-        if (kMaskable && seg.masked) {
-          did.mixed += 1;
-        } else {
-          did.dense += seg.tiles;
-        }
-      }
+      gemm.pv(p_operand, ld, rows, ncols, v_seg, gp.v_stride, dim, first ? nullptr : alpha + r0,
+              o + r0 * dim, dim);
     }
-    float* out = qb.out + (qb.first + r0) * dim;
-    for (int64_t r = 0; r < rows; ++r) {
-      float* orow = out + r * dim;
-      const float* acc = o + r * dim;
-      if (l[r] != 0.0f) {  // NaN scores propagate (PyTorch); only "no key" gives 0
-        const float inv = 1.0f / l[r];
-        for (int64_t d = 0; d < dim; ++d) orow[d] = acc[d] * inv;
-        qb.lse[qb.first + r0 + r] = m[r] + std::log(l[r]);
-      } else {  // no allowed key (SPEC section 6)
-        std::fill(orow, orow + dim, 0.0f);
-        qb.lse[qb.first + r0 + r] = kNegInf;
-      }
+    first = false;
+    if (kMaskable && seg.masked) {
+      did.mixed += 1;
+    } else {
+      did.dense += seg.tiles;
+    }
+  }
+  float* out = qb.out + qb.first * dim;
+  for (int64_t r = 0; r < rows_all; ++r) {
+    float* orow = out + r * dim;
+    const float* acc = o + r * dim;
+    if (l[r] != 0.0f) {  // NaN scores propagate (PyTorch); only "no key" gives 0
+      const float inv = 1.0f / l[r];
+      for (int64_t d = 0; d < dim; ++d) orow[d] = acc[d] * inv;
+      qb.lse[qb.first + r] = m[r] + std::log(l[r]);
+    } else {  // no allowed key (SPEC section 6)
+      std::fill(orow, orow + dim, 0.0f);
+      qb.lse[qb.first + r] = kNegInf;
     }
   }
   return did;
@@ -446,6 +453,8 @@ BlockCounts flash_attention(const AttentionShape& shape, const Geometry& g,
   const int64_t seq = shape.seq;
   const int64_t dim = shape.dim;
   const int64_t row_chunk = config.row_chunk > 0 ? config.row_chunk : std::min(kDefaultRowChunk, bt);
+  int64_t max_task_rows = 0;  // the largest tile (ragged edge tiles are smaller)
+  for (int64_t t = 0; t < g.num_tiles(); ++t) max_task_rows = std::max(max_task_rows, g.tile_size(t));
   const int64_t max_cols = simd::padded_keys(
       std::max(config.max_key_cols > 0 ? config.max_key_cols : kDefaultMaxKeyCols, int64_t{1}));
   const int64_t text_rows = config.text_rows > 0 ? config.text_rows : kDefaultTextRows;
@@ -517,7 +526,8 @@ BlockCounts flash_attention(const AttentionShape& shape, const Geometry& g,
   // failed allocation throws to the caller instead of terminating.
   std::vector<std::unique_ptr<Scratch>> scratches;
   for (int t = 0; t < team; ++t) {
-    scratches.push_back(std::make_unique<Scratch>(g, gp, std::max(row_chunk, text_rows), ld));
+    scratches.push_back(std::make_unique<Scratch>(g, gp, std::max(max_task_rows, text_rows),
+                                                  row_chunk, ld));
   }
   LargeArray<uint8_t> packed(group * head_bytes, "packed keys and values");
   auto packed_k = [&](int64_t i) { return packed.data() + i * head_bytes; };
@@ -560,7 +570,7 @@ BlockCounts flash_attention(const AttentionShape& shape, const Geometry& g,
         qb.packed = {packed_k(i), packed_v(i)};
         qb.out = out + task.bh * seq * dim;
         qb.lse = lse + task.bh * seq;
-        const int64_t chunk = task.query_tile >= 0 ? row_chunk : text_rows;
+        const int64_t chunk = row_chunk;
         BlockCounts block =
             mode == FlashMode::kNatten
                 ? run_query_block<true>(qb, gp, ks, scale, chunk, ld, kernels, scratch)
