@@ -12,7 +12,9 @@
 #include <vector>
 
 #include "cli_runner.hpp"
+#include "cli.hpp"
 #include "sta/blocks.hpp"
+#include "sta/golden.hpp"
 #include "sta/npy.hpp"
 #include "sta/sha256.hpp"
 #include "sta/svg.hpp"
@@ -85,6 +87,27 @@ TEST_F(Hardening, PerAxisClassifierIsLinear) {
   // the clamped window keeps 3), and every visited block is dense.
   EXPECT_EQ(sta::testing::json_int(r.output, "dense"), 70000LL * 3);
   EXPECT_EQ(sta::testing::json_int(r.output, "mixed"), 0);
+}
+
+TEST_F(Hardening, AttentionCostGrowingFasterThanTheInputIsRefused) {
+  // 70,000 one-token tiles with D = 1 (840 KB): full attention is refused on every backend
+  // that would visit all pairs; the sta window is cheap and runs.
+  std::vector<float> data(70000);
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<float>(i % 7) * 0.1f;
+  write("q.npy", npy_bytes(data.data(), {1, 1, 70000, 1}));
+  const std::string in = "run --q " + path("q.npy") + " --k " + path("q.npy") + " --v " + path("q.npy") +
+                         " --video 70000,1 --tile 1,1 --out " + path("o.npy") + " --force";
+  for (const char* b : {"--mask full --backend dense", "--mask full --backend sta",
+                        "--mask sta:1,3,3 --backend reference", "--mask swa:1,70001,1 --backend natten"})
+    expect_refused(run_cli(in + " " + b), "--q");
+  const auto ok = run_cli(in + " --mask sta:1,3,3");
+  EXPECT_EQ(ok.exit_code, 0) << ok.output;
+  // The presets stay allowed (hunyuan: minutes, but linear in its 4 GB of input).
+  ::unsetenv("STA_MAX_WORK");
+  for (const GoldenPreset& p : golden_presets()) {
+    const double bytes = 12.0 * static_cast<double>(p.shape.elements());
+    EXPECT_NO_THROW(cli::check_attention_cost(p.shape, p.options, p.backend, bytes, "--preset")) << p.name;
+  }
 }
 
 TEST_F(Hardening, TiledClassifierMatchesBruteForceOnRandomGeometries) {

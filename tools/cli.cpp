@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "sta/blocks.hpp"
 #include "sta/error.hpp"
 #include "sta/file_io.hpp"
 #include "sta/json.hpp"
@@ -346,6 +347,39 @@ void check_score_range(const NpyArray& q, const NpyArray& k, const NpyArray& v, 
                 num(scale * d * mq * mk) + " (scale " + num(scale) + ") overflow float32" + rule);
   if (seq * mv > kLimit)
     throw Error("--v: sums up to S*max|v| = " + num(seq * mv) + " overflow float32" + rule);
+}
+
+void check_attention_cost(const AttentionShape& shape, const AttentionOptions& options,
+                          Backend backend, double input_bytes, const std::string& arg) {
+  const Geometry& g = options.geometry;
+  const double s = static_cast<double>(shape.seq), v = static_cast<double>(g.video_tokens());
+  double pairs = 0.0;  // summed over the heads of one batch
+  for (int64_t h = 0; h < shape.heads; ++h) {
+    if (backend == Backend::kDense || backend == Backend::kReference) {
+      pairs += s * s;
+      continue;
+    }
+    // Visited blocks are whole tiles; text rows and columns are dense.
+    const BlockCounts c = classify_blocks(g, mask_for_head(options.masks, h)).counts;
+    const double tile = static_cast<double>(g.tile_tokens());
+    pairs += static_cast<double>(c.dense + c.mixed) * tile * tile + (s * s - v * v);
+    if (h > 64 && options.masks.size() == 1) {  // one mask for all heads: scale, do not loop
+      pairs = pairs / static_cast<double>(h + 1) * static_cast<double>(shape.heads);
+      break;
+    }
+  }
+  const double ops = static_cast<double>(shape.batch) * pairs * (2.0 * static_cast<double>(shape.dim) + 32.0);
+  const bool env = std::getenv("STA_MAX_WORK") != nullptr;
+  const double limit = env ? env_limit("STA_MAX_WORK", HUGE_VAL) : std::max(2e10, 2e4 * input_bytes);
+  if (!(ops <= limit)) {
+    char buf[256];
+    std::snprintf(buf, sizeof buf,
+                  "attention needs about %.3g operations for %.3g bytes of input; expected at most "
+                  "%.3g (%s)",
+                  ops, input_bytes, limit,
+                  env ? "STA_MAX_WORK" : "2e4 per input byte; set STA_MAX_WORK to allow more");
+    throw Error(arg + ": " + buf);
+  }
 }
 
 std::string resolved_path(const std::string& path) {
