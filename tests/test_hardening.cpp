@@ -282,10 +282,15 @@ TEST_F(Hardening, OutputsAreResolvedAndCheckedFirst) {
   EXPECT_FALSE(std::filesystem::exists(path("o.npy")));
   // An output that is an input.
   expect_refused(run_cli("run" + in + " --out " + path("q.npy") + " --force"), "--out");
-  // A legal but too long name, and a folder that does not exist: refused, nothing written.
-  r = run_cli("run" + in + " --out " + path("o.npy") + " --lse " + path(std::string(250, 'x')));
+  // A name beyond NAME_MAX, and a folder that does not exist: refused, nothing written.
+  r = run_cli("run" + in + " --out " + path("o.npy") + " --lse " + path(std::string(256, 'x')));
   expect_refused(r, "--lse");
   EXPECT_FALSE(std::filesystem::exists(path("o.npy")));
+  // A legal name of 255 bytes works (its temporary file gets a short name).
+  r = run_cli("run" + in + " --out " + path("o.npy") + " --lse " + path(std::string(255, 'x')));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(std::filesystem::exists(path(std::string(255, 'x'))));
+  std::filesystem::remove(path("o.npy"));
   expect_refused(run_cli("run" + in + " --out " + path("none/o.npy")), "--out");
 }
 

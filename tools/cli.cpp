@@ -406,12 +406,13 @@ void check_outputs(const std::vector<PathArg>& outputs, const std::vector<PathAr
     const std::string dir =
         slash == std::string::npos ? "." : (slash == 0 ? "/" : o.path.substr(0, slash));
     const std::string name = slash == std::string::npos ? o.path : o.path.substr(slash + 1);
-    // The temporary file adds ".tmp.<pid>.<n>" (write_file_atomic); it must fit too.
+    // write_file_atomic's temporary gets a short name when this one is long, so any name
+    // the file system allows works; longer ones are refused here, before any work.
     const long name_max = ::pathconf(dir.c_str(), _PC_NAME_MAX);
     const size_t limit = name_max > 0 ? static_cast<size_t>(name_max) : 255;
-    if (name.size() + 32 > limit)
+    if (name.size() > limit)
       throw Error(where + ": file name of " + std::to_string(name.size()) +
-                  " bytes is too long; expected at most " + std::to_string(limit - 32));
+                  " bytes is too long; expected at most " + std::to_string(limit));
     if (o.path.size() + 32 >= PATH_MAX)
       throw Error(where + ": path is too long; expected at most " + std::to_string(PATH_MAX - 33) + " bytes");
     struct stat st {};
