@@ -208,7 +208,8 @@ BlockStats classify_tiled(const Geometry& g, const Mask& mask) {
 BlockStats classify_raster(const Geometry& g, const Mask& mask, int64_t bq, int64_t bk,
                            std::vector<BlockClass>* classes) {
   const int64_t v = g.video_tokens();
-  const int64_t nqb = (v + bq - 1) / bq, nkb = (v + bk - 1) / bk;
+  // (v - 1) / b + 1, not (v + b - 1) / b: a block of 2^63 - 1 tokens must not wrap to 0.
+  const int64_t nqb = (v - 1) / bq + 1, nkb = (v - 1) / bk + 1;
   // ~3 ns per (query token, key block): 2e9 is a few seconds; beyond, refuse up front.
   if (static_cast<double>(v) * static_cast<double>(nkb + 1) > kMaxRasterWork)
     throw Error("--block: raster order with key blocks of " + std::to_string(bk) + " on " +
@@ -316,7 +317,7 @@ BlockPartition resolve_partition(const Geometry& g, const BlockPartition& p) {
 BlockGrid block_grid(const Geometry& g, const BlockPartition& r) {
   if (r.order == Layout::kTiled) return {g.num_tiles(), g.num_tiles()};
   const int64_t v = g.video_tokens();
-  return {(v + r.block_q - 1) / r.block_q, (v + r.block_k - 1) / r.block_k};
+  return {(v - 1) / r.block_q + 1, (v - 1) / r.block_k + 1};  // v >= 1; never wraps
 }
 
 BlockStats classify_blocks(const Geometry& g, const Mask& mask, const BlockPartition& p) {

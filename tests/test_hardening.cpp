@@ -69,6 +69,10 @@ TEST_F(Hardening, SizeProductsAreRefusedNotWrapped) {
   r = run_cli("golden --dir " + path("g") + " --video 6,8,8 --tile 6,8,8 --batch 1048576 "
               "--heads 1048576 --dim 65536");
   expect_refused(r, "--batch");
+  // A raster block of 2^63 - 1 tokens wrapped the block count to 0 (all-zero counts, exit 0).
+  r = run_cli("counts --video 6,8,8 --tile 6,8,8 --order raster --block 9223372036854775807,1 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(sta::testing::json_int(r.output, "total"), 384) << r.output;  // 1 query block x 384 keys
   r = run_cli("golden --dir " + path("g2") + " --video 96,96,96 --tile 6,8,8 --batch 4096 --dim 4096");
   expect_refused(r, "--batch/--heads/--dim");
   EXPECT_NE(r.output.find("bytes"), std::string::npos) << r.output;
