@@ -340,6 +340,10 @@ TEST_F(Hardening, StrategiesAndPresets) {
   auto r = run_cli("counts --video 6,8,8 --tile 3,4,4 --strategy " + path("s.json") + " --step 0 --layer 1");
   expect_refused(r, "0_1_1");
   EXPECT_NE(r.output.find("--strategy"), std::string::npos) << r.output;
+  // A head index of 999,999,999 elsewhere in the file: the missing key, not std::bad_alloc.
+  write("s2.json", R"({"0_0_0": [1,1,1], "0_1_999999999": [3,3,3]})");
+  r = run_cli("counts --video 6,8,8 --tile 3,4,4 --strategy " + path("s2.json") + " --step 0 --layer 0");
+  expect_refused(r, "0_0_1");
   // A strategy's heads must match the problem's: named --strategy, not --mask.
   npy("q.npy", {1, 3, 384, 4}, 0.5f);
   r = run_cli("run --q " + path("q.npy") + " --k " + path("q.npy") + " --v " + path("q.npy") +
