@@ -8,7 +8,9 @@
 // folder. In argv, "@0", "@1", "@2" stand for those files and "@d" for a fresh output
 // folder name. Budgets keep each run short: STA_MAX_WORK = 2e7 operations, STA_MAX_MEMORY =
 // 256 MB (refusals name the argument). `demo` and `theorems` take no file input and run
-// fixed minutes-long tours; they are skipped.
+// fixed minutes-long tours; they are skipped. `report` checks its --bench input (section 1)
+// in process, without building the fixed page. Relative output names land in the working
+// folder: scripts/fuzz.sh runs the target inside a scratch folder.
 #include <unistd.h>
 
 #include <cstdint>
@@ -22,6 +24,9 @@
 #include <omp.h>
 
 #include "cli.hpp"
+#include "sta/error.hpp"
+#include "sta/report.hpp"
+#include "sta/svg.hpp"
 
 namespace {
 
@@ -44,10 +49,13 @@ std::vector<std::string> split(const std::string& text, const std::string& sep) 
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  char tmpl[] = "/tmp/sta_fuzz_cli_XXXXXX";
-  if (!::mkdtemp(tmpl)) std::abort();
+  // In memory where possible: the commands fsync every file they write.
+  char shm[] = "/dev/shm/sta_fuzz_cli_XXXXXX";
+  char tmp[] = "/tmp/sta_fuzz_cli_XXXXXX";
+  char* tmpl = ::mkdtemp(shm) ? shm : ::mkdtemp(tmp);
+  if (!tmpl) std::abort();
   g_scratch = tmpl;
-  if (::chdir(g_scratch.c_str()) != 0) std::abort();  // relative outputs land here
+  std::atexit([] { std::filesystem::remove_all(g_scratch); });
   ::setenv("STA_MAX_WORK", "2e7", 1);
   ::setenv("STA_MAX_MEMORY", "268435456", 1);
   omp_set_num_threads(1);
@@ -63,6 +71,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::vector<std::string> args = split(sections[0], "\n");
   if (args.size() > 48 || args.empty()) return 0;
   if (args[0] == "demo" || args[0] == "theorems") return 0;
+  if (args[0] == "report") {
+    // The page itself is fixed (seconds of classification under the sanitizers); what the
+    // input controls is the --bench file: parsed and charted here, directly.
+    try {
+      const auto results = sta::parse_benchmark_json(sections.size() > 1 ? sections[1] : "", "--bench");
+      (void)sta::benchmark_chart_svg(results).str();
+    } catch (const sta::Error&) {
+    }
+    return 0;
+  }
   std::filesystem::remove_all(g_scratch + "/run");
   std::filesystem::create_directory(g_scratch + "/run");
   const std::string files[3] = {g_scratch + "/run/f0", g_scratch + "/run/f1", g_scratch + "/run/f2"};

@@ -26,13 +26,19 @@ done
 # each command line finishes in 10 s and 1 GB (sanitizer overhead allowed for), or is refused
 # with exit 2; FUZZ_CLI_RUNS (default 100000) command lines.
 cli_runs="${FUZZ_CLI_RUNS:-100000}"
+root="$(pwd)"
 mkdir -p build-fuzz/corpus/cli
+# A scratch working folder in memory where possible: the commands fsync what they write.
+work="$(mktemp -d /dev/shm/sta-fuzz-XXXXXX 2>/dev/null || mktemp -d)"
+trap 'rm -rf "$work"' EXIT
 echo "== fuzz_cli: $cli_runs command lines from tests/fuzz/cli =="
-log="build-fuzz/fuzz_cli.log"
-if ! build-fuzz/fuzz_cli -seed=1 -runs="$cli_runs" -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
-     -malloc_limit_mb=1024 "build-fuzz/corpus/cli" "tests/fuzz/cli" >"$log" 2>&1; then
+log="$root/build-fuzz/fuzz_cli.log"
+# Inside $work so that relative output names (o.npy, b.svg) stay out of the checkout.
+if ! (cd "$work" && "$root/build-fuzz/fuzz_cli" -seed=1 -runs="$cli_runs" -max_len=4096 \
+       -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=1024 -artifact_prefix="$root/build-fuzz/" \
+       "$root/build-fuzz/corpus/cli" "$root/tests/fuzz/cli") >"$log" 2>&1; then
   tail -n 40 "$log"
-  echo "fuzz_cli FAILED (crash input saved by libFuzzer as crash-*/timeout-*/oom-* in $(pwd))"
+  echo "fuzz_cli FAILED (input saved by libFuzzer as build-fuzz/crash-*, timeout-* or oom-*)"
   exit 1
 fi
 grep -E "^Done" "$log"

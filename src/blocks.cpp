@@ -8,6 +8,8 @@ namespace sta {
 
 namespace {
 
+constexpr double kMaxRasterWork = 2e9;
+
 AxisInterval axis_interval(const Geometry& g, const Mask& mask, int axis, int64_t q) {
   return allowed_keys_on_axis(mask.kind, mask.window[axis], g.canvas[axis], g.tile[axis], q);
 }
@@ -35,6 +37,12 @@ class AxisTiles {
         n_(g.tiles()[axis]) {
     // swa-torus with a window at least the axis is the whole axis for every query.
     torus_ = mask.kind == MaskKind::kSwaTorus && mask.window[axis] < len_;
+    // O(1) per tile is still ~30 ns: 2^31 one-token tiles would take a minute.
+    if (n_ > kMaxAxisTiles)
+      throw Error("--tile: " + to_string(g.tile) + " cuts axis " + std::to_string(axis) + " (" +
+                  std::to_string(len_) + " tokens of --video " + to_string(g.canvas) + ") into " +
+                  std::to_string(n_) + " tiles; expected at most " + std::to_string(kMaxAxisTiles) +
+                  " tiles per axis (use larger tiles)");
   }
 
   int64_t num_tiles() const { return n_; }
@@ -92,17 +100,13 @@ class AxisTiles {
   }
 
   // full, sta and swa give one interval per query, its start non-decreasing in q by steps
-  // of at most 1 and its length >= 1: the union over a tile is one interval too.
+  // of at most 1 and its length >= 1: the union over a tile is one interval too. sta and
+  // full give every query of a tile the same interval, swa a constant length: the first and
+  // the last query decide, O(1) per tile.
   Span span(int64_t qt) const {
-    Span sp{len_, 0, 0, len_};
-    for (int64_t q = qt * tile_; q < end_of(qt); ++q) {
-      const AxisInterval iv = interval(q);
-      sp.union_lo = std::min(sp.union_lo, iv.start);
-      sp.union_hi = std::max(sp.union_hi, iv.start + iv.length);
-      sp.inter_lo = std::max(sp.inter_lo, iv.start);
-      sp.inter_hi = std::min(sp.inter_hi, iv.start + iv.length);
-    }
-    return sp;
+    const AxisInterval a = interval(qt * tile_), b = interval(end_of(qt) - 1);
+    return {std::min(a.start, b.start), std::max(a.start + a.length, b.start + b.length),
+            std::max(a.start, b.start), std::min(a.start + a.length, b.start + b.length)};
   }
 
   int64_t tiles_touching(int64_t lo, int64_t hi) const {
@@ -170,7 +174,15 @@ AxisSummary summarize_axis(const Geometry& g, const Mask& mask, int axis) {
     s.dense_pairs += dense;
     s.nonempty_pairs += nonempty;
   }
-  for (int64_t q = 0; q < g.canvas[axis]; ++q) s.allowed_tokens += axis_interval(g, mask, axis, q).length;
+  // Allowed token pairs: sta's interval is constant over a tile; the others have one
+  // length for every query (the window, or the whole axis).
+  const int64_t len = g.canvas[axis], tile = g.tile[axis];
+  if (mask.kind == MaskKind::kSta) {
+    for (int64_t qt = 0; qt < tiles.num_tiles(); ++qt)
+      s.allowed_tokens += axis_interval(g, mask, axis, qt * tile).length * (std::min((qt + 1) * tile, len) - qt * tile);
+  } else {
+    s.allowed_tokens = axis_interval(g, mask, axis, 0).length * len;
+  }
   return s;
 }
 
@@ -196,7 +208,13 @@ BlockStats classify_tiled(const Geometry& g, const Mask& mask) {
 BlockStats classify_raster(const Geometry& g, const Mask& mask, int64_t bq, int64_t bk,
                            std::vector<BlockClass>* classes) {
   const int64_t v = g.video_tokens();
-  const int64_t nqb = (v + bq - 1) / bq, nkb = (v + bk - 1) / bk;
+  // (v - 1) / b + 1, not (v + b - 1) / b: a block of 2^63 - 1 tokens must not wrap to 0.
+  const int64_t nqb = (v - 1) / bq + 1, nkb = (v - 1) / bk + 1;
+  // ~3 ns per (query token, key block): 2e9 is a few seconds; beyond, refuse up front.
+  if (static_cast<double>(v) * static_cast<double>(nkb + 1) > kMaxRasterWork)
+    throw Error("--block: raster order with key blocks of " + std::to_string(bk) + " on " +
+                std::to_string(v) + " video tokens needs " + std::to_string(v) + " x " +
+                std::to_string(nkb + 1) + " steps; expected at most 2e9 (use larger blocks)");
   const Extent3 c = g.canvas;
   if (classes) classes->assign(static_cast<size_t>(nqb * nkb), BlockClass::kEmpty);
   // Key block boundaries decomposed once into (t, y, x).
@@ -269,6 +287,17 @@ std::vector<BlockClass> axis_block_classes(const Geometry& g, const Mask& mask, 
   return out;
 }
 
+std::vector<BlockClass> axis_block_row(const Geometry& g, const Mask& mask, int axis,
+                                       int64_t query_tile) {
+  const AxisTiles tiles(g, mask, axis);
+  check_torus_cost(tiles, axis);
+  std::vector<BlockClass> out(static_cast<size_t>(tiles.num_tiles()), BlockClass::kEmpty);
+  tiles.visit(query_tile, [&](int64_t kt, bool dense) {
+    out[static_cast<size_t>(kt)] = dense ? BlockClass::kDense : BlockClass::kMixed;
+  });
+  return out;
+}
+
 BlockPartition resolve_partition(const Geometry& g, const BlockPartition& p) {
   const int64_t tv = g.tile_tokens();
   BlockPartition r = p;
@@ -288,7 +317,7 @@ BlockPartition resolve_partition(const Geometry& g, const BlockPartition& p) {
 BlockGrid block_grid(const Geometry& g, const BlockPartition& r) {
   if (r.order == Layout::kTiled) return {g.num_tiles(), g.num_tiles()};
   const int64_t v = g.video_tokens();
-  return {(v + r.block_q - 1) / r.block_q, (v + r.block_k - 1) / r.block_k};
+  return {(v - 1) / r.block_q + 1, (v - 1) / r.block_k + 1};  // v >= 1; never wraps
 }
 
 BlockStats classify_blocks(const Geometry& g, const Mask& mask, const BlockPartition& p) {

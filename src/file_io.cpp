@@ -59,8 +59,15 @@ void write_file_atomic(const std::string& path, const std::vector<ByteSpan>& par
   static std::atomic<unsigned> counter{0};
   TempFile tmp;
   for (int attempt = 0; tmp.fd < 0; ++attempt) {
-    const std::string name = path + ".tmp." + std::to_string(::getpid()) + "." +
-                             std::to_string(counter.fetch_add(1));
+    // A name near NAME_MAX (legal) would overflow with the suffix: then the temporary gets a
+    // short name of its own in the same folder.
+    const std::string suffix = ".tmp." + std::to_string(::getpid()) + "." +
+                               std::to_string(counter.fetch_add(1));
+    const auto slash = path.find_last_of('/');
+    const size_t base_len = slash == std::string::npos ? path.size() : path.size() - slash - 1;
+    const std::string name = base_len + suffix.size() <= 255
+                                 ? path + suffix
+                                 : path.substr(0, slash == std::string::npos ? 0 : slash + 1) + ".sta" + suffix;
     tmp.fd = ::open(name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
     if (tmp.fd >= 0) tmp.path = name;
     else if (errno != EEXIST || attempt > 100)

@@ -400,11 +400,14 @@ std::vector<Mask> strategy_masks(const MaskStrategy& strategy, int64_t step, int
                 "\": step " + std::to_string(step) + " layer " + std::to_string(layer) +
                 " is not in the file (steps " + format_index_set(strategy_steps(strategy)) +
                 ", layers " + format_index_set(strategy_layers(strategy)) + ")");
+  // The first missing head is found among the entries present: `want` may be a head index
+  // of 2^31 from the file (no allocation of that size; it was std::bad_alloc).
+  int64_t run = 0;
+  while (run < present && run < want && (lo + run)->head == run) ++run;
   std::vector<Mask> masks;
-  masks.reserve(static_cast<size_t>(want));
   for (int64_t h = 0; h < want; ++h) {
     const auto it = lo + h;
-    if (h >= present || it->head != h)
+    if (h >= run)
       throw Error(strategy.source + ": missing key \"" + strategy_key(step, layer, h) +
                   "\": the heads of step " + std::to_string(step) + " layer " +
                   std::to_string(layer) +

@@ -522,11 +522,11 @@ QueryWindow query_window(const Geometry& g, const Mask& mask, const TokenCoord& 
       w.shifted[a] = w.centred[a].start != w.keys[a].start;
     }
     // What the query tile's block row touches on this axis.
-    const auto cls = axis_block_classes(g, mask, a);
+    const auto cls = axis_block_row(g, mask, a, qt);
     int64_t ne = 0, de = 0;
     for (int64_t kt = 0; kt < n; ++kt) {
-      ne += cls[static_cast<size_t>(qt * n + kt)] != BlockClass::kEmpty;
-      de += cls[static_cast<size_t>(qt * n + kt)] == BlockClass::kDense;
+      ne += cls[static_cast<size_t>(kt)] != BlockClass::kEmpty;
+      de += cls[static_cast<size_t>(kt)] == BlockClass::kDense;
     }
     attended *= ne;
     dense *= de;
@@ -542,10 +542,8 @@ Svg window_svg(const Geometry& g, const Mask& mask, const TokenCoord& query) {
   const bool two_d = is_2d(g);
   const std::string x_sign = "\xC3\x97";
   std::vector<std::vector<BlockClass>> axis_cls(3);
-  for (int a = 0; a < 3; ++a) axis_cls[a] = axis_block_classes(g, mask, a);
-  auto tile_class = [&](int a, int64_t kt) {
-    return axis_cls[a][static_cast<size_t>(w.query_tile[a] * n[a] + kt)];
-  };
+  for (int a = 0; a < 3; ++a) axis_cls[a] = axis_block_row(g, mask, a, w.query_tile[a]);
+  auto tile_class = [&](int a, int64_t kt) { return axis_cls[a][static_cast<size_t>(kt)]; };
   // Frames of tiles to draw.
   std::vector<int64_t> frames;
   bool elided = false;
@@ -561,6 +559,13 @@ Svg window_svg(const Geometry& g, const Mask& mask, const TokenCoord& query) {
     }
   }
   const int64_t np = static_cast<int64_t>(frames.size());
+  // Every tile of a drawn frame is one SVG shape: refuse pictures no viewer could open.
+  constexpr double kMaxDrawnTiles = 250000;
+  const double drawn = static_cast<double>(np) * static_cast<double>(n.h) * static_cast<double>(n.w);
+  if (drawn > kMaxDrawnTiles)
+    throw Error("--tile: viz window would draw " + std::to_string(static_cast<long long>(drawn)) +
+                " tiles (" + std::to_string(np) + " frames of " + times(Extent3{1, n.h, n.w}, true) +
+                "); expected at most 250000 (use larger tiles or a smaller --video)");
   const int64_t cols = np <= 3 ? np : np == 4 ? 2 : 3;
   const int64_t rows = (np + cols - 1) / cols;
   const double panel_budget_w = np == 1 ? 640 : 1260.0 / static_cast<double>(cols) - 110;

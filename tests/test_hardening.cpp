@@ -12,7 +12,9 @@
 #include <vector>
 
 #include "cli_runner.hpp"
+#include "cli.hpp"
 #include "sta/blocks.hpp"
+#include "sta/golden.hpp"
 #include "sta/npy.hpp"
 #include "sta/sha256.hpp"
 #include "sta/svg.hpp"
@@ -67,6 +69,10 @@ TEST_F(Hardening, SizeProductsAreRefusedNotWrapped) {
   r = run_cli("golden --dir " + path("g") + " --video 6,8,8 --tile 6,8,8 --batch 1048576 "
               "--heads 1048576 --dim 65536");
   expect_refused(r, "--batch");
+  // A raster block of 2^63 - 1 tokens wrapped the block count to 0 (all-zero counts, exit 0).
+  r = run_cli("counts --video 6,8,8 --tile 6,8,8 --order raster --block 9223372036854775807,1 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(sta::testing::json_int(r.output, "total"), 384) << r.output;  // 1 query block x 384 keys
   r = run_cli("golden --dir " + path("g2") + " --video 96,96,96 --tile 6,8,8 --batch 4096 --dim 4096");
   expect_refused(r, "--batch/--heads/--dim");
   EXPECT_NE(r.output.find("bytes"), std::string::npos) << r.output;
@@ -85,6 +91,27 @@ TEST_F(Hardening, PerAxisClassifierIsLinear) {
   // the clamped window keeps 3), and every visited block is dense.
   EXPECT_EQ(sta::testing::json_int(r.output, "dense"), 70000LL * 3);
   EXPECT_EQ(sta::testing::json_int(r.output, "mixed"), 0);
+}
+
+TEST_F(Hardening, AttentionCostGrowingFasterThanTheInputIsRefused) {
+  // 70,000 one-token tiles with D = 1 (840 KB): full attention is refused on every backend
+  // that would visit all pairs; the sta window is cheap and runs.
+  std::vector<float> data(70000);
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<float>(i % 7) * 0.1f;
+  write("q.npy", npy_bytes(data.data(), {1, 1, 70000, 1}));
+  const std::string in = "run --q " + path("q.npy") + " --k " + path("q.npy") + " --v " + path("q.npy") +
+                         " --video 70000,1 --tile 1,1 --out " + path("o.npy") + " --force";
+  for (const char* b : {"--mask full --backend dense", "--mask full --backend sta",
+                        "--mask sta:1,3,3 --backend reference", "--mask swa:1,70001,1 --backend natten"})
+    expect_refused(run_cli(in + " " + b), "--q");
+  const auto ok = run_cli(in + " --mask sta:1,3,3");
+  EXPECT_EQ(ok.exit_code, 0) << ok.output;
+  // The presets stay allowed (hunyuan: minutes, but linear in its 4 GB of input).
+  ::unsetenv("STA_MAX_WORK");
+  for (const GoldenPreset& p : golden_presets()) {
+    const double bytes = 12.0 * static_cast<double>(p.shape.elements());
+    EXPECT_NO_THROW(cli::check_attention_cost(p.shape, p.options, p.backend, bytes, "--preset")) << p.name;
+  }
 }
 
 TEST_F(Hardening, TiledClassifierMatchesBruteForceOnRandomGeometries) {
@@ -259,10 +286,15 @@ TEST_F(Hardening, OutputsAreResolvedAndCheckedFirst) {
   EXPECT_FALSE(std::filesystem::exists(path("o.npy")));
   // An output that is an input.
   expect_refused(run_cli("run" + in + " --out " + path("q.npy") + " --force"), "--out");
-  // A legal but too long name, and a folder that does not exist: refused, nothing written.
-  r = run_cli("run" + in + " --out " + path("o.npy") + " --lse " + path(std::string(250, 'x')));
+  // A name beyond NAME_MAX, and a folder that does not exist: refused, nothing written.
+  r = run_cli("run" + in + " --out " + path("o.npy") + " --lse " + path(std::string(256, 'x')));
   expect_refused(r, "--lse");
   EXPECT_FALSE(std::filesystem::exists(path("o.npy")));
+  // A legal name of 255 bytes works (its temporary file gets a short name).
+  r = run_cli("run" + in + " --out " + path("o.npy") + " --lse " + path(std::string(255, 'x')));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(std::filesystem::exists(path(std::string(255, 'x'))));
+  std::filesystem::remove(path("o.npy"));
   expect_refused(run_cli("run" + in + " --out " + path("none/o.npy")), "--out");
 }
 
@@ -308,6 +340,10 @@ TEST_F(Hardening, StrategiesAndPresets) {
   auto r = run_cli("counts --video 6,8,8 --tile 3,4,4 --strategy " + path("s.json") + " --step 0 --layer 1");
   expect_refused(r, "0_1_1");
   EXPECT_NE(r.output.find("--strategy"), std::string::npos) << r.output;
+  // A head index of 999,999,999 elsewhere in the file: the missing key, not std::bad_alloc.
+  write("s2.json", R"({"0_0_0": [1,1,1], "0_1_999999999": [3,3,3]})");
+  r = run_cli("counts --video 6,8,8 --tile 3,4,4 --strategy " + path("s2.json") + " --step 0 --layer 0");
+  expect_refused(r, "0_0_1");
   // A strategy's heads must match the problem's: named --strategy, not --mask.
   npy("q.npy", {1, 3, 384, 4}, 0.5f);
   r = run_cli("run --q " + path("q.npy") + " --k " + path("q.npy") + " --v " + path("q.npy") +

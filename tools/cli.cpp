@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "sta/blocks.hpp"
 #include "sta/error.hpp"
 #include "sta/file_io.hpp"
 #include "sta/json.hpp"
@@ -348,6 +349,39 @@ void check_score_range(const NpyArray& q, const NpyArray& k, const NpyArray& v, 
     throw Error("--v: sums up to S*max|v| = " + num(seq * mv) + " overflow float32" + rule);
 }
 
+void check_attention_cost(const AttentionShape& shape, const AttentionOptions& options,
+                          Backend backend, double input_bytes, const std::string& arg) {
+  const Geometry& g = options.geometry;
+  const double s = static_cast<double>(shape.seq), v = static_cast<double>(g.video_tokens());
+  double pairs = 0.0;  // summed over the heads of one batch
+  for (int64_t h = 0; h < shape.heads; ++h) {
+    if (backend == Backend::kDense || backend == Backend::kReference) {
+      pairs += s * s;
+      continue;
+    }
+    // Visited blocks are whole tiles; text rows and columns are dense.
+    const BlockCounts c = classify_blocks(g, mask_for_head(options.masks, h)).counts;
+    const double tile = static_cast<double>(g.tile_tokens());
+    pairs += static_cast<double>(c.dense + c.mixed) * tile * tile + (s * s - v * v);
+    if (h > 64 && options.masks.size() == 1) {  // one mask for all heads: scale, do not loop
+      pairs = pairs / static_cast<double>(h + 1) * static_cast<double>(shape.heads);
+      break;
+    }
+  }
+  const double ops = static_cast<double>(shape.batch) * pairs * (2.0 * static_cast<double>(shape.dim) + 32.0);
+  const bool env = std::getenv("STA_MAX_WORK") != nullptr;
+  const double limit = env ? env_limit("STA_MAX_WORK", HUGE_VAL) : std::max(2e10, 2e4 * input_bytes);
+  if (!(ops <= limit)) {
+    char buf[256];
+    std::snprintf(buf, sizeof buf,
+                  "attention needs about %.3g operations for %.3g bytes of input; expected at most "
+                  "%.3g (%s)",
+                  ops, input_bytes, limit,
+                  env ? "STA_MAX_WORK" : "2e4 per input byte; set STA_MAX_WORK to allow more");
+    throw Error(arg + ": " + buf);
+  }
+}
+
 std::string resolved_path(const std::string& path) {
   const auto slash = path.find_last_of('/');
   const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
@@ -372,12 +406,13 @@ void check_outputs(const std::vector<PathArg>& outputs, const std::vector<PathAr
     const std::string dir =
         slash == std::string::npos ? "." : (slash == 0 ? "/" : o.path.substr(0, slash));
     const std::string name = slash == std::string::npos ? o.path : o.path.substr(slash + 1);
-    // The temporary file adds ".tmp.<pid>.<n>" (write_file_atomic); it must fit too.
+    // write_file_atomic's temporary gets a short name when this one is long, so any name
+    // the file system allows works; longer ones are refused here, before any work.
     const long name_max = ::pathconf(dir.c_str(), _PC_NAME_MAX);
     const size_t limit = name_max > 0 ? static_cast<size_t>(name_max) : 255;
-    if (name.size() + 32 > limit)
+    if (name.size() > limit)
       throw Error(where + ": file name of " + std::to_string(name.size()) +
-                  " bytes is too long; expected at most " + std::to_string(limit - 32));
+                  " bytes is too long; expected at most " + std::to_string(limit));
     if (o.path.size() + 32 >= PATH_MAX)
       throw Error(where + ": path is too long; expected at most " + std::to_string(PATH_MAX - 33) + " bytes");
     struct stat st {};

@@ -100,6 +100,15 @@ void check_memory(double bytes, const std::string& arg, const std::string& what)
 /// (unset: no limit; the fuzz target sets it so every run stays short).
 void check_work(double flops, const std::string& arg, const std::string& what);
 
+/// Refuses, before computing, attention whose cost grows faster than its input: the
+/// estimated operations (B*H x visited (query, key) pairs x (2D + 32); pairs from the
+/// block classifier for sta/natten, S^2 for dense/reference) must stay below
+/// max(2e10, 2e4 x `input_bytes`), or below $STA_MAX_WORK when that is set. A 1-D sequence
+/// of 70,000 one-token tiles with D = 1 (840 KB) is refused; the hunyuan preset is not.
+/// Throws sta::Error naming `arg`.
+void check_attention_cost(const AttentionShape& shape, const AttentionOptions& options,
+                          Backend backend, double input_bytes, const std::string& arg);
+
 /// Refuses q, k, v whose attention scores or sums could leave float32 range in the fast
 /// backends (which would give NaN where the double reference has numbers). The rule, with
 /// finite maxima over each tensor: D*max|q|*max|k|, scale*D*max|q|*max|k|, scale*max|q| and

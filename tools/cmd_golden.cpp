@@ -260,8 +260,8 @@ int run_golden(int argc, char** argv) {
                               std::to_string(p.shape.dim) + "]";
   const char* size_arg = args.has("--preset") ? "--preset" : "--batch/--heads/--dim";
   check_memory(4.0 * 4.1 * static_cast<double>(elements), size_arg, problem);
-  check_work(4.0 * static_cast<double>(elements) * static_cast<double>(p.shape.seq), size_arg, problem);
   validate_attention(p.shape, p.options, p.backend);
+  check_attention_cost(p.shape, p.options, p.backend, 3.0 * 4.0 * static_cast<double>(elements), size_arg);
 
   const bool force = args.has("--force");
   if (exists(dir)) {

@@ -173,8 +173,7 @@ int run_run(int argc, char** argv) {
   const double out_elements = static_cast<double>(shape.elements());
   check_memory(4.0 * (4.0 * out_elements + 2.0 * static_cast<double>(shape.batch * shape.heads * shape.seq)),
                "--q", "attention on shape " + shape_to_string(q.shape));
-  check_work(4.0 * out_elements * static_cast<double>(shape.seq), "--q",
-             "attention on shape " + shape_to_string(q.shape));
+  check_attention_cost(shape, options, backend, 3.0 * 4.0 * out_elements, "--q");
 
   if (threads > 0) omp_set_num_threads(threads);
   // Not zero-filled: the kernel's threads touch these pages first (buffer.hpp).

@@ -67,7 +67,8 @@ enum class BlockClass : uint8_t { kEmpty = 0, kMixed = 1, kDense = 2 };
 /// Classifies every block of the video part of one head's attention map. Tiled order
 /// requires tile-sized blocks (on a ragged geometry each block is its real query tile x key
 /// tile, edge tiles shorter) and costs O(sum over axes of n_axis^2 * tile_axis); raster
-/// order takes any (block_q, block_k) and costs O(video_tokens * key_blocks). Never loops
+/// order takes any (block_q, block_k) and costs O(video_tokens * key_blocks), refused beyond
+/// 2e9 naming --block. Never loops
 /// over all token pairs. Throws sta::Error on invalid geometry, mask or block sizes.
 BlockStats classify_blocks(const Geometry& g, const Mask& mask,
                            const BlockPartition& partition = {});
@@ -85,6 +86,9 @@ struct KeyTileVisit {
   bool dense;        ///< false = mixed: needs a per-element mask
 };
 
+/// Most tiles per axis the tiled classifier accepts (it costs O(tiles) per axis, ~30 ns each).
+constexpr int64_t kMaxAxisTiles = int64_t{1} << 25;
+
 /// Most (query tile, key tile) pairs key_tile_visits() lists (16 bytes each: 512 MiB).
 constexpr int64_t kMaxKeyTileVisits = int64_t{1} << 25;
 
@@ -97,5 +101,8 @@ std::vector<std::vector<KeyTileVisit>> key_tile_visits(const Geometry& g, const 
 /// Per-axis class of the (query tile, key tile) pair on axis `axis` (0=t, 1=h, 2=w): the
 /// 3D block class is dense iff all three are dense and empty iff any is empty.
 std::vector<BlockClass> axis_block_classes(const Geometry& g, const Mask& mask, int axis);
+/// Row `query_tile` of axis_block_classes() alone: O(tiles on the axis), no n x n table.
+std::vector<BlockClass> axis_block_row(const Geometry& g, const Mask& mask, int axis,
+                                       int64_t query_tile);
 
 }  // namespace sta
