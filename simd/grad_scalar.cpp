@@ -1,0 +1,43 @@
+// Portable fallback of the backward's element-wise kernels (baseline flags, std::exp), and
+// the run-time choice, which follows the softmax's instruction set.
+#include <cmath>
+#include <limits>
+
+#include "grad.hpp"
+
+namespace sta::simd {
+
+void probs_from_lse_scalar(float* s, int64_t ld, int64_t rows, int64_t cols, float scale,
+                           const float* lse) {
+  for (int64_t r = 0; r < rows; ++r) {
+    float* row = s + r * ld;
+    const bool none = lse[r] == -std::numeric_limits<float>::infinity();
+    for (int64_t j = 0; j < cols; ++j) row[j] = none ? 0.0f : std::exp(row[j] * scale - lse[r]);
+  }
+}
+
+void grad_scores_scalar(float* dp, int64_t lddp, const float* p, int64_t ldp, int64_t rows,
+                        int64_t cols, const float* delta, float scale) {
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t j = 0; j < cols; ++j) {
+      float& d = dp[r * lddp + j];
+      d = (p[r * ldp + j] * scale) * (d - delta[r]);
+    }
+  }
+}
+
+BackwardKernels backward_kernels_for(Isa isa) {
+  switch (isa) {
+    case Isa::kAvx512: return {isa, probs_from_lse_avx512, grad_scores_avx512};
+    case Isa::kAvx2: return {isa, probs_from_lse_avx2, grad_scores_avx2};
+    case Isa::kScalar: break;
+  }
+  return {Isa::kScalar, probs_from_lse_scalar, grad_scores_scalar};
+}
+
+const BackwardKernels& backward_kernels() {
+  static const BackwardKernels kernels = backward_kernels_for(softmax_kernels().isa);
+  return kernels;
+}
+
+}  // namespace sta::simd
