@@ -33,7 +33,8 @@ struct HeadView {
 /// and dq_i = scale sum_j ds_ij k_j. Scratch vectors hold S entries.
 void query_row(const Geometry& g, const Mask& mask, Layout layout, int64_t S, int64_t D,
                double scale, const HeadView& h, int64_t i, double* dq_i,
-               std::vector<double>& score, std::vector<char>& allowed) {
+               std::vector<double>& score, std::vector<double>& dprob,
+               std::vector<char>& allowed) {
   const float* qi = h.q + i * D;
   double m = kNegInf;
   bool any = false;
@@ -58,15 +59,13 @@ void query_row(const Geometry& g, const Mask& mask, Layout layout, int64_t S, in
   double delta = 0.0;
   for (int64_t j = 0; j < S; ++j) {
     if (!allowed[j]) continue;
-    const double p = std::exp(score[j] - lse);
-    const double dp = dot(h.dout + i * D, h.v + j * D, D);
-    score[j] = p;  // keep p_ij; dp is recomputed below (cheap next to clarity)
-    delta += p * dp;
+    score[j] = std::exp(score[j] - lse);  // score now holds p_ij
+    dprob[j] = dot(h.dout + i * D, h.v + j * D, D);
+    delta += score[j] * dprob[j];
   }
   for (int64_t j = 0; j < S; ++j) {
     if (!allowed[j]) continue;
-    const double dp = dot(h.dout + i * D, h.v + j * D, D);
-    const double ds = score[j] * (dp - delta);
+    const double ds = score[j] * (dprob[j] - delta);
     for (int64_t d = 0; d < D; ++d) dq_i[d] += scale * ds * h.k[j * D + d];
   }
   h.lse[i] = lse;
@@ -109,15 +108,15 @@ void reference_attention_backward(const AttentionShape& shape, const AttentionOp
 
 #pragma omp parallel
   {
-    std::vector<double> score(static_cast<size_t>(S));
+    std::vector<double> score(static_cast<size_t>(S)), dprob(static_cast<size_t>(S));
     std::vector<char> allowed(static_cast<size_t>(S));
-#pragma omp for collapse(2) schedule(static)
+#pragma omp for collapse(2) schedule(dynamic, 64)
     for (int64_t bh = 0; bh < heads_total; ++bh)
       for (int64_t i = 0; i < S; ++i)
         query_row(g, mask_for_head(options.masks, bh % shape.heads), options.layout, S, D, scale,
-                  head(bh), i, dq + (bh * S + i) * D, score, allowed);
+                  head(bh), i, dq + (bh * S + i) * D, score, dprob, allowed);
     // (the implicit barrier: pass 2 reads every row's lse and delta)
-#pragma omp for collapse(2) schedule(static)
+#pragma omp for collapse(2) schedule(dynamic, 64)
     for (int64_t bh = 0; bh < heads_total; ++bh)
       for (int64_t j = 0; j < S; ++j)
         key_row(g, mask_for_head(options.masks, bh % shape.heads), options.layout, S, D, scale,

@@ -30,10 +30,11 @@ using testing::make_problem;
 using testing::Problem;
 
 // Tolerance of the fast fp32 backward against the double reference: max abs error /
-// max(1, max |reference|) per gradient (SPEC 8 allows 1e-4, NATTEN's fp32 dK/dV test uses
-// the same). Measured worst over the random problems below: see kMeasured* in the tests'
-// output (printed) and the README.
-constexpr double kGradTolerance = 1e-4;
+// max(1, max |reference|) per gradient. SPEC 8 (and NATTEN's fp32 dK/dV tests) allow 1e-4;
+// the worst measured here over every problem below (printed as "[measured]" lines) is
+// 1.2e-6 (dq 1.17e-6, dk 1.09e-6, dv 1.03e-6 over the 100 random problems, D <= 128,
+// S <= 738), so 1e-5 keeps an 8x margin and still catches a wrong sum order of magnitude.
+constexpr double kGradTolerance = 1e-5;
 
 struct Grads {
   std::vector<float> dq, dk, dv;
@@ -236,11 +237,13 @@ std::vector<Mask> random_head_masks(std::mt19937_64& rng, const Geometry& g, int
 
 TEST(Backward, FastBackendsMatchReferenceOnRandomProblems) {
   ErrorLog log;
-  for (uint64_t seed = 1; seed <= 120; ++seed) {
+  // Up to 3 tiles of up to 3 tokens per axis (<= 729 video tokens): the O(S^2 D) reference
+  // stays fast, and tiles of 1..27 tokens exercise padded key panels and vector tails.
+  for (uint64_t seed = 1; seed <= 100; ++seed) {
     SCOPED_TRACE("seed " + std::to_string(seed));
     std::mt19937_64 rng(seed);
-    Geometry g = seed % 4 == 0 ? testing::random_ragged_geometry(rng, 3, 4)
-                               : testing::random_geometry(rng, 3, 4);
+    Geometry g = seed % 4 == 0 ? testing::random_ragged_geometry(rng, 3, 3)
+                               : testing::random_geometry(rng, 3, 3);
     if (rng() % 2 == 0) {
       g.text_pad = 1 + static_cast<int64_t>(rng() % 9);
       g.text_length = static_cast<int64_t>(rng() % static_cast<uint64_t>(g.text_pad + 1));
@@ -253,7 +256,7 @@ TEST(Backward, FastBackendsMatchReferenceOnRandomProblems) {
     const std::vector<Mask> masks = random_head_masks(rng, g, heads);
     check_fast_backends(make_problem(g, masks, batch, heads, dim, layout, seed), seed, &log);
   }
-  log.print("fast backends vs reference, 120 random problems");
+  log.print("fast backends vs reference, 100 random problems");
 }
 
 TEST(Backward, StaWindowsOddEvenOversizedPerHeadWithText) {
