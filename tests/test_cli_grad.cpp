@@ -134,3 +134,41 @@ TEST_F(CliGrad, BadInputExitsTwoNamingTheArgument) {
 
 }  // namespace
 }  // namespace sta
+
+namespace sta {
+namespace {
+
+TEST_F(CliGrad, GoldenGradIsVerifiedAndATamperedGradientFails) {
+  for (const char* backend : {"reference", "sta"}) {
+    SCOPED_TRACE(backend);
+    const std::string dir = path(std::string("golden_") + backend);
+    const auto w = run_cli("golden --dir " + dir + " " + kGeometry +
+                           " --mask sta:1,1,1 --mask sta:1,2,3 --heads 2 --dim 16 --backend " +
+                           backend + " --grad");
+    ASSERT_EQ(w.exit_code, 0) << w.output;
+    const auto v = run_cli("verify " + dir);
+    EXPECT_EQ(v.exit_code, 0) << v.output;
+    EXPECT_NE(v.output.find("dq       recomputed"), std::string::npos) << v.output;
+    // The gradients match the reference's (sta's within the SPEC 8 tolerance).
+    ASSERT_EQ(run_cli("grad --q " + dir + "/q.npy --k " + dir + "/k.npy --v " + dir + "/v.npy --dout " +
+                      dir + "/dout.npy " + kGeometry + " --mask sta:1,1,1 --mask sta:1,2,3" +
+                      grads(std::string("golden_") + backend) + " --backend reference")
+                  .exit_code,
+              0);
+    const auto c = run_cli("compare " + dir + "/dk.npy " + path(std::string("dk_golden_") + backend + ".npy") +
+                           " --atol 1e-5 --rtol 0");
+    EXPECT_EQ(c.exit_code, 0) << c.output;
+  }
+  // One changed value in dv.npy (the hash no longer matches): verify fails.
+  const std::string dv = path("golden_sta/dv.npy");
+  std::fstream f(dv, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekp(200);
+  f.put('\x7f');
+  f.close();
+  const auto v = run_cli("verify " + path("golden_sta") + " --hashes-only");
+  EXPECT_EQ(v.exit_code, 1) << v.output;
+  EXPECT_NE(v.output.find("dv.npy   sha256 MISMATCH"), std::string::npos) << v.output;
+}
+
+}  // namespace
+}  // namespace sta

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "cli.hpp"
+#include "cmd_golden_grad.hpp"
 #include "sta/compare.hpp"
 #include "sta/error.hpp"
 #include "sta/file_io.hpp"
@@ -48,6 +49,8 @@ last: a folder with a manifest is complete.
                   to check a port that runs in that dtype [default none]
   --batch, --heads, --dim   custom problem sizes [defaults 1, 1, 128]
   --backend B     custom problems: who computes the outputs [default reference]
+  --grad          also write dout.npy (from the seed) and the gradients dq.npy, dk.npy,
+                  dv.npy of sum(out * dout) (SPEC 8, fp32), tolerances in manifest "grad"
   --list          list the presets and exit
 
 Check a port: load q, k, v (convert to your dtype), run your kernel with the manifest's
@@ -126,7 +129,7 @@ struct FileEntry {
 };
 
 std::string manifest_json(const Problem& p, const AttentionStats& st,
-                          const std::vector<FileEntry>& files) {
+                          const std::vector<FileEntry>& files, const std::string& grad_json) {
   const Geometry& g = p.options.geometry;
   const double tol = golden_tolerance(p.options.rounding);
   std::string masks, eff;
@@ -168,6 +171,7 @@ std::string manifest_json(const Problem& p, const AttentionStats& st,
   j += "  \"block_counts\": {\"dense\": " + std::to_string(st.counts.dense) + ", \"mixed\": " +
        std::to_string(st.counts.mixed) + ", \"empty\": " + std::to_string(st.counts.empty) + "},\n";
   j += "  \"tolerances\": " + std::string(tols) + ",\n";
+  j += grad_json;
   j += "  \"files\": {";
   for (size_t i = 0; i < files.size(); ++i)
     j += std::string(i ? ",\n" : "\n") + "    " + json_quote(files[i].name) + ": {\"shape\": " +
@@ -183,10 +187,10 @@ bool exists(const std::string& path) {
 }
 
 int run_golden(int argc, char** argv) {
-  Args args(argc, argv, {"--force", "--list"});
+  Args args(argc, argv, {"--force", "--list", "--grad"});
   auto known = common_option_names();
   known.insert(known.end(), {"--preset", "--dir", "--seed", "--round", "--force", "--list",
-                             "--batch", "--heads", "--dim", "--backend"});
+                             "--batch", "--heads", "--dim", "--backend", "--grad"});
   args.check_known(known);
   if (args.has("--list")) {
     std::printf("%-10s %-22s %6s %8s %5s %-10s %s\n", "preset", "video / tile", "heads", "S", "D",
@@ -242,6 +246,9 @@ int run_golden(int argc, char** argv) {
   for (const char* n : names)
     if (!force && exists(dir + "/" + n))
       throw Error("--dir: '" + dir + "/" + n + "' exists; refusing to overwrite it (pass --force)");
+  for (const char* n : kGoldenGradFiles)
+    if (args.has("--grad") && !force && exists(dir + "/" + n))
+      throw Error("--dir: '" + dir + "/" + n + "' exists; refusing to overwrite it (pass --force)");
 
   const double gb = 4.0 * (4 * p.shape.elements()) / 1e9;
   std::fprintf(stderr, "sta golden: %s, [B,H,S,D] = [%lld,%lld,%lld,%lld], ~%.2f GB on disk\n",
@@ -271,7 +278,9 @@ int run_golden(int argc, char** argv) {
   put("v.npy", v, shape4);
   put("out.npy", out, shape4);
   put("lse.npy", lse, shape3);
-  write_file_atomic(dir + "/manifest.json", manifest_json(p, st, files), force, "--dir");
+  const std::string grad_json =
+      args.has("--grad") ? write_golden_grads(p.shape, p.options, p.backend, p.seed, q, k, v, out, lse, put) : "";
+  write_file_atomic(dir + "/manifest.json", manifest_json(p, st, files, grad_json), force, "--dir");
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf("sta golden: wrote %s (preset %s, backend %s, %s) in %.2f s\n", dir.c_str(),
               p.preset.c_str(), to_string(p.backend).c_str(), st.isa.c_str(), s);
@@ -340,6 +349,8 @@ int run_verify(int argc, char** argv) {
     ok = ok && same;
     std::printf("  %-8s sha256 %s%s\n", name, same ? "ok" : "MISMATCH (file changed)", same ? "" : ("\n           manifest " + want + "\n           file     " + got).c_str());
   }
+  const bool has_grad = m.has("grad");
+  if (has_grad) ok = verify_golden_grad_hashes(dir, m, where) && ok;
   if (args.has("--hashes-only") || !ok) {
     std::printf("%s\n", ok ? "verify: hashes ok" : "verify: FAILED");
     return ok ? 0 : 1;
@@ -365,6 +376,7 @@ int run_verify(int argc, char** argv) {
   std::printf("  lse      recomputed (%s): max abs error %.3g (tolerance %g) %s\n",
               to_string(p.backend).c_str(), e_lse, tol, e_lse <= tol ? "ok" : "FAIL");
   ok = ok && e_out <= tol && e_lse <= tol;
+  if (has_grad) ok = verify_golden_grads(dir, m, where, p.shape, p.options, p.backend, p.seed, fq.data, fk.data, fv.data) && ok;
   std::printf("%s\n", ok ? "verify: ok" : "verify: FAILED");
   return ok ? 0 : 1;
 }
