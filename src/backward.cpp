@@ -76,10 +76,24 @@ std::vector<KeyBlock> plan_key_blocks(const Geometry& g, int64_t* padded_total) 
   return blocks;
 }
 
+/// 0..n-1 cut into kInterleave runs and dealt round-robin (0, r, 2r, ..., 1, r+1, ...), so
+/// tasks handed out together are far apart on the canvas: with a sliding window they share
+/// no key tile, and a key tile's previous visitor has usually finished when the next one
+/// needs it (fewer waits). A fixed order, independent of the thread count.
+std::vector<int64_t> interleaved_order(int64_t n) {
+  constexpr int64_t kInterleave = 8;
+  const int64_t run = (n + kInterleave - 1) / kInterleave;
+  std::vector<int64_t> order;
+  for (int64_t i = 0; i < run; ++i)
+    for (int64_t c = 0; c < kInterleave; ++c)
+      if (c * run + i < n) order.push_back(c * run + i);
+  return order;
+}
+
 /// The tasks of one head mask in task order (text rows first: they visit every key block, so
-/// dynamic scheduling ends on the small video tasks), with each visit's rank among the
-/// visitors of its key block. The video part of the ranks is the inverse window
-/// (query_tile_visits) of the mask.
+/// dynamic scheduling ends on the small video tasks; then the video query tiles, interleaved),
+/// with each visit's rank among the visitors of its key block (a video key tile's video
+/// visitors are its inverse window, query_tile_visits, ranked in task order).
 std::vector<QueryBlock> plan_query_blocks(const Geometry& g, const Mask& mask, FlashMode mode,
                                           const std::vector<KeyBlock>& keys) {
   const int64_t n = g.num_tiles(), v = g.video_tokens();
@@ -99,7 +113,7 @@ std::vector<QueryBlock> plan_query_blocks(const Geometry& g, const Mask& mask, F
   }
   std::vector<std::vector<KeyTileVisit>> windows;
   if (mode != FlashMode::kDense) windows = key_tile_visits(g, mask);
-  for (int64_t qt = 0; qt < n; ++qt) {
+  for (int64_t qt : interleaved_order(n)) {
     for (int64_t row0 = 0; row0 < g.tile_size(qt); row0 += kBlockRows) {
       QueryBlock qb{g.tile_offset(qt) + row0, std::min(kBlockRows, g.tile_size(qt) - row0), qt, row0, {}};
       if (mode == FlashMode::kDense) {

@@ -19,8 +19,9 @@ namespace sta::detail {
 /// S = Q K^T, P = exp(scale S - lse), dP = dO V^T, dS = scale P (dP - Delta) (qk, qk and the
 /// element-wise kernels), then dQ += dS K (pv, owned by the query block's task) and
 /// dV += P^T dO, dK += dS^T Q (pv into the key block's rows). Key-block updates are applied
-/// in a fixed order (the query blocks' task order, i.e. the inverse window of
-/// query_tile_visits), each task waiting for its predecessor on that key block, so the
+/// in a fixed order (the query blocks' task order over the key block's visitors: text rows,
+/// then the inverse window of query_tile_visits), each task waiting for its predecessor
+/// on that key block, so the
 /// result is the same bits for any thread count without floating-point atomics. No S x S
 /// buffer. Returns the video blocks computed (dense, mixed) and skipped (empty), summed over
 /// batches and heads; `threads_used` receives the team size.
