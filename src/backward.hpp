@@ -21,10 +21,9 @@ namespace sta::detail {
 /// dV += P^T dO, dK += dS^T Q (pv into the key block's rows). Key-block updates are applied
 /// in a fixed order (the query blocks' task order over the key block's visitors: text rows,
 /// then the inverse window of query_tile_visits), each task waiting for its predecessor
-/// on that key block, so the
-/// result is the same bits for any thread count without floating-point atomics. No S x S
-/// buffer. Returns the video blocks computed (dense, mixed) and skipped (empty), summed over
-/// batches and heads; `threads_used` receives the team size.
+/// on that key block, so the result is the same bits for any thread count without
+/// floating-point atomics. No S x S buffer. Returns the video blocks computed (dense, mixed)
+/// and skipped (empty), summed over batches and heads; `threads_used` receives the team size.
 BlockCounts flash_attention_backward(const AttentionShape& shape, const Geometry& g,
                                      const std::vector<Mask>& masks, float scale, FlashMode mode,
                                      const float* q, const float* k, const float* v,
