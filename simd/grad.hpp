@@ -22,18 +22,28 @@ using ProbsFromLseFn = void (*)(float* s, int64_t ld, int64_t rows, int64_t cols
 using GradScoresFn = void (*)(float* dp, int64_t lddp, const float* p, int64_t ldp,
                               int64_t rows, int64_t cols, const float* delta, float scale);
 
+/// dst[j*ldd + i] = src[i*lds + j] for i < rows, j < cols, and dst[j*ldd + i] = 0 for
+/// rows <= i < pad: P^T and dS^T for dV += P^T dO and dK += dS^T Q (the pv kernel reads its
+/// left operand row-major), the query padding zeroed so it multiplies the zero padding rows
+/// of the packed dO and Q.
+using TransposeFn = void (*)(const float* src, int64_t lds, int64_t rows, int64_t cols,
+                             float* dst, int64_t ldd, int64_t pad);
+
 void probs_from_lse_scalar(float*, int64_t, int64_t, int64_t, float, const float*);
 void probs_from_lse_avx2(float*, int64_t, int64_t, int64_t, float, const float*);
 void probs_from_lse_avx512(float*, int64_t, int64_t, int64_t, float, const float*);
 void grad_scores_scalar(float*, int64_t, const float*, int64_t, int64_t, int64_t, const float*, float);
 void grad_scores_avx2(float*, int64_t, const float*, int64_t, int64_t, int64_t, const float*, float);
 void grad_scores_avx512(float*, int64_t, const float*, int64_t, int64_t, int64_t, const float*, float);
+void transpose_scalar(const float*, int64_t, int64_t, int64_t, float*, int64_t, int64_t);
+void transpose_avx2(const float*, int64_t, int64_t, int64_t, float*, int64_t, int64_t);
 
 /// The backward kernels of one instruction set.
 struct BackwardKernels {
   Isa isa;
   ProbsFromLseFn probs_from_lse;
   GradScoresFn grad_scores;
+  TransposeFn transpose;  ///< the AVX2 one serves AVX-512 too (8x8 blocks, exact copies)
 };
 /// Kernels of `isa` (which must be supported).
 BackwardKernels backward_kernels_for(Isa isa);

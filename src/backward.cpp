@@ -186,17 +186,6 @@ class MixedBlockMask {
   std::vector<uint8_t> table_[3];
 };
 
-/// dst[j * ldd + i] = src[i * lds + j] for i < rows, j < cols; zero for rows <= i < pad.
-void transpose(const float* src, int64_t lds, int64_t rows, int64_t cols, float* dst,
-               int64_t ldd, int64_t pad) {
-  constexpr int64_t kB = 16;  // cache blocking
-  for (int64_t i0 = 0; i0 < rows; i0 += kB)
-    for (int64_t j0 = 0; j0 < cols; j0 += kB)
-      for (int64_t j = j0; j < std::min(j0 + kB, cols); ++j)
-        for (int64_t i = i0; i < std::min(i0 + kB, rows); ++i) dst[j * ldd + i] = src[i * lds + j];
-  for (int64_t j = 0; j < cols; ++j) std::fill(dst + j * ldd + rows, dst + j * ldd + pad, 0.0f);
-}
-
 /// One head's packed K and V (simd/gemm.hpp layouts) and its outputs.
 struct PackedHead {
   const void* k_as_k;
@@ -293,8 +282,8 @@ BlockCounts run_query_block(const HeadJob& job, const QueryBlock& qb, const Geom
     gemm.pv(ds, ld, qb.rows, kc, kv, job.packed.v_stride, dim, sc.ones.get(),
             job.dq + qb.first * dim, dim);
 
-    transpose(p, ld, qb.rows, kb.count, sc.pt.get(), rp, rp);
-    transpose(ds, ld, qb.rows, kb.count, sc.dst.get(), rp, rp);
+    kernels.transpose(p, ld, qb.rows, kb.count, sc.pt.get(), rp, rp);
+    kernels.transpose(ds, ld, qb.rows, kb.count, sc.dst.get(), rp, rp);
     wait_for_turn(job.done[visit.key_block], visit.rank);
     gemm.pv(sc.pt.get(), rp, kb.count, rp, sc.dout_as_v.get(), q_stride, dim, sc.ones.get(),
             job.dv + kb.first * dim, dim);

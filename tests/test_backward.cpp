@@ -526,3 +526,32 @@ TEST(GradKernels, AllIsasFollowTheFormulas) {
 
 }  // namespace
 }  // namespace sta
+
+namespace sta {
+namespace {
+
+TEST(GradKernels, TransposeIsExactWithZeroPaddingForAllIsas) {
+  for (int64_t rows : {1, 7, 8, 9, 17, 24, 70}) {
+    for (int64_t cols : {1, 5, 8, 16, 23, 66}) {
+      const int64_t lds = cols + 3, pad = (rows + 31) / 32 * 32, ldd = pad + 1;
+      std::vector<float> src(static_cast<size_t>(rows * lds));
+      for (size_t i = 0; i < src.size(); ++i) src[i] = static_cast<float>(i) * 0.5f - 7.0f;
+      for (simd::Isa isa : {simd::Isa::kScalar, simd::Isa::kAvx2, simd::Isa::kAvx512}) {
+        if (!simd::isa_supported(isa)) continue;
+        SCOPED_TRACE(std::string(simd::isa_name(isa)) + " " + std::to_string(rows) + "x" +
+                     std::to_string(cols));
+        std::vector<float> dst(static_cast<size_t>(cols * ldd), 99.0f);
+        simd::backward_kernels_for(isa).transpose(src.data(), lds, rows, cols, dst.data(), ldd, pad);
+        for (int64_t j = 0; j < cols; ++j) {
+          for (int64_t i = 0; i < rows; ++i)
+            ASSERT_EQ(dst[static_cast<size_t>(j * ldd + i)], src[static_cast<size_t>(i * lds + j)]);
+          for (int64_t i = rows; i < pad; ++i) ASSERT_EQ(dst[static_cast<size_t>(j * ldd + i)], 0.0f);
+          ASSERT_EQ(dst[static_cast<size_t>(j * ldd + pad)], 99.0f);  // never past pad
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace sta
