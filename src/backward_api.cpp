@@ -5,6 +5,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
 #include "backward.hpp"
@@ -48,6 +49,12 @@ AttentionStats run_reference_backward(const AttentionShape& shape, const Attenti
   return stats;
 }
 
+bool all_finite(const float* x, int64_t n) {
+  bool ok = true;
+  for (int64_t i = 0; i < n; ++i) ok = ok && std::isfinite(x[i]);
+  return ok;
+}
+
 detail::FlashMode flash_mode(Backend backend) {
   return backend == Backend::kSta      ? detail::FlashMode::kSta
          : backend == Backend::kNatten ? detail::FlashMode::kNatten
@@ -69,6 +76,14 @@ AttentionStats attention_backward(const AttentionShape& shape, const AttentionOp
   }
   const Geometry& g = options.geometry;
   const int64_t n = shape.elements(), bh = shape.batch * shape.heads;
+  // A NaN or Inf in a key a query may not attend must not reach that query's gradients
+  // (SPEC 6), but a tile GEMM multiplies it by zero: such inputs take the reference path,
+  // which never touches masked pairs (the stats then say "reference").
+  if (backend != Backend::kReference &&
+      !(all_finite(q, n) && all_finite(k, n) && all_finite(v, n) && all_finite(dout, n))) {
+    return attention_backward(shape, options, q, k, v, out, lse, dout, dq, dk, dv,
+                              Backend::kReference);
+  }
   const bool retile = options.layout == Layout::kRaster && backend != Backend::kReference;
 
   // The same preparation as attention(): the gradients are those of the rounded inputs.

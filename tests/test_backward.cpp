@@ -555,3 +555,31 @@ TEST(GradKernels, TransposeIsExactWithZeroPaddingForAllIsas) {
 
 }  // namespace
 }  // namespace sta
+
+namespace sta {
+namespace {
+
+TEST(Backward, NonFiniteMaskedKeyDoesNotReachTheGradients) {
+  // swa:1,1,3 on 8 tokens in tiles of 4: query tile 0 sees key tile 1 as a mixed block in
+  // which key 7 is masked for all its queries; queries 0..5 never see key 7, queries 6 and 7
+  // do (their rows, and keys 5..7 they update, become NaN as in PyTorch). A NaN in k_7 and
+  // v_7 must leave dq of queries 0..5 and dk, dv of keys 0..4 as without it.
+  Geometry g;
+  g.canvas = {1, 1, 8};
+  g.tile = {1, 1, 4};
+  Problem p = make_problem(g, {Mask::swa({1, 1, 3})}, 1, 1, 32, Layout::kTiled, 101);
+  const std::vector<float> dout = random_dout(p, 101);
+  const Grads clean = backward(p, dout, Backend::kNatten);
+  for (int64_t d = 0; d < 32; ++d)
+    p.k[static_cast<size_t>(7 * 32 + d)] = p.v[static_cast<size_t>(7 * 32 + d)] = std::nanf("");
+  const Grads got = backward(p, dout, Backend::kNatten);
+  EXPECT_EQ(got.stats.backend, Backend::kReference);
+  for (size_t i = 0; i < static_cast<size_t>(6 * 32); ++i) EXPECT_NEAR(got.dq[i], clean.dq[i], 1e-5) << i;
+  for (size_t i = 0; i < static_cast<size_t>(5 * 32); ++i) {
+    EXPECT_NEAR(got.dk[i], clean.dk[i], 1e-5) << i;
+    EXPECT_NEAR(got.dv[i], clean.dv[i], 1e-5) << i;
+  }
+}
+
+}  // namespace
+}  // namespace sta

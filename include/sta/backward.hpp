@@ -22,7 +22,8 @@ namespace sta {
 /// q, k, v as in the forward; the gradients are those of the rounded inputs. Only fp32
 /// precision (throws sta::Error naming --precision for bf16). Deterministic: the same bits
 /// for any thread count. The returned counters are the video blocks the backward computed
-/// (each block once: they equal the forward's).
+/// (each block once: they equal the forward's). Inputs with a NaN or Inf are computed by the
+/// reference (stats.backend says so): a masked non-finite key then never influences a row.
 AttentionStats attention_backward(const AttentionShape& shape, const AttentionOptions& options,
                                   const float* q, const float* k, const float* v,
                                   const float* out, const float* lse, const float* dout,
