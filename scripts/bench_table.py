@@ -177,6 +177,8 @@ def main(argv):
           f"bf16 {context.get('gemm_bf16', '?')}; OpenMP threads: {context.get('omp_threads', '?')}; "
           f"load average at start: {context.get('load_avg', '?')}")
     for set_name in sorted(sets, key=lambda s: (s != "Table2", s)):
+        if set_name.endswith("-backward"):
+            continue  # print_backward_checks below
         sgemm, peaks, variants = {}, {}, {}
         for parts, entry in sets[set_name]:
             threads = int(entry.get("omp_threads", 1))
@@ -203,7 +205,48 @@ def main(argv):
         if set_name == "Table2":  # the issue's targets are stated for the paper's shape
             print(f"\n#### {set_name}: targets\n")
             checks(set_name, variants, peaks)
+    print_backward_checks(runs)
     return 0
+
+
+def print_backward_checks(runs):
+    """Backward rows (bench_backward.cpp, set "<set>-backward", fp32): the backward / forward
+    time of each backend (forward = the fp32 variant of the same run) and the targets (sta
+    3,3,3 backward >= 10x faster than dense backward; backward <= 2.5x the same backend's
+    forward), in wall and CPU time."""
+    for set_name in sorted({n.split("/")[0] for n in runs if n.split("/")[0].endswith("-backward")}):
+        forward_set = set_name[:-len("-backward")]
+        pairs = []
+        for name, bwd in runs.items():
+            parts = name.split("/")
+            if parts[0] == set_name and len(parts) >= 3:
+                fwd = runs.get("/".join([forward_set, "fp32"] + parts[1:]))
+                pairs.append((parts[1], "/".join(parts[2:]), bwd, fwd))
+        if not pairs:
+            continue
+        print(f"\n### {set_name}: backward against forward\n")
+        print("| backend | mask | backward wall ms | forward wall ms | ratio | backward CPU ms "
+              "| forward CPU ms | ratio (CPU) |")
+        print("|---|---|---:|---:|---:|---:|---:|---:|")
+        for backend, mask, bwd, fwd in sorted(pairs, key=lambda p: (p[0], p[1])):
+            ratio = ms(bwd) / ms(fwd) if fwd else None
+            ratio_cpu = bwd["cpu_ms"] / fwd["cpu_ms"] if fwd else None
+            print(f"| {backend} | {mask} | {fmt(ms(bwd))} | {fmt(ms(fwd) if fwd else None)} | "
+                  f"{fmt(ratio, 2)}x | {fmt(bwd['cpu_ms'])} | {fmt(fwd['cpu_ms'] if fwd else None)} | "
+                  f"{fmt(ratio_cpu, 2)}x |")
+        by = {(b, m): (bw, fw) for b, m, bw, fw in pairs}
+        dense, sta3 = by.get(("dense", "full")), by.get(("sta", "sta:3,3,3"))
+        print()
+        for label, t in (("wall", ms), ("CPU", lambda e: e["cpu_ms"])):
+            if dense and sta3:
+                s = t(dense[0]) / t(sta3[0])
+                print(f"- [{'x' if s >= 10 else ' '}] {label} time: sta 3,3,3 backward >= 10x "
+                      f"faster than dense backward ({s:.2f}x)")
+            for backend, mask, bwd, fwd in pairs:
+                if fwd:
+                    r = t(bwd) / t(fwd)
+                    print(f"- [{'x' if r <= 2.5 else ' '}] {label} time: {backend} {mask} "
+                          f"backward <= 2.5x its forward ({r:.2f}x)")
 
 
 if __name__ == "__main__":

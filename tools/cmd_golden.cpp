@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "cli.hpp"
+#include "cmd_golden_grad.hpp"
 #include "sta/blocks.hpp"
 #include "sta/compare.hpp"
 #include "sta/error.hpp"
@@ -60,6 +61,8 @@ last: a folder with a manifest is complete.
                   to check a port that runs in that dtype [default none]
   --batch, --heads, --dim   custom problem sizes [defaults 1, 1, 128]
   --backend B     custom problems: who computes the outputs [default reference]
+  --grad          also write dout.npy (from the seed) and the gradients dq.npy, dk.npy,
+                  dv.npy of sum(out * dout) (SPEC 8, fp32), tolerances in manifest "grad"
   --list          list the presets and exit
 
 Check a port: load q, k, v (convert to your dtype), run your kernel with the manifest's
@@ -142,7 +145,8 @@ struct FileEntry {
 std::string manifest_json(const Problem& p, const AttentionStats& st,
                           const std::vector<FileEntry>& files,
                           const std::string& version = STA_TOOL_VERSION,
-                          const std::string& cpu = cpu_description()) {
+                          const std::string& cpu = cpu_description(),
+                          const std::string& grad_json = "") {
   const Geometry& g = p.options.geometry;
   const double tol = golden_tolerance(p.options.rounding, p.options.precision);
   std::string masks, eff;
@@ -187,6 +191,7 @@ std::string manifest_json(const Problem& p, const AttentionStats& st,
   j += "  \"block_counts\": {\"dense\": " + std::to_string(st.counts.dense) + ", \"mixed\": " +
        std::to_string(st.counts.mixed) + ", \"empty\": " + std::to_string(st.counts.empty) + "},\n";
   j += "  \"tolerances\": " + std::string(tols) + ",\n";
+  j += grad_json;
   j += "  \"files\": {";
   for (size_t i = 0; i < files.size(); ++i)
     j += std::string(i ? ",\n" : "\n") + "    " + json_quote(files[i].name) + ": {\"shape\": " +
@@ -202,10 +207,10 @@ bool exists(const std::string& path) {
 }
 
 int run_golden(int argc, char** argv) {
-  Args args(argc, argv, {"--force", "--list"});
+  Args args(argc, argv, {"--force", "--list", "--grad"});
   auto known = common_option_names();
   known.insert(known.end(), {"--preset", "--dir", "--seed", "--round", "--precision", "--force", "--list",
-                             "--batch", "--heads", "--dim", "--backend"});
+                             "--batch", "--heads", "--dim", "--backend", "--grad"});
   args.check_known(known);
   if (args.has("--list")) {
     std::printf("%-10s %-22s %6s %8s %5s %-10s %s\n", "preset", "video / tile", "heads", "S", "D",
@@ -274,6 +279,9 @@ int run_golden(int argc, char** argv) {
   const char* names[] = {"q.npy", "k.npy", "v.npy", "out.npy", "lse.npy", "manifest.json"};
   std::vector<PathArg> outputs;
   for (const char* n : names) outputs.push_back({"--dir", dir + "/" + n});
+  if (args.has("--grad")) {
+    for (const char* n : kGoldenGradFiles) outputs.push_back({"--dir", dir + "/" + n});
+  }
   check_outputs(outputs, {}, force);
 
   const double gb = 4.0 * (4 * p.shape.elements()) / 1e9;
@@ -304,7 +312,11 @@ int run_golden(int argc, char** argv) {
   put("v.npy", v, shape4);
   put("out.npy", out, shape4);
   put("lse.npy", lse, shape3);
-  write_file_atomic(dir + "/manifest.json", manifest_json(p, st, files), force, "--dir");
+  const std::string grad_json =
+      args.has("--grad") ? write_golden_grads(p.shape, p.options, p.backend, p.seed, q, k, v, out, lse, put) : "";
+  write_file_atomic(dir + "/manifest.json",
+                    manifest_json(p, st, files, STA_TOOL_VERSION, cpu_description(), grad_json), force,
+                    "--dir");
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf("sta golden: wrote %s (preset %s, backend %s, %s) in %.2f s\n", dir.c_str(),
               p.preset.c_str(), to_string(p.backend).c_str(), st.isa.c_str(), s);
@@ -458,7 +470,10 @@ int run_verify(int argc, char** argv) {
   const std::vector<int64_t> shape4 = {sh.batch, sh.heads, sh.seq, sh.dim};
   const std::vector<int64_t> shape3 = {sh.batch, sh.heads, sh.seq};
   std::vector<ExpectedFile> expected;
-  for (const char* name : {"q.npy", "k.npy", "v.npy", "out.npy", "lse.npy"}) {
+  const bool has_grad = m.has("grad");
+  std::vector<const char*> names = {"q.npy", "k.npy", "v.npy", "out.npy", "lse.npy"};
+  if (has_grad) names.insert(names.end(), std::begin(kGoldenGradFiles), std::end(kGoldenGradFiles));
+  for (const char* name : names) {
     const auto& shape = std::string(name) == "lse.npy" ? shape3 : shape4;
     const uint64_t header = npy_header(shape).size();
     uint64_t elements = 1;
@@ -525,7 +540,9 @@ int run_verify(int argc, char** argv) {
     }
   }
   const std::string version = m.at("library_version", where).as_string(where + " library_version");
-  const JsonValue regenerated = parse_json(manifest_json(p, st, files, version, cpu), "regenerated manifest");
+  const JsonValue regenerated = parse_json(manifest_json(p, st, files, version, cpu,
+                                                           has_grad ? golden_grad_json(m, where, p.backend) : ""),
+                                              "regenerated manifest");
   const std::string diff = json_difference(regenerated, m, "manifest");
   std::printf("  manifest %s%s\n", diff.empty() ? "every field recomputed, ok" : "FIELD DIFFERS from what sta golden writes: ",
               diff.c_str());
@@ -588,6 +605,12 @@ int run_verify(int argc, char** argv) {
                            counts.empty == st.counts.empty;
   if (!counts_same) std::printf("  blocks   the kernel's counters differ from the classifier's: FAIL\n");
   ok = ok && e_out <= tol && e_lse <= tol && counts_same;
+  if (has_grad && ok) {  // gradients: the whole tensors (golden --grad folders are small)
+    const NpyArray fq = read_npy(dir + "/q.npy", "DIR"), fk = read_npy(dir + "/k.npy", "DIR"),
+                   fv = read_npy(dir + "/v.npy", "DIR");
+    ok = verify_golden_grads(dir, m, where, p.shape, p.options, p.backend, p.seed, fq.data, fk.data,
+                             fv.data);
+  }
   std::printf("%s\n", ok ? "verify: ok" : "verify: FAILED");
   return ok ? 0 : 1;
 }

@@ -1,0 +1,150 @@
+// Backward rows of the Table 2 benchmark (SPEC 8): dq, dk, dv of dense attention, tiled
+// NATTEN (swa) and STA, one function per backend over the same problem sets as the forward
+// (bench_attention.cpp, which owns main()):
+//   Quick-backward/...   canvas 12x32x40 (seconds): sta_bench --benchmark_filter=Quick
+//   Table2-backward/...  one head, D=128, canvas 30x48x80, tile 6x8x8 (minutes):
+//                        sta_bench --benchmark_filter=Table2
+// The forward's out and lse are computed once, outside the timed loop (a training step has
+// them). scripts/bench_table.py prints each set as its own table, speedups over the dense
+// backward of the same run, and the backward/forward ratio of each backend.
+//
+// Counters: dense / mixed / empty = the backward kernel's own block counters; GFLOP/s =
+// useful FLOPs per second with 10 D per allowed query-key pair (five GEMMs: S, dP, dQ, dK,
+// dV, each 2 D per pair; FlashAttention-2's count, 2.5x the forward's 4 D); computed_GFLOP/s
+// the same over every pair of the blocks computed; cpu_ms = CPU time of all threads.
+#include <benchmark/benchmark.h>
+#include <omp.h>
+
+#include <ctime>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "sta/attention.hpp"
+#include "sta/backward.hpp"
+#include "sta/blocks.hpp"
+#include "sta/mask.hpp"
+
+namespace {
+
+using sta::Backend;
+
+struct BackwardSet {
+  std::string name;
+  sta::Geometry geometry;
+  int64_t dim = 128;
+  std::vector<std::pair<Backend, std::string>> runs;  ///< backend, mask
+};
+
+std::vector<BackwardSet> backward_sets() {
+  BackwardSet quick;
+  quick.name = "Quick-backward";
+  quick.geometry.canvas = {12, 32, 40};
+  quick.geometry.tile = {6, 8, 8};
+  quick.runs = {{Backend::kDense, "full"}, {Backend::kNatten, "swa:11,17,17"},
+                {Backend::kSta, "sta:3,3,3"}, {Backend::kSta, "sta:1,3,3"}};
+  BackwardSet table2;  // STA paper, Table 2 (HunyuanVideo 720p latent, one head)
+  table2.name = "Table2-backward";
+  table2.geometry.canvas = {30, 48, 80};
+  table2.geometry.tile = {6, 8, 8};
+  table2.runs = {{Backend::kDense, "full"}, {Backend::kNatten, "swa:19,25,25"},
+                 {Backend::kSta, "sta:5,5,5"}, {Backend::kSta, "sta:3,3,3"}};
+  return {quick, table2};
+}
+
+double process_cpu_seconds() {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
+/// N(0,1) q, k, v, dout, made once per size (a different seed from the forward's inputs).
+struct Inputs {
+  std::vector<float> q, k, v, dout;
+};
+const Inputs& inputs_for(int64_t elements) {
+  static std::map<int64_t, Inputs> cache;
+  Inputs& in = cache[elements];
+  if (in.q.empty()) {
+    std::mt19937_64 rng(2025);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    for (auto* t : {&in.q, &in.k, &in.v, &in.dout}) {
+      t->resize(static_cast<size_t>(elements));
+      for (float& x : *t) x = normal(rng);
+    }
+  }
+  return in;
+}
+
+void run_backward(benchmark::State& state, Backend backend, const BackwardSet& set,
+                  const std::string& mask_text) {
+  sta::AttentionOptions options;
+  options.geometry = set.geometry;
+  options.masks = {sta::parse_mask(mask_text)};
+  const sta::AttentionShape shape{1, 1, set.geometry.seq_len(), set.dim};
+  const Inputs& in = inputs_for(shape.elements());
+  const size_t n = static_cast<size_t>(shape.elements());
+  std::vector<float> out(n), lse(static_cast<size_t>(shape.seq)), dq(n), dk(n), dv(n);
+  sta::attention(shape, options, in.q.data(), in.k.data(), in.v.data(), out.data(), lse.data(),
+                 backend);
+  sta::AttentionStats stats;
+  const double cpu_start = process_cpu_seconds();
+  for (auto _ : state) {
+    stats = sta::attention_backward(shape, options, in.q.data(), in.k.data(), in.v.data(),
+                                    out.data(), lse.data(), in.dout.data(), dq.data(), dk.data(),
+                                    dv.data(), backend);
+    benchmark::DoNotOptimize(dq.data());
+    benchmark::ClobberMemory();
+  }
+  const double cpu_seconds = process_cpu_seconds() - cpu_start;
+  const sta::Geometry& g = set.geometry;
+  const sta::BlockStats video = sta::classify_blocks(g, options.masks[0]);
+  const double bt = static_cast<double>(g.tile_tokens());
+  const double text_pairs = static_cast<double>(g.video_tokens()) * static_cast<double>(g.text_length) +
+                            static_cast<double>(g.text_pad) * static_cast<double>(g.valid_keys());
+  const double allowed = static_cast<double>(video.allowed_pairs) + text_pairs;
+  const double computed = static_cast<double>(stats.counts.dense + stats.counts.mixed) * bt * bt + text_pairs;
+  const double flop_per_pair = 10.0 * static_cast<double>(set.dim);
+  using benchmark::Counter;
+  state.counters["dense"] = static_cast<double>(stats.counts.dense);
+  state.counters["mixed"] = static_cast<double>(stats.counts.mixed);
+  state.counters["empty"] = static_cast<double>(stats.counts.empty);
+  state.counters["sparsity"] = video.sparsity();
+  state.counters["omp_threads"] = stats.threads;
+  state.counters["GFLOP/s"] = Counter(1e-9 * flop_per_pair * allowed, Counter::kIsIterationInvariantRate);
+  state.counters["computed_GFLOP/s"] =
+      Counter(1e-9 * flop_per_pair * computed, Counter::kIsIterationInvariantRate);
+  state.counters["cpu_ms"] = Counter(1e3 * cpu_seconds, Counter::kAvgIterations);
+  state.SetLabel(stats.isa + " " + stats.gemm);
+}
+
+// One function per backend (STYLE.md), registered over the same problem sets.
+void BM_DenseBackward(benchmark::State& state, const BackwardSet& set, const std::string& mask) {
+  run_backward(state, Backend::kDense, set, mask);
+}
+void BM_NattenBackward(benchmark::State& state, const BackwardSet& set, const std::string& mask) {
+  run_backward(state, Backend::kNatten, set, mask);
+}
+void BM_StaBackward(benchmark::State& state, const BackwardSet& set, const std::string& mask) {
+  run_backward(state, Backend::kSta, set, mask);
+}
+
+// Registered at static-initialisation time: bench_attention.cpp's main() runs them all.
+const bool kRegistered = [] {
+  static const std::vector<BackwardSet> sets = backward_sets();
+  for (const BackwardSet& set : sets) {
+    for (const auto& [backend, mask] : set.runs) {
+      auto fn = backend == Backend::kDense    ? BM_DenseBackward
+                : backend == Backend::kNatten ? BM_NattenBackward
+                                              : BM_StaBackward;
+      auto* b = benchmark::RegisterBenchmark(
+          (set.name + "/" + sta::to_string(backend) + "/" + mask).c_str(), fn, set, mask);
+      b->UseRealTime()->Unit(benchmark::kMillisecond);
+      if (set.name == "Table2-backward") b->Iterations(1);  // minutes per dense run
+    }
+  }
+  return true;
+}();
+
+}  // namespace

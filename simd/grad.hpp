@@ -1,0 +1,53 @@
+#pragma once
+// The element-wise vector kernels of the attention backward (FlashAttention-2, Dao 2023,
+// Algorithm 2): P recomputed from the forward's lse, and dS = P (dP - Delta). Compiled once
+// per instruction set (grad_scalar.cpp, grad_avx2.cpp, grad_avx512.cpp from the
+// body in grad-inl.hpp) like the softmax; the instruction set is the softmax's choice
+// (softmax_kernels(), so STA_ISA forces both).
+#include <cstdint>
+
+#include "softmax.hpp"
+
+namespace sta::simd {
+
+/// P from raw scores: s[r*ld + j] = exp(scale * s[r*ld + j] - lse[r]) for `rows` rows of
+/// `cols` scores (masked entries hold -inf and become 0). A row with lse = -inf (a query with
+/// no allowed key) becomes all zeros. `scale` > 0.
+using ProbsFromLseFn = void (*)(float* s, int64_t ld, int64_t rows, int64_t cols, float scale,
+                                const float* lse);
+
+/// dS from dP: dp[r*lddp + j] = scale * p[r*ldp + j] * (dp[r*lddp + j] - delta[r]), with
+/// delta[r] = <dout_r, out_r>. The softmax scale is folded in here so that dq = dS K and
+/// dk = dS^T Q need no further scaling.
+using GradScoresFn = void (*)(float* dp, int64_t lddp, const float* p, int64_t ldp,
+                              int64_t rows, int64_t cols, const float* delta, float scale);
+
+/// dst[j*ldd + i] = src[i*lds + j] for i < rows, j < cols, and dst[j*ldd + i] = 0 for
+/// rows <= i < pad: P^T and dS^T for dV += P^T dO and dK += dS^T Q (the pv kernel reads its
+/// left operand row-major), the query padding zeroed so it multiplies the zero padding rows
+/// of the packed dO and Q.
+using TransposeFn = void (*)(const float* src, int64_t lds, int64_t rows, int64_t cols,
+                             float* dst, int64_t ldd, int64_t pad);
+
+void probs_from_lse_scalar(float*, int64_t, int64_t, int64_t, float, const float*);
+void probs_from_lse_avx2(float*, int64_t, int64_t, int64_t, float, const float*);
+void probs_from_lse_avx512(float*, int64_t, int64_t, int64_t, float, const float*);
+void grad_scores_scalar(float*, int64_t, const float*, int64_t, int64_t, int64_t, const float*, float);
+void grad_scores_avx2(float*, int64_t, const float*, int64_t, int64_t, int64_t, const float*, float);
+void grad_scores_avx512(float*, int64_t, const float*, int64_t, int64_t, int64_t, const float*, float);
+void transpose_scalar(const float*, int64_t, int64_t, int64_t, float*, int64_t, int64_t);
+void transpose_avx2(const float*, int64_t, int64_t, int64_t, float*, int64_t, int64_t);
+
+/// The backward kernels of one instruction set.
+struct BackwardKernels {
+  Isa isa;
+  ProbsFromLseFn probs_from_lse;
+  GradScoresFn grad_scores;
+  TransposeFn transpose;  ///< the AVX2 one serves AVX-512 too (8x8 blocks, exact copies)
+};
+/// Kernels of `isa` (which must be supported).
+BackwardKernels backward_kernels_for(Isa isa);
+/// The kernels of the instruction set softmax_kernels() chose (STA_ISA overrides both).
+const BackwardKernels& backward_kernels();
+
+}  // namespace sta::simd

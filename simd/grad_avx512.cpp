@@ -1,0 +1,20 @@
+// AVX-512 instantiation of the backward's element-wise kernels (-mavx512f..., CMakeLists).
+// GCC 12's -Wmaybe-uninitialized false positive in _mm512_undefined_ps(): see softmax_avx512.cpp.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+#include "grad-inl.hpp"
+#include "grad.hpp"
+
+namespace sta::simd {
+
+void probs_from_lse_avx512(float* s, int64_t ld, int64_t rows, int64_t cols, float scale,
+                           const float* lse) {
+  probs_from_lse_body<xsimd::avx512bw>(s, ld, rows, cols, scale, lse);
+}
+void grad_scores_avx512(float* dp, int64_t lddp, const float* p, int64_t ldp, int64_t rows,
+                        int64_t cols, const float* delta, float scale) {
+  grad_scores_body<xsimd::avx512bw>(dp, lddp, p, ldp, rows, cols, delta, scale);
+}
+
+}  // namespace sta::simd

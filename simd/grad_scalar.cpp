@@ -1,0 +1,54 @@
+// Portable fallback of the backward's element-wise kernels (baseline flags, std::exp), and
+// the run-time choice, which follows the softmax's instruction set.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "grad.hpp"
+
+namespace sta::simd {
+
+void probs_from_lse_scalar(float* s, int64_t ld, int64_t rows, int64_t cols, float scale,
+                           const float* lse) {
+  for (int64_t r = 0; r < rows; ++r) {
+    float* row = s + r * ld;
+    const bool none = lse[r] == -std::numeric_limits<float>::infinity();
+    for (int64_t j = 0; j < cols; ++j) row[j] = none ? 0.0f : std::exp(row[j] * scale - lse[r]);
+  }
+}
+
+void grad_scores_scalar(float* dp, int64_t lddp, const float* p, int64_t ldp, int64_t rows,
+                        int64_t cols, const float* delta, float scale) {
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t j = 0; j < cols; ++j) {
+      float& d = dp[r * lddp + j];
+      d = (p[r * ldp + j] * scale) * (d - delta[r]);
+    }
+  }
+}
+
+void transpose_scalar(const float* src, int64_t lds, int64_t rows, int64_t cols, float* dst,
+                      int64_t ldd, int64_t pad) {
+  constexpr int64_t kB = 16;  // cache blocking
+  for (int64_t i0 = 0; i0 < rows; i0 += kB)
+    for (int64_t j0 = 0; j0 < cols; j0 += kB)
+      for (int64_t j = j0; j < std::min(j0 + kB, cols); ++j)
+        for (int64_t i = i0; i < std::min(i0 + kB, rows); ++i) dst[j * ldd + i] = src[i * lds + j];
+  for (int64_t j = 0; j < cols; ++j) std::fill(dst + j * ldd + rows, dst + j * ldd + pad, 0.0f);
+}
+
+BackwardKernels backward_kernels_for(Isa isa) {
+  switch (isa) {
+    case Isa::kAvx512: return {isa, probs_from_lse_avx512, grad_scores_avx512, transpose_avx2};
+    case Isa::kAvx2: return {isa, probs_from_lse_avx2, grad_scores_avx2, transpose_avx2};
+    case Isa::kScalar: break;
+  }
+  return {Isa::kScalar, probs_from_lse_scalar, grad_scores_scalar, transpose_scalar};
+}
+
+const BackwardKernels& backward_kernels() {
+  static const BackwardKernels kernels = backward_kernels_for(softmax_kernels().isa);
+  return kernels;
+}
+
+}  // namespace sta::simd

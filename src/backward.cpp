@@ -1,0 +1,392 @@
+// FlashAttention-2's backward (Dao 2023, Algorithm 2) over tiles, on the GEMM micro-kernels
+// of simd/gemm.hpp. One task = one query block (a video query tile, or 384 rows of it, or
+// 384 text rows); it walks its key blocks in a fixed order and, per block:
+//   S  = Q K^T                 qk (K packed as K)
+//   P  = exp(scale S - lse)    simd/grad.hpp (masked entries and padding keys -> 0)
+//   dP = dO V^T                qk (V packed as K)
+//   dS = scale P (dP - Delta)  simd/grad.hpp (Delta_i = <dO_i, O_i>, once per task)
+//   dQ += dS K                 pv (K packed as V) into the task's own rows
+//   dV += P^T dO, dK += dS^T Q pv (dO, Q packed as V) into the key block's rows
+// Five GEMMs per block, each block once. The last two write rows other tasks write too: they
+// are applied in task order (each task knows its rank among the key block's visitors and
+// waits for the previous one), so every sum has one fixed order whatever thread runs what.
+#include "backward.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdlib>
+#include <limits>
+#include <memory>
+#include <thread>
+
+#include "sta/error.hpp"
+
+namespace sta::detail {
+namespace {
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+// Rows of a query block and keys of a text key block: a FastVideo tile (384 tokens) per
+// GEMM, as in the forward; bigger tiles are cut so the score blocks stay in L2.
+constexpr int64_t kBlockRows = 384;
+
+int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+/// A run of keys whose dK/dV rows one accumulation updates: a video key tile or a chunk of
+/// valid text keys. `packed` is its first padded key in the packed head (simd/gemm.hpp).
+struct KeyBlock {
+  int64_t first = 0;
+  int64_t count = 0;
+  int64_t packed = 0;
+  int64_t key_tile = -1;  ///< video key tile, -1 for text
+};
+
+/// One key block a query block visits; `rank` orders the visitors of that key block.
+struct Visit {
+  int64_t key_block = 0;
+  int64_t rank = 0;
+  bool masked = false;  ///< a mixed block: needs the per-element mask
+};
+
+/// One task: `rows` query rows from `first`, rows [row0, row0 + rows) of video query tile
+/// `query_tile` (-1 for text rows), and the key blocks it visits in order.
+struct QueryBlock {
+  int64_t first = 0;
+  int64_t rows = 0;
+  int64_t query_tile = -1;
+  int64_t row0 = 0;
+  std::vector<Visit> visits;
+};
+
+/// Video key tiles, then the valid text keys in chunks. Shared by every head.
+std::vector<KeyBlock> plan_key_blocks(const Geometry& g, int64_t* padded_total) {
+  std::vector<KeyBlock> blocks;
+  int64_t packed = 0;
+  auto push = [&](int64_t first, int64_t count, int64_t kt) {
+    blocks.push_back({first, count, packed, kt});
+    packed += simd::padded_keys(count);
+  };
+  for (int64_t kt = 0; kt < g.num_tiles(); ++kt) push(g.tile_offset(kt), g.tile_size(kt), kt);
+  const int64_t v = g.video_tokens();
+  for (int64_t first = v; first < v + g.text_length; first += kBlockRows)
+    push(first, std::min(kBlockRows, v + g.text_length - first), -1);
+  *padded_total = packed;
+  return blocks;
+}
+
+/// 0..n-1 cut into kInterleave runs and dealt round-robin (0, r, 2r, ..., 1, r+1, ...), so
+/// tasks handed out together are far apart on the canvas: with a sliding window they share
+/// no key tile, and a key tile's previous visitor has usually finished when the next one
+/// needs it (fewer waits). A fixed order, independent of the thread count.
+std::vector<int64_t> interleaved_order(int64_t n) {
+  constexpr int64_t kInterleave = 8;
+  const int64_t run = (n + kInterleave - 1) / kInterleave;
+  std::vector<int64_t> order;
+  for (int64_t i = 0; i < run; ++i)
+    for (int64_t c = 0; c < kInterleave; ++c)
+      if (c * run + i < n) order.push_back(c * run + i);
+  return order;
+}
+
+/// The tasks of one head mask in task order (text rows first: they visit every key block, so
+/// dynamic scheduling ends on the small video tasks; then the video query tiles, interleaved),
+/// with each visit's rank among the visitors of its key block (a video key tile's video
+/// visitors are its inverse window, query_tile_visits, ranked in task order).
+std::vector<QueryBlock> plan_query_blocks(const Geometry& g, const Mask& mask, FlashMode mode,
+                                          const std::vector<KeyBlock>& keys) {
+  const int64_t n = g.num_tiles(), v = g.video_tokens();
+  std::vector<QueryBlock> plan;
+  std::vector<int64_t> visitors(keys.size(), 0);
+  auto visit = [&](QueryBlock& qb, int64_t kb, bool masked) {
+    qb.visits.push_back({kb, visitors[static_cast<size_t>(kb)]++, masked});
+  };
+  auto visit_text_keys = [&](QueryBlock& qb) {
+    for (size_t kb = static_cast<size_t>(n); kb < keys.size(); ++kb) visit(qb, static_cast<int64_t>(kb), false);
+  };
+  for (int64_t first = v; first < g.seq_len(); first += kBlockRows) {
+    QueryBlock qb{first, std::min(kBlockRows, g.seq_len() - first), -1, 0, {}};
+    for (int64_t kt = 0; kt < n; ++kt) visit(qb, kt, false);  // text sees every valid key
+    visit_text_keys(qb);
+    plan.push_back(std::move(qb));
+  }
+  std::vector<std::vector<KeyTileVisit>> windows;
+  if (mode != FlashMode::kDense) windows = key_tile_visits(g, mask);
+  for (int64_t qt : interleaved_order(n)) {
+    for (int64_t row0 = 0; row0 < g.tile_size(qt); row0 += kBlockRows) {
+      QueryBlock qb{g.tile_offset(qt) + row0, std::min(kBlockRows, g.tile_size(qt) - row0), qt, row0, {}};
+      if (mode == FlashMode::kDense) {
+        for (int64_t kt = 0; kt < n; ++kt) visit(qb, kt, false);
+      } else {
+        for (const KeyTileVisit& w : windows[static_cast<size_t>(qt)]) {
+          if (!w.dense && mode == FlashMode::kSta) {
+            throw Error("--mask: " + to_string(mask) +
+                        " has a mixed block; the sta backend computes dense blocks only");
+          }
+          visit(qb, w.key_tile, !w.dense);
+        }
+      }
+      visit_text_keys(qb);
+      plan.push_back(std::move(qb));
+    }
+  }
+  return plan;
+}
+
+struct FreeDeleter {
+  void operator()(void* p) const { std::free(p); }
+};
+using FloatArray = std::unique_ptr<float[], FreeDeleter>;
+FloatArray float_array(int64_t n) {
+  const size_t bytes = (static_cast<size_t>(std::max<int64_t>(n, 1)) * sizeof(float) + 63) / 64 * 64;
+  void* p = std::aligned_alloc(64, bytes);
+  if (p == nullptr) throw std::bad_alloc();
+  return FloatArray(static_cast<float*>(p));
+}
+
+/// The per-element mask of one mixed block (SPEC 2) as per-axis tables allowed[a][i][j]
+/// (query offset i, key offset j inside the tiles on axis a); applied by writing -inf.
+class MixedBlockMask {
+ public:
+  void set(const Geometry& g, const Mask& mask, int64_t qt, int64_t kt) {
+    const Extent3 qc = g.tile_coord(qt), kc = g.tile_coord(kt);
+    q_ = g.tile_extent(qc);
+    k_ = g.tile_extent(kc);
+    for (int a = 0; a < 3; ++a) {
+      table_[a].assign(static_cast<size_t>(q_[a] * k_[a]), 0);
+      for (int64_t i = 0; i < q_[a]; ++i) {
+        const AxisInterval iv = allowed_keys_on_axis(mask.kind, mask.window[a], g.canvas[a],
+                                                     g.tile[a], qc[a] * g.tile[a] + i);
+        for (int64_t j = 0; j < k_[a]; ++j)
+          table_[a][i * k_[a] + j] = interval_contains(iv, g.canvas[a], kc[a] * g.tile[a] + j);
+      }
+    }
+  }
+  /// Writes -inf into the disallowed scores of `rows` rows (stride ld) of query offsets row0..
+  void apply(float* s, int64_t ld, int64_t row0, int64_t rows) const {
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t qi = row0 + r;
+      const uint8_t* at = &table_[0][(qi / (q_.h * q_.w)) * k_.t];
+      const uint8_t* ah = &table_[1][((qi / q_.w) % q_.h) * k_.h];
+      const uint8_t* aw = &table_[2][(qi % q_.w) * k_.w];
+      float* row = s + r * ld;
+      for (int64_t a = 0; a < k_.t; ++a)
+        for (int64_t b = 0; b < k_.h; ++b) {
+          float* run = row + (a * k_.h + b) * k_.w;
+          const bool th = at[a] && ah[b];
+          for (int64_t c = 0; c < k_.w; ++c)
+            if (!(th && aw[c])) run[c] = kNegInf;
+        }
+    }
+  }
+
+ private:
+  Extent3 q_, k_;
+  std::vector<uint8_t> table_[3];
+};
+
+/// One head's packed K and V (simd/gemm.hpp layouts) and its outputs.
+struct PackedHead {
+  const void* k_as_k;
+  const void* v_as_k;
+  const void* k_as_v;
+  int64_t v_stride;  ///< column-panel stride of k_as_v
+};
+
+/// Everything shared by the tasks of one head; pointers offset to its (batch, head).
+struct HeadJob {
+  const float* q;
+  const float* out;
+  const float* lse;
+  const float* dout;
+  float* dq;
+  float* dk;
+  float* dv;
+  const Mask* mask;
+  const std::vector<KeyBlock>* keys;
+  PackedHead packed;
+  std::atomic<int64_t>* done;  ///< per key block: accumulations applied so far
+};
+
+/// One thread's scratch, allocated once per call.
+struct Scratch {
+  Scratch(const simd::GemmKernels& gemm, int64_t rp, int64_t kc, int64_t dim)
+      : q(float_array(rp * dim)), dout(float_array(rp * dim)),
+        q_as_v(float_array(simd::packed_v_elements(gemm.layout, rp, dim))),
+        dout_as_v(float_array(simd::packed_v_elements(gemm.layout, rp, dim))),
+        lse(float_array(rp)), delta(float_array(rp)),
+        p(float_array(rp * kc)), ds(float_array(rp * kc)),
+        pt(float_array(kc * rp)), dst(float_array(kc * rp)),
+        ones(float_array(std::max(rp, kc))) {
+    std::fill(ones.get(), ones.get() + std::max(rp, kc), 1.0f);
+  }
+  FloatArray q, dout, q_as_v, dout_as_v, lse, delta, p, ds, pt, dst, ones;
+  MixedBlockMask mask;
+};
+
+/// Waits until `rank` earlier visitors have updated the key block. They belong to tasks
+/// handed out before this one, which never wait on later tasks: no deadlock.
+void wait_for_turn(const std::atomic<int64_t>& done, int64_t rank) {
+  while (done.load(std::memory_order_acquire) != rank) std::this_thread::yield();
+}
+
+/// Loads the task's rows: Q and dO copied with zero padding rows (the kernels may read up
+/// to a multiple of 32 rows), packed as V for dK and dV, lse, and Delta_i = <dO_i, O_i>.
+void load_query_rows(const HeadJob& job, const QueryBlock& qb, int64_t dim, int64_t rp,
+                     const simd::GemmKernels& gemm, Scratch& sc) {
+  std::copy(job.q + qb.first * dim, job.q + (qb.first + qb.rows) * dim, sc.q.get());
+  std::copy(job.dout + qb.first * dim, job.dout + (qb.first + qb.rows) * dim, sc.dout.get());
+  std::fill(sc.q.get() + qb.rows * dim, sc.q.get() + rp * dim, 0.0f);
+  std::fill(sc.dout.get() + qb.rows * dim, sc.dout.get() + rp * dim, 0.0f);
+  simd::pack_v(gemm.layout, sc.q.get(), dim, qb.rows, dim, 0, rp, sc.q_as_v.get());
+  simd::pack_v(gemm.layout, sc.dout.get(), dim, qb.rows, dim, 0, rp, sc.dout_as_v.get());
+  for (int64_t r = 0; r < qb.rows; ++r) {
+    const float* o = job.out + (qb.first + r) * dim;
+    const float* d = sc.dout.get() + r * dim;
+    float acc = 0.0f;
+    for (int64_t c = 0; c < dim; ++c) acc += o[c] * d[c];
+    sc.delta[r] = acc;
+    sc.lse[r] = job.lse[qb.first + r];
+  }
+}
+
+/// The backward of one query block (see the file comment). Returns the video blocks it
+/// computed (counted on the first row chunk of a video query tile only).
+BlockCounts run_query_block(const HeadJob& job, const QueryBlock& qb, const Geometry& g,
+                            int64_t dim, float scale, int64_t ld, const simd::GemmKernels& gemm,
+                            const simd::BackwardKernels& kernels, Scratch& sc) {
+  const int64_t rp = round_up(qb.rows, simd::kKeyPanel);
+  load_query_rows(job, qb, dim, rp, gemm, sc);
+  const int64_t q_stride = simd::packed_v_panel_stride(gemm.layout, rp, dim);
+  float* p = sc.p.get();
+  float* ds = sc.ds.get();
+  BlockCounts did;
+  for (const Visit& visit : qb.visits) {
+    const KeyBlock& kb = (*job.keys)[static_cast<size_t>(visit.key_block)];
+    const int64_t kc = simd::padded_keys(kb.count);
+    const int64_t koff = simd::packed_k_offset(gemm.layout, kb.packed, dim);
+    const float* kk = static_cast<const float*>(job.packed.k_as_k) + koff;
+    const float* vk = static_cast<const float*>(job.packed.v_as_k) + koff;
+    gemm.qk(sc.q.get(), dim, qb.rows, dim, kk, kc, p, ld);
+    if (visit.masked) {
+      sc.mask.set(g, *job.mask, qb.query_tile, kb.key_tile);
+      sc.mask.apply(p, ld, qb.row0, qb.rows);
+    }
+    for (int64_t r = 0; r < qb.rows; ++r) std::fill(p + r * ld + kb.count, p + r * ld + kc, kNegInf);
+    kernels.probs_from_lse(p, ld, qb.rows, kc, scale, sc.lse.get());
+    gemm.qk(sc.dout.get(), dim, qb.rows, dim, vk, kc, ds, ld);
+    kernels.grad_scores(ds, ld, p, ld, qb.rows, kc, sc.delta.get(), scale);
+    const float* kv = static_cast<const float*>(job.packed.k_as_v) +
+                      simd::packed_v_offset(gemm.layout, kb.packed, dim);
+    gemm.pv(ds, ld, qb.rows, kc, kv, job.packed.v_stride, dim, sc.ones.get(),
+            job.dq + qb.first * dim, dim);
+
+    kernels.transpose(p, ld, qb.rows, kb.count, sc.pt.get(), rp, rp);
+    kernels.transpose(ds, ld, qb.rows, kb.count, sc.dst.get(), rp, rp);
+    wait_for_turn(job.done[visit.key_block], visit.rank);
+    gemm.pv(sc.pt.get(), rp, kb.count, rp, sc.dout_as_v.get(), q_stride, dim, sc.ones.get(),
+            job.dv + kb.first * dim, dim);
+    gemm.pv(sc.dst.get(), rp, kb.count, rp, sc.q_as_v.get(), q_stride, dim, sc.ones.get(),
+            job.dk + kb.first * dim, dim);
+    job.done[visit.key_block].store(visit.rank + 1, std::memory_order_release);
+
+    if (kb.key_tile >= 0 && qb.query_tile >= 0 && qb.row0 == 0) (visit.masked ? did.mixed : did.dense) += 1;
+  }
+  if (qb.query_tile >= 0 && qb.row0 == 0) did.empty = g.num_tiles() - did.dense - did.mixed;
+  return did;
+}
+
+/// Packs one key block of a head: K as K (for S), V as K (for dP), K as V (for dQ).
+void pack_key_block(const simd::GemmKernels& gemm, const KeyBlock& kb, const float* k,
+                    const float* v, int64_t dim, int64_t kp, float* k_as_k, float* v_as_k,
+                    float* k_as_v) {
+  simd::pack_k(gemm.layout, k + kb.first * dim, dim, kb.count, dim, kb.packed, kp, k_as_k);
+  simd::pack_k(gemm.layout, v + kb.first * dim, dim, kb.count, dim, kb.packed, kp, v_as_k);
+  if (k_as_v != nullptr)
+    simd::pack_v(gemm.layout, k + kb.first * dim, dim, kb.count, dim, kb.packed, kp, k_as_v);
+}
+
+}  // namespace
+
+BlockCounts flash_attention_backward(const AttentionShape& shape, const Geometry& g,
+                                     const std::vector<Mask>& masks, float scale, FlashMode mode,
+                                     const float* q, const float* k, const float* v,
+                                     const float* out, const float* lse, const float* dout,
+                                     float* dq, float* dk, float* dv,
+                                     const simd::GemmKernels& gemm,
+                                     const simd::BackwardKernels& kernels, int* threads_used) {
+  if (gemm.bf16()) throw Error("--precision: the backward computes in fp32 only");
+  const int64_t seq = shape.seq, dim = shape.dim;
+  int64_t kp = 0;
+  const std::vector<KeyBlock> keys = plan_key_blocks(g, &kp);
+  std::vector<std::vector<QueryBlock>> plans;
+  for (const Mask& mask : masks) plans.push_back(plan_query_blocks(g, mask, mode, keys));
+
+  int64_t max_rows = 1, max_keys = 1;
+  for (const auto& plan : plans)
+    for (const QueryBlock& qb : plan) max_rows = std::max(max_rows, qb.rows);
+  for (const KeyBlock& kb : keys) max_keys = std::max(max_keys, kb.count);
+  const int64_t rp = round_up(max_rows, simd::kKeyPanel), kc = simd::padded_keys(max_keys);
+  const int64_t ld = kc;
+
+  // dq, dk, dv accumulate (pv with alpha = 1); padded text keys are never visited and stay 0.
+  std::fill(dq, dq + shape.elements(), 0.0f);
+  std::fill(dk, dk + shape.elements(), 0.0f);
+  std::fill(dv, dv + shape.elements(), 0.0f);
+
+  // In the row-major layout K packed as V is K packed as K: share it.
+  const bool share_k = gemm.layout == simd::PackedLayout::kF32Rows;
+  FloatArray k_as_k = float_array(simd::packed_k_elements(gemm.layout, kp, dim));
+  FloatArray v_as_k = float_array(simd::packed_k_elements(gemm.layout, kp, dim));
+  FloatArray k_as_v = share_k ? nullptr : float_array(simd::packed_v_elements(gemm.layout, kp, dim));
+  std::unique_ptr<std::atomic<int64_t>[]> done(new std::atomic<int64_t>[keys.size()]);
+
+  const int64_t most_tasks = static_cast<int64_t>(plans.front().size());
+  const int team = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(omp_get_max_threads(), most_tasks)));
+  std::vector<std::unique_ptr<Scratch>> scratches;
+  for (int t = 0; t < team; ++t) scratches.push_back(std::make_unique<Scratch>(gemm, rp, kc, dim));
+  std::vector<BlockCounts> per_thread(static_cast<size_t>(team));
+  std::atomic<int64_t> next_task{0};
+  int used = 1;
+
+#pragma omp parallel num_threads(team)
+  {
+    Scratch& sc = *scratches[static_cast<size_t>(omp_get_thread_num())];
+    BlockCounts did;
+#pragma omp single
+    used = omp_get_num_threads();
+    for (int64_t bh = 0; bh < shape.batch * shape.heads; ++bh) {
+      const int64_t head = bh % shape.heads, off = bh * seq * dim;
+#pragma omp for schedule(static)
+      for (size_t b = 0; b < keys.size(); ++b) {
+        pack_key_block(gemm, keys[b], k + off, v + off, dim, kp, k_as_k.get(), v_as_k.get(), k_as_v.get());
+        done[b].store(0, std::memory_order_relaxed);
+      }
+#pragma omp single
+      next_task.store(0);
+      // (implicit barriers: every block packed and every counter reset before any task)
+      const std::vector<QueryBlock>& plan = plans[masks.size() == 1 ? 0 : static_cast<size_t>(head)];
+      const HeadJob job{q + off, out + off, lse + bh * seq, dout + off, dq + off, dk + off, dv + off,
+                        &mask_for_head(masks, head), &keys,
+                        {k_as_k.get(), v_as_k.get(), share_k ? k_as_k.get() : k_as_v.get(),
+                         simd::packed_v_panel_stride(gemm.layout, kp, dim)},
+                        done.get()};
+      // Tasks are handed out in increasing order (one shared counter), which the key-block
+      // ranks rely on: a task only ever waits for earlier tasks.
+      for (int64_t t = next_task.fetch_add(1); t < static_cast<int64_t>(plan.size());
+           t = next_task.fetch_add(1)) {
+        did += run_query_block(job, plan[static_cast<size_t>(t)], g, dim, scale, ld, gemm, kernels, sc);
+      }
+#pragma omp barrier
+    }
+    per_thread[static_cast<size_t>(omp_get_thread_num())] = did;
+  }
+
+  BlockCounts total;
+  for (const BlockCounts& c : per_thread) total += c;
+  if (threads_used != nullptr) *threads_used = used;
+  return total;
+}
+
+}  // namespace sta::detail

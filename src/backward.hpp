@@ -1,0 +1,35 @@
+#pragma once
+// The flash backward shared by the fast backends (sta, natten, dense): FlashAttention-2's
+// Algorithm 2 on the GEMM micro-kernels of simd/gemm.hpp. Internal to the library;
+// src/backward_api.cpp is the validating frontend (attention_backward).
+#include <cstdint>
+#include <vector>
+
+#include "grad.hpp"  // simd/: the element-wise kernels
+#include "flash.hpp"
+#include "gemm.hpp"
+#include "sta/attention.hpp"
+
+namespace sta::detail {
+
+/// Computes dq, dk, dv ([B,H,S,D], tiled order, text rows last) of sum(out * dout) from
+/// validated inputs q, k, v, out, lse (the forward's), dout, all in tiled order. `masks`
+/// holds one mask or one per head; `scale` > 0; `mode` picks the key tiles each query tile
+/// visits, as in flash_attention. Each (query block, key block) pair is computed once:
+/// S = Q K^T, P = exp(scale S - lse), dP = dO V^T, dS = scale P (dP - Delta) (qk, qk and the
+/// element-wise kernels), then dQ += dS K (pv, owned by the query block's task) and
+/// dV += P^T dO, dK += dS^T Q (pv into the key block's rows). Key-block updates are applied
+/// in a fixed order (the query blocks' task order over the key block's visitors: text rows,
+/// then the inverse window of query_tile_visits), each task waiting for its predecessor
+/// on that key block, so the result is the same bits for any thread count without
+/// floating-point atomics. No S x S buffer. Returns the video blocks computed (dense, mixed)
+/// and skipped (empty), summed over batches and heads; `threads_used` receives the team size.
+BlockCounts flash_attention_backward(const AttentionShape& shape, const Geometry& g,
+                                     const std::vector<Mask>& masks, float scale, FlashMode mode,
+                                     const float* q, const float* k, const float* v,
+                                     const float* out, const float* lse, const float* dout,
+                                     float* dq, float* dk, float* dv,
+                                     const simd::GemmKernels& gemm,
+                                     const simd::BackwardKernels& kernels, int* threads_used);
+
+}  // namespace sta::detail

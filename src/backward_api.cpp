@@ -1,0 +1,157 @@
+// The backward frontend (SPEC 8): validates once, prepares the inputs as attention() does
+// (rounding, raster -> tiled order), recomputes out and lse when the caller has none, hands
+// clean values to the reference or the flash backward, and brings dq, dk, dv back to the
+// caller's layout.
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "backward.hpp"
+#include "sta/backward.hpp"
+#include "sta/error.hpp"
+#include "sta/reference.hpp"
+
+namespace sta {
+
+std::vector<std::vector<QueryTileVisit>> query_tile_visits(const Geometry& g, const Mask& mask) {
+  const auto forward = key_tile_visits(g, mask);
+  std::vector<std::vector<QueryTileVisit>> inverse(forward.size());
+  for (size_t qt = 0; qt < forward.size(); ++qt)  // increasing qt: each list comes out sorted
+    for (const KeyTileVisit& v : forward[qt])
+      inverse[static_cast<size_t>(v.key_tile)].push_back({static_cast<int64_t>(qt), v.dense});
+  return inverse;
+}
+
+namespace {
+
+/// The reference backward: double results cast to float, the classifier's block counts.
+AttentionStats run_reference_backward(const AttentionShape& shape, const AttentionOptions& options,
+                                      const float* q, const float* k, const float* v,
+                                      const float* dout, float* dq, float* dk, float* dv) {
+  const size_t n = static_cast<size_t>(shape.elements());
+  std::vector<double> dq_d(n), dk_d(n), dv_d(n);
+  reference_attention_backward(shape, options, q, k, v, dout, dq_d.data(), dk_d.data(), dv_d.data());
+  auto to_float = [](double x) { return static_cast<float>(x); };
+  std::transform(dq_d.begin(), dq_d.end(), dq, to_float);
+  std::transform(dk_d.begin(), dk_d.end(), dk, to_float);
+  std::transform(dv_d.begin(), dv_d.end(), dv, to_float);
+  AttentionStats stats;
+  stats.backend = Backend::kReference;
+  stats.isa = "none";
+  stats.gemm = "none";
+  stats.threads = omp_get_max_threads();
+  for (int64_t h = 0; h < shape.heads; ++h) {
+    const BlockCounts c = classify_blocks(options.geometry, mask_for_head(options.masks, h)).counts;
+    stats.counts += BlockCounts{c.dense * shape.batch, c.mixed * shape.batch, c.empty * shape.batch};
+  }
+  return stats;
+}
+
+bool all_finite(const float* x, int64_t n) {
+  bool ok = true;
+  for (int64_t i = 0; i < n; ++i) ok = ok && std::isfinite(x[i]);
+  return ok;
+}
+
+detail::FlashMode flash_mode(Backend backend) {
+  return backend == Backend::kSta      ? detail::FlashMode::kSta
+         : backend == Backend::kNatten ? detail::FlashMode::kNatten
+                                       : detail::FlashMode::kDense;
+}
+
+}  // namespace
+
+AttentionStats attention_backward(const AttentionShape& shape, const AttentionOptions& options,
+                                  const float* q, const float* k, const float* v,
+                                  const float* out, const float* lse, const float* dout,
+                                  float* dq, float* dk, float* dv, Backend backend) {
+  validate_attention(shape, options, backend);
+  if (options.precision != Precision::kFp32) {
+    throw Error("--precision: the backward supports fp32 only, got " + to_string(options.precision));
+  }
+  if ((out == nullptr) != (lse == nullptr)) {
+    throw Error("--out/--lse: give both of the forward's out and lse, or neither (recomputed)");
+  }
+  const Geometry& g = options.geometry;
+  const int64_t n = shape.elements(), bh = shape.batch * shape.heads;
+  // A NaN or Inf in a key a query may not attend must not reach that query's gradients
+  // (SPEC 6), but a tile GEMM multiplies it by zero: such inputs take the reference path,
+  // which never touches masked pairs (the stats then say "reference").
+  if (backend != Backend::kReference &&
+      !(all_finite(q, n) && all_finite(k, n) && all_finite(v, n) && all_finite(dout, n))) {
+    return attention_backward(shape, options, q, k, v, out, lse, dout, dq, dk, dv,
+                              Backend::kReference);
+  }
+  const bool retile = options.layout == Layout::kRaster && backend != Backend::kReference;
+
+  // The same preparation as attention(): the gradients are those of the rounded inputs.
+  std::vector<float> q_buf, k_buf, v_buf, dout_buf;
+  auto prepare = [&](const float* src, std::vector<float>& buf, bool round) -> const float* {
+    if (!retile && (!round || options.rounding == InputRounding::kNone)) return src;
+    buf.resize(static_cast<size_t>(n));
+    if (retile) {
+      tile(g, src, buf.data(), bh, shape.dim);
+    } else {
+      std::copy(src, src + n, buf.data());
+    }
+    if (round) round_inputs(buf.data(), n, options.rounding);
+    return buf.data();
+  };
+  const float* qp = prepare(q, q_buf, true);
+  const float* kp = prepare(k, k_buf, true);
+  const float* vp = prepare(v, v_buf, true);
+  const float* dop = prepare(dout, dout_buf, false);
+  if (backend == Backend::kReference) {
+    return run_reference_backward(shape, options, qp, kp, vp, dop, dq, dk, dv);
+  }
+
+  // out and lse in tiled order: the caller's, retiled, or recomputed by this backend.
+  std::vector<float> out_buf, lse_buf;
+  const float* op = out;
+  const float* lp = lse;
+  if (out == nullptr || retile) {
+    out_buf.resize(static_cast<size_t>(n));
+    lse_buf.resize(static_cast<size_t>(bh * shape.seq));
+    if (out == nullptr) {
+      AttentionOptions tiled = options;  // the inputs are prepared already
+      tiled.layout = Layout::kTiled;
+      tiled.rounding = InputRounding::kNone;
+      attention(shape, tiled, qp, kp, vp, out_buf.data(), lse_buf.data(), backend);
+    } else {
+      tile(g, out, out_buf.data(), bh, shape.dim);
+      tile(g, lse, lse_buf.data(), bh, 1);
+    }
+    op = out_buf.data();
+    lp = lse_buf.data();
+  }
+
+  std::vector<float> grads;
+  float* dqp = dq;
+  float* dkp = dk;
+  float* dvp = dv;
+  if (retile) {
+    grads.resize(static_cast<size_t>(3 * n));
+    dqp = grads.data();
+    dkp = dqp + n;
+    dvp = dkp + n;
+  }
+  const simd::GemmKernels& gemm = simd::gemm_kernels(false);
+  const simd::BackwardKernels& kernels = simd::backward_kernels();
+  AttentionStats stats;
+  stats.backend = backend;
+  stats.isa = simd::isa_name(kernels.isa);
+  stats.gemm = gemm.name;
+  stats.counts = detail::flash_attention_backward(
+      shape, g, options.masks, static_cast<float>(options.effective_scale(shape.dim)),
+      flash_mode(backend), qp, kp, vp, op, lp, dop, dqp, dkp, dvp, gemm, kernels, &stats.threads);
+  if (retile) {
+    untile(g, dqp, dq, bh, shape.dim);
+    untile(g, dkp, dk, bh, shape.dim);
+    untile(g, dvp, dv, bh, shape.dim);
+  }
+  return stats;
+}
+
+}  // namespace sta

@@ -1,0 +1,174 @@
+// `sta grad` as a script runs it: the fast backends agree with the reference through
+// `sta compare`, given out/lse (from `sta run`) give the same bits as recomputed ones, stats
+// carry the backward kernel's counters, outputs are never clobbered, bad input exits 2 with
+// a message naming the argument.
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "cli_runner.hpp"
+#include "sta/blocks.hpp"
+#include "sta/npy.hpp"
+
+namespace sta {
+namespace {
+
+using testing::json_int;
+using testing::run_cli;
+
+// Canvas 2x4x6 in 1x2x3 tiles (8 tiles of 6 tokens), 3 of 5 text slots real: S = 53.
+const char* kGeometry = "--video 2,4,6 --tile 1,2,3 --text-pad 5 --text-length 3";
+constexpr int64_t kB = 2, kH = 2, kS = 53, kD = 16;
+
+class CliGrad : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/sta_cli_grad_XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    std::mt19937_64 rng(7);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    for (const char* name : {"q", "k", "v", "dout"}) {
+      std::vector<float> x(static_cast<size_t>(kB * kH * kS * kD));
+      for (auto& e : x) e = normal(rng);
+      write_npy(path(std::string(name) + ".npy"), x.data(), {kB, kH, kS, kD}, false, name);
+    }
+  }
+  void TearDown() override {
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+  std::string path(const std::string& name) const { return dir_ + "/" + name; }
+  std::string inputs() const {
+    return "--q " + path("q.npy") + " --k " + path("k.npy") + " --v " + path("v.npy") +
+           " --dout " + path("dout.npy") + " " + kGeometry;
+  }
+  std::string grads(const std::string& tag) const {
+    return " --dq " + path("dq_" + tag + ".npy") + " --dk " + path("dk_" + tag + ".npy") +
+           " --dv " + path("dv_" + tag + ".npy");
+  }
+  std::string read(const std::string& name) const {
+    std::ifstream f(path(name));
+    std::stringstream s;
+    s << f.rdbuf();
+    return s.str();
+  }
+  std::string dir_;
+};
+
+TEST_F(CliGrad, FastBackendsAgreeWithTheReferenceThroughCompare) {
+  const std::string masks = " --mask sta:1,1,1 --mask sta:2,1,3";
+  ASSERT_EQ(run_cli("grad " + inputs() + masks + grads("ref") + " --backend reference").exit_code, 0);
+  for (const char* backend : {"sta", "natten"}) {
+    SCOPED_TRACE(backend);
+    const std::string tag = backend;
+    const auto r = run_cli("grad " + inputs() + masks + grads(tag) + " --backend " + backend +
+                           " --stats " + path(tag + ".json"));
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    for (const char* g : {"dq", "dk", "dv"}) {
+      const auto c = run_cli("compare " + path(std::string(g) + "_ref.npy") + " " +
+                             path(std::string(g) + "_" + tag + ".npy") + " --atol 1e-5 --rtol 0");
+      EXPECT_EQ(c.exit_code, 0) << g << ": " << c.output;
+    }
+    // The backward's own counters equal the classifier's (per head, times the batch).
+    Geometry geo;
+    geo.canvas = {2, 4, 6};
+    geo.tile = {1, 2, 3};
+    BlockCounts want;
+    for (const Mask& m : {Mask::sta({1, 1, 1}), Mask::sta({2, 1, 3})}) {
+      const BlockCounts c = classify_blocks(geo, m).counts;
+      want += BlockCounts{c.dense * kB, c.mixed * kB, c.empty * kB};
+    }
+    const std::string stats = read(tag + ".json");
+    EXPECT_EQ(json_int(stats, "dense"), want.dense) << stats;
+    EXPECT_EQ(json_int(stats, "mixed"), 0) << stats;
+    EXPECT_EQ(json_int(stats, "empty"), want.empty) << stats;
+  }
+}
+
+TEST_F(CliGrad, GivenOutAndLseEqualRecomputedBitForBit) {
+  const std::string mask = " --mask swa:1,3,5 --layout raster";
+  ASSERT_EQ(run_cli("run --q " + path("q.npy") + " --k " + path("k.npy") + " --v " + path("v.npy") +
+                    " " + kGeometry + mask + " --out " + path("o.npy") + " --lse " + path("l.npy"))
+                .exit_code,
+            0);
+  ASSERT_EQ(run_cli("grad " + inputs() + mask + grads("a")).exit_code, 0);
+  const auto r = run_cli("grad " + inputs() + mask + grads("b") + " --out " + path("o.npy") +
+                         " --lse " + path("l.npy") + " --threads 1");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  for (const char* g : {"dq", "dk", "dv"}) {
+    const auto c = run_cli("compare " + path(std::string(g) + "_a.npy") + " " +
+                           path(std::string(g) + "_b.npy") + " --atol 0 --rtol 0");
+    EXPECT_EQ(c.exit_code, 0) << g << ": " << c.output;
+  }
+}
+
+TEST_F(CliGrad, BadInputExitsTwoNamingTheArgument) {
+  struct Case {
+    std::string args, names;
+  };
+  ASSERT_EQ(run_cli("grad " + inputs() + grads("x")).exit_code, 0);
+  const std::vector<Case> cases = {
+      {inputs() + " --dq " + path("a.npy") + " --dk " + path("b.npy"), "--dv"},
+      {inputs() + grads("y") + " --out " + path("q.npy"), "--out"},
+      {inputs() + grads("x"), "--dq"},  // exists, no --force
+      {inputs() + " --dq " + path("s.npy") + " --dk " + path("s.npy") + " --dv " + path("t.npy"), "--dk"},
+      {"--q " + path("q.npy") + " --k " + path("k.npy") + " --v " + path("v.npy") + " --dout " +
+           path("q.npy") + " --video 2,4,4 --tile 1,2,2 --text-pad 5" + grads("z"),
+       "--q"},  // S does not match the geometry
+      {inputs() + grads("w") + " --backend dense --mask sta:1,1,1", "--mask"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.args);
+    const auto r = run_cli("grad " + c.args);
+    EXPECT_EQ(r.exit_code, 2) << r.output;
+    EXPECT_NE(r.output.find(c.names), std::string::npos) << r.output;
+  }
+}
+
+}  // namespace
+}  // namespace sta
+
+namespace sta {
+namespace {
+
+TEST_F(CliGrad, GoldenGradIsVerifiedAndATamperedGradientFails) {
+  for (const char* backend : {"reference", "sta"}) {
+    SCOPED_TRACE(backend);
+    const std::string dir = path(std::string("golden_") + backend);
+    const auto w = run_cli("golden --dir " + dir + " " + kGeometry +
+                           " --mask sta:1,1,1 --mask sta:1,2,3 --heads 2 --dim 16 --backend " +
+                           backend + " --grad");
+    ASSERT_EQ(w.exit_code, 0) << w.output;
+    const auto v = run_cli("verify " + dir);
+    EXPECT_EQ(v.exit_code, 0) << v.output;
+    EXPECT_NE(v.output.find("dq       recomputed"), std::string::npos) << v.output;
+    // The gradients match the reference's (sta's within the SPEC 8 tolerance).
+    ASSERT_EQ(run_cli("grad --q " + dir + "/q.npy --k " + dir + "/k.npy --v " + dir + "/v.npy --dout " +
+                      dir + "/dout.npy " + kGeometry + " --mask sta:1,1,1 --mask sta:1,2,3" +
+                      grads(std::string("golden_") + backend) + " --backend reference")
+                  .exit_code,
+              0);
+    const auto c = run_cli("compare " + dir + "/dk.npy " + path(std::string("dk_golden_") + backend + ".npy") +
+                           " --atol 1e-5 --rtol 0");
+    EXPECT_EQ(c.exit_code, 0) << c.output;
+  }
+  // One changed value in dv.npy (the hash no longer matches): verify fails.
+  const std::string dv = path("golden_sta/dv.npy");
+  std::fstream f(dv, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekp(200);
+  f.put('\x7f');
+  f.close();
+  const auto v = run_cli("verify " + path("golden_sta") + " --hashes-only");
+  EXPECT_EQ(v.exit_code, 1) << v.output;
+  EXPECT_NE(v.output.find("dv.npy   sha256 MISMATCH"), std::string::npos) << v.output;
+}
+
+}  // namespace
+}  // namespace sta
