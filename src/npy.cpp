@@ -4,6 +4,8 @@
 // Format reference: numpy/lib/format.py (NEP 1).
 #include "sta/npy.hpp"
 
+#include <sys/mman.h>
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -475,28 +477,122 @@ NpyArray read_npy(const std::string& path, const std::string& arg) {
 }
 
 void check_finite(const NpyArray& array, const std::string& arg) {
-  int64_t bad = 0, first = -1;
-  for (int64_t i = 0; i < array.elements(); ++i) {
-    if (!std::isfinite(array.data[static_cast<size_t>(i)])) {
-      if (first < 0) first = i;
-      ++bad;
+  check_finite(array.data.data(), array.shape, scan_floats(array.data.data(), array.elements()), arg);
+}
+
+FloatScan scan_floats(const float* data, int64_t n) {
+  // Branch-free so it vectorises: |x| <= FLT_MAX is false exactly for NaN and +-inf.
+  int64_t bad = 0;
+  float max_abs = 0.0f;
+  constexpr float kMax = std::numeric_limits<float>::max();
+#pragma omp parallel for simd schedule(static) reduction(+ : bad) reduction(max : max_abs)
+  for (int64_t i = 0; i < n; ++i) {
+    const float ax = std::fabs(data[i]);
+    const bool finite = ax <= kMax;
+    bad += finite ? 0 : 1;
+    max_abs = std::max(max_abs, finite ? ax : 0.0f);
+  }
+  FloatScan scan;
+  scan.nonfinite = bad;
+  scan.max_abs_finite = max_abs;
+  for (int64_t i = 0; bad > 0 && i < n; ++i) {  // rare: find the first one for the message
+    if (!(std::fabs(data[i]) <= kMax)) {
+      scan.first_nonfinite = i;
+      break;
     }
   }
-  if (bad == 0) return;
-  std::vector<int64_t> index(array.shape.size());
+  return scan;
+}
+
+void check_finite(const float* data, const std::vector<int64_t>& shape, const FloatScan& scan,
+                  const std::string& arg) {
+  if (scan.nonfinite == 0) return;
+  const int64_t first = scan.first_nonfinite;
+  int64_t elements = 1;
+  for (int64_t d : shape) elements *= d;
+  std::vector<int64_t> index(shape.size());
   int64_t rest = first;
-  for (size_t a = array.shape.size(); a-- > 0;) {
-    index[a] = rest % array.shape[a];
-    rest /= array.shape[a];
+  for (size_t a = shape.size(); a-- > 0;) {
+    index[a] = rest % shape[a];
+    rest /= shape[a];
   }
-  const float v = array.data[static_cast<size_t>(first)];
+  const float v = data[first];
   std::string idx = "(";
   for (size_t a = 0; a < index.size(); ++a) idx += (a ? ", " : "") + std::to_string(index[a]);
   idx += ")";
   throw Error(arg + ": element " + std::to_string(first) + " at index " + idx + " is " +
               (std::isnan(v) ? "NaN" : (v > 0 ? "+inf" : "-inf")) + " (" +
-              std::to_string(bad) + " non-finite of " + std::to_string(array.elements()) +
+              std::to_string(scan.nonfinite) + " non-finite of " + std::to_string(elements) +
               " values); expected finite inputs");
+}
+
+NpyView::NpyView(NpyView&& o) noexcept { *this = std::move(o); }
+
+NpyView& NpyView::operator=(NpyView&& o) noexcept {
+  if (this != &o) {
+    if (map_ != nullptr) ::munmap(map_, map_bytes_);
+    shape = std::move(o.shape);
+    dtype = std::move(o.dtype);
+    owned_ = std::move(o.owned_);
+    map_ = o.map_;
+    map_bytes_ = o.map_bytes_;
+    elements_ = o.elements_;
+    data_ = map_ != nullptr ? o.data_ : owned_.data();
+    o.map_ = nullptr;
+    o.data_ = nullptr;
+    o.elements_ = 0;
+  }
+  return *this;
+}
+
+NpyView::~NpyView() {
+  if (map_ != nullptr) ::munmap(map_, map_bytes_);
+}
+
+NpyView view_npy(const std::string& path, const std::string& arg) {
+  const std::string where = arg + " '" + path + "'";
+  const uint64_t total = regular_file_size(path, arg);
+  unsigned char prefix[12] = {};
+  uint64_t end = 0;
+  std::string head;
+  {
+    std::ifstream f(path, std::ios::binary);
+    if (!f) throw Error(where + ": cannot open: " + errno_text());
+    const uint64_t got = total < 12 ? total : 12;
+    f.read(reinterpret_cast<char*>(prefix), static_cast<std::streamsize>(got));
+    if (static_cast<uint64_t>(f.gcount()) != got) throw Error(where + ": read failed");
+    end = header_end(prefix, got, total, where);
+    head.assign(static_cast<size_t>(end), '\0');
+    std::memcpy(&head[0], prefix, static_cast<size_t>(got));
+    f.read(&head[got], static_cast<std::streamsize>(end - got));
+    if (static_cast<uint64_t>(f.gcount()) != end - got)
+      throw Error(where + ": read failed (did the file change while being read?)");
+  }
+  const NpyHeader h = parse_header(reinterpret_cast<const unsigned char*>(head.data()), end,
+                                   total, where);
+  NpyView view;
+  view.shape = h.shape;
+  view.dtype = h.descr;
+  view.elements_ = h.elements;
+  const bool aligned = end % alignof(float) == 0;
+  if (h.descr != "<f4" || !kHostLittleEndian || h.elements == 0 || !aligned) {
+    NpyArray a = read_npy(path, arg);  // widen float16/float64 (or nothing to map)
+    view.owned_ = std::move(a.data);
+    view.data_ = view.owned_.data();
+    return view;
+  }
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw Error(where + ": cannot open: " + errno_text());
+  void* map = ::mmap(nullptr, static_cast<size_t>(total), PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+  const int map_errno = errno;
+  ::close(fd);
+  if (map == MAP_FAILED) {
+    throw Error(where + ": cannot map " + byte_count(total) + ": " + std::strerror(map_errno));
+  }
+  view.map_ = map;
+  view.map_bytes_ = static_cast<size_t>(total);
+  view.data_ = reinterpret_cast<const float*>(static_cast<const unsigned char*>(map) + end);
+  return view;
 }
 
 std::string npy_bytes(const float* data, const std::vector<int64_t>& shape) {

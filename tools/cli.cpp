@@ -328,10 +328,15 @@ double max_abs_finite(const NpyArray& a) {
 
 void check_score_range(const NpyArray& q, const NpyArray& k, const NpyArray& v, double scale,
                        int64_t dim, bool scale_given) {
+  check_score_range(max_abs_finite(q), max_abs_finite(k), max_abs_finite(v),
+                    q.shape.size() == 4 ? q.shape[2] : 1, scale, dim, scale_given);
+}
+
+void check_score_range(double mq, double mk, double mv, int64_t seq_len, double scale,
+                       int64_t dim, bool scale_given) {
   constexpr double kLimit = 1e37;
-  const double mq = max_abs_finite(q), mk = max_abs_finite(k), mv = max_abs_finite(v);
   const double d = static_cast<double>(dim);
-  const double seq = q.shape.size() == 4 ? static_cast<double>(q.shape[2]) : 1.0;
+  const double seq = static_cast<double>(seq_len);
   auto num = [](double x) {
     char buf[32];
     std::snprintf(buf, sizeof buf, "%.3g", x);

@@ -118,6 +118,9 @@ void check_score_range(const NpyArray& q, const NpyArray& k, const NpyArray& v, 
                        int64_t dim, bool scale_given);
 /// The largest finite |x| of `a` (0 for an empty array).
 double max_abs_finite(const NpyArray& a);
+/// check_score_range() on the largest finite magnitudes of q, k, v (from scan_floats) and S.
+void check_score_range(double max_q, double max_k, double max_v, int64_t seq, double scale,
+                       int64_t dim, bool scale_given);
 
 /// Output files of one command, resolved and checked before any work: each is a creatable
 /// file (its folder exists and is writable, its name fits NAME_MAX, it is not a folder or

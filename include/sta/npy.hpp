@@ -40,6 +40,54 @@ NpyArray read_npy_bytes(const std::string& bytes, const std::string& arg);
 /// data is allocated, so a lying header cannot trigger a huge allocation.
 NpyArray read_npy(const std::string& path, const std::string& arg);
 
+/// A read-only float32 view of an .npy file, for inputs too large to copy: a little-endian
+/// float32 C-order file is memory-mapped (MAP_POPULATE: no copy, no zero-fill, no page fault
+/// per 4 KiB page later; the page cache pages are the data), other dtypes are read and
+/// widened as read_npy() does. The same checks and messages as read_npy(). The file must not
+/// be truncated while the view lives (a mapped page past the end would raise SIGBUS).
+class NpyView {
+ public:
+  NpyView() = default;
+  NpyView(NpyView&& o) noexcept;
+  NpyView& operator=(NpyView&& o) noexcept;
+  NpyView(const NpyView&) = delete;
+  NpyView& operator=(const NpyView&) = delete;
+  ~NpyView();
+
+  std::vector<int64_t> shape;  ///< extents, outermost first
+  std::string dtype;           ///< dtype of the file: "<f4", "<f2" or "<f8"
+  const float* data() const { return data_; }
+  int64_t elements() const { return elements_; }
+  bool mapped() const { return map_ != nullptr; }  ///< true when no copy was made
+
+ private:
+  friend NpyView view_npy(const std::string& path, const std::string& arg);
+  const float* data_ = nullptr;
+  int64_t elements_ = 0;
+  void* map_ = nullptr;
+  size_t map_bytes_ = 0;
+  std::vector<float> owned_;  ///< widened data of a float16/float64 file
+};
+
+/// Opens `path` as an NpyView (see above); errors name `arg` and the path.
+NpyView view_npy(const std::string& path, const std::string& arg);
+
+/// What one pass over float data finds: non-finite values (count, first flat index or -1)
+/// and the largest magnitude among the finite ones. OpenMP-parallel, same result for any
+/// thread count.
+struct FloatScan {
+  int64_t nonfinite = 0;
+  int64_t first_nonfinite = -1;
+  double max_abs_finite = 0.0;
+};
+FloatScan scan_floats(const float* data, int64_t n);
+
+/// Throws sta::Error naming `arg` if `scan` found a NaN or an infinity in `data` (of
+/// `shape`): the message gives the first one (flat index and multi-index), its value and how
+/// many there are.
+void check_finite(const float* data, const std::vector<int64_t>& shape, const FloatScan& scan,
+                  const std::string& arg);
+
 /// Throws sta::Error naming `arg` if `array` holds a NaN or an infinity: the message gives
 /// the first such element (flat index and multi-index), its value and how many there are.
 void check_finite(const NpyArray& array, const std::string& arg);
