@@ -36,6 +36,7 @@
 //   kernels run about twice as fast as at the 16-byte offsets malloc gives
 //   (bench_gemm_bf16 .../misaligned).
 #include <cstdint>
+#include <cstring>
 
 namespace sta::simd {
 
@@ -104,9 +105,21 @@ void pack_v(PackedLayout layout, const float* v, int64_t ldv, int64_t keys, int6
 void rows_to_bf16(const float* src, int64_t lds, int64_t rows, int64_t cols, int64_t pad_cols,
                   bf16_t* dst, int64_t ldd);
 
-/// Float <-> bf16 (round to nearest even; NaN stays a quiet NaN).
-bf16_t float_to_bf16(float x);
-float bf16_to_float(bf16_t b);
+/// Float <-> bf16 (round to nearest even; NaN stays a quiet NaN). Inline: the packers call
+/// them per element.
+inline bf16_t float_to_bf16(float x) {
+  uint32_t b;
+  std::memcpy(&b, &x, sizeof b);
+  if ((b & 0x7fffffffu) > 0x7f800000u) return static_cast<bf16_t>((b >> 16) | 0x0040u);  // quiet NaN
+  b += 0x7fffu + ((b >> 16) & 1u);  // nearest even; overflow rounds to inf as it should
+  return static_cast<bf16_t>(b >> 16);
+}
+inline float bf16_to_float(bf16_t h) {
+  const uint32_t b = static_cast<uint32_t>(h) << 16;
+  float x;
+  std::memcpy(&x, &b, sizeof x);
+  return x;
+}
 
 // ---- kernels (one file per family) ---------------------------------------------------------
 

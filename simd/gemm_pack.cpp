@@ -7,21 +7,6 @@
 
 namespace sta::simd {
 
-bf16_t float_to_bf16(float x) {
-  uint32_t b;
-  std::memcpy(&b, &x, sizeof b);
-  if ((b & 0x7fffffffu) > 0x7f800000u) return static_cast<bf16_t>((b >> 16) | 0x0040u);  // quiet NaN
-  b += 0x7fffu + ((b >> 16) & 1u);  // nearest even; overflow rounds to inf as it should
-  return static_cast<bf16_t>(b >> 16);
-}
-
-float bf16_to_float(bf16_t h) {
-  const uint32_t b = static_cast<uint32_t>(h) << 16;
-  float x;
-  std::memcpy(&x, &b, sizeof x);
-  return x;
-}
-
 namespace {
 int64_t dim_panels(int64_t dim) { return (dim + kDimPanel - 1) / kDimPanel; }
 }  // namespace
@@ -71,16 +56,17 @@ void pack_k(PackedLayout layout, const float* k, int64_t ldk, int64_t keys, int6
       break;
     }
     case PackedLayout::kBf16Panels: {
+      // (key, d) at p*Dp*32 + (d/2)*64 + (key%32)*2 + d%2: each key's row is read once, in
+      // order, and written as (d, d+1) pairs 64 values apart.
       const int64_t dp = padded_dim_bf16(dim);
       bf16_t* out = static_cast<bf16_t*>(dst) + key0 * dp;
-      for (int64_t p = 0; p < padded / kKeyPanel; ++p) {
-        bf16_t* panel = out + p * dp * kKeyPanel;
-        for (int64_t d = 0; d < dp; ++d) {
-          for (int64_t j = 0; j < kKeyPanel; ++j) {
-            const int64_t key = p * kKeyPanel + j;
-            const float x = key < keys && d < dim ? k[key * ldk + d] : 0.0f;
-            panel[(d / 2) * 2 * kKeyPanel + j * 2 + d % 2] = float_to_bf16(x);
-          }
+      for (int64_t key = 0; key < padded; ++key) {
+        bf16_t* col = out + (key / kKeyPanel) * dp * kKeyPanel + (key % kKeyPanel) * 2;
+        const float* row = k + key * ldk;
+        for (int64_t d = 0; d < dp; d += 2) {
+          const bool real = key < keys;
+          col[(d / 2) * 2 * kKeyPanel] = real && d < dim ? float_to_bf16(row[d]) : 0;
+          col[(d / 2) * 2 * kKeyPanel + 1] = real && d + 1 < dim ? float_to_bf16(row[d + 1]) : 0;
         }
       }
       break;
