@@ -312,6 +312,10 @@ TEST_F(Hardening, ValuesBeyondFloat32AreRefused) {
                            path("q.npy") + " --backend " + std::string(backend) + shape),
                    "--q");
   }
+  npy("k16.npy", {1, 1, 384, 4}, 70000.0f);  // float16 overflows to inf at 65520
+  expect_refused(run_cli("run --q " + path("q.npy") + " --k " + path("k16.npy") + " --v " + path("q.npy") +
+                         " --round fp16" + shape),
+                 "--k");
   // Inputs that fit give finite output (the rule does not refuse normal data).
   const auto ok = run_cli("run --q " + path("q.npy") + " --k " + path("q.npy") + " --v " + path("q.npy") +
                           " --scale 1e30" + shape);

@@ -163,6 +163,13 @@ int run_run(int argc, char** argv) {
   check_head_masks(common, shape.heads);
   validate_attention(shape, options, backend);
   check_score_range(q, k, v, options.effective_scale(shape.dim), shape.dim, args.has("--scale"));
+  // fp16 holds |x| < 65520; larger values would round to inf and the output to NaN.
+  if (options.rounding == InputRounding::kFp16)
+    for (const auto& [name, a] : {std::pair<const char*, const NpyArray*>{"--q", &q}, {"--k", &k}, {"--v", &v}})
+      if (max_abs_finite(*a) >= 65520.0)
+        throw Error(std::string(name) + " '" + args.get(name) + "': a value of magnitude " +
+                    std::to_string(max_abs_finite(*a)) + " does not fit float16 (--round fp16); " +
+                    "expected |x| <= 65504");
   const double out_elements = static_cast<double>(shape.elements());
   check_memory(4.0 * (4.0 * out_elements + 2.0 * static_cast<double>(shape.batch * shape.heads * shape.seq)),
                "--q", "attention on shape " + shape_to_string(q.shape));
