@@ -286,6 +286,8 @@ TEST_F(Hardening, OutputsAreResolvedAndCheckedFirst) {
   EXPECT_FALSE(std::filesystem::exists(path("o.npy")));
   // An output that is an input.
   expect_refused(run_cli("run" + in + " --out " + path("q.npy") + " --force"), "--out");
+  std::filesystem::create_hard_link(path("q.npy"), path("hard.npy"));
+  expect_refused(run_cli("run" + in + " --out " + path("hard.npy") + " --force"), "--out");
   // A name beyond NAME_MAX, and a folder that does not exist: refused, nothing written.
   r = run_cli("run" + in + " --out " + path("o.npy") + " --lse " + path(std::string(256, 'x')));
   expect_refused(r, "--lse");
