@@ -70,6 +70,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::vector<std::string> sections = split(text, "\n%%\n");
   std::vector<std::string> args = split(sections[0], "\n");
   if (args.size() > 48 || args.empty()) return 0;
+  // A real argv ends each argument at its first NUL.
+  for (std::string& a : args) a = a.substr(0, a.find('\0'));
   if (args[0] == "demo" || args[0] == "theorems") return 0;
   if (args[0] == "report") {
     // The page itself is fixed (seconds of classification under the sanitizers); what the

@@ -35,7 +35,7 @@ echo "== fuzz_cli: $cli_runs command lines from tests/fuzz/cli =="
 log="$root/build-fuzz/fuzz_cli.log"
 # Inside $work so that relative output names (o.npy, b.svg) stay out of the checkout.
 if ! (cd "$work" && "$root/build-fuzz/fuzz_cli" -seed=1 -runs="$cli_runs" -max_len=4096 \
-       -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=1024 -artifact_prefix="$root/build-fuzz/" \
+       -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=1024 -artifact_prefix="$root/build-fuzz/" -dict="$root/tests/fuzz/cli.dict" \
        "$root/build-fuzz/corpus/cli" "$root/tests/fuzz/cli") >"$log" 2>&1; then
   tail -n 40 "$log"
   echo "fuzz_cli FAILED (input saved by libFuzzer as build-fuzz/crash-*, timeout-* or oom-*)"

@@ -286,6 +286,8 @@ TEST_F(Hardening, OutputsAreResolvedAndCheckedFirst) {
   EXPECT_FALSE(std::filesystem::exists(path("o.npy")));
   // An output that is an input.
   expect_refused(run_cli("run" + in + " --out " + path("q.npy") + " --force"), "--out");
+  std::filesystem::create_hard_link(path("q.npy"), path("hard.npy"));
+  expect_refused(run_cli("run" + in + " --out " + path("hard.npy") + " --force"), "--out");
   // A name beyond NAME_MAX, and a folder that does not exist: refused, nothing written.
   r = run_cli("run" + in + " --out " + path("o.npy") + " --lse " + path(std::string(256, 'x')));
   expect_refused(r, "--lse");
@@ -312,6 +314,10 @@ TEST_F(Hardening, ValuesBeyondFloat32AreRefused) {
                            path("q.npy") + " --backend " + std::string(backend) + shape),
                    "--q");
   }
+  npy("k16.npy", {1, 1, 384, 4}, 70000.0f);  // float16 overflows to inf at 65520
+  expect_refused(run_cli("run --q " + path("q.npy") + " --k " + path("k16.npy") + " --v " + path("q.npy") +
+                         " --round fp16" + shape),
+                 "--k");
   // Inputs that fit give finite output (the rule does not refuse normal data).
   const auto ok = run_cli("run --q " + path("q.npy") + " --k " + path("q.npy") + " --v " + path("q.npy") +
                           " --scale 1e30" + shape);

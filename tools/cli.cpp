@@ -436,8 +436,12 @@ void check_outputs(const std::vector<PathArg>& outputs, const std::vector<PathAr
       if (resolved[j] == r)
         throw Error(where + ": same file as " + outputs[j].arg + " '" + outputs[j].path +
                     "'; expected distinct output files");
+    struct stat out_st {}, in_st {};
+    const bool out_exists = ::stat(o.path.c_str(), &out_st) == 0;
     for (const PathArg& in : inputs)
-      if (!in.path.empty() && resolved_path(in.path) == r)
+      if (!in.path.empty() && (resolved_path(in.path) == r ||  // a hard link is the same file too
+                               (out_exists && ::stat(in.path.c_str(), &in_st) == 0 &&
+                                in_st.st_dev == out_st.st_dev && in_st.st_ino == out_st.st_ino)))
         throw Error(where + ": same file as the input " + in.arg + " '" + in.path +
                     "'; expected an output distinct from every input");
     resolved.push_back(r);

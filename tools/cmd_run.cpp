@@ -183,6 +183,13 @@ int run_run(int argc, char** argv) {
   validate_attention(shape, options, backend);
   check_score_range(qi.scan.max_abs_finite, ki.scan.max_abs_finite, vi.scan.max_abs_finite,
                     shape.seq, options.effective_scale(shape.dim), shape.dim, args.has("--scale"));
+  // fp16 holds |x| < 65520; larger values would round to inf and the output to NaN.
+  if (options.rounding == InputRounding::kFp16)
+    for (const auto& [name, in] : {std::pair<const char*, const Input*>{"--q", &qi}, {"--k", &ki}, {"--v", &vi}})
+      if (in->scan.max_abs_finite >= 65520.0)
+        throw Error(std::string(name) + " '" + args.get(name) + "': a value of magnitude " +
+                    std::to_string(in->scan.max_abs_finite) + " does not fit float16 (--round fp16); " +
+                    "expected |x| <= 65504");
   const double out_elements = static_cast<double>(shape.elements());
   check_memory(4.0 * (4.0 * out_elements + 2.0 * static_cast<double>(shape.batch * shape.heads * shape.seq)),
                "--q", "attention on shape " + shape_to_string(q.shape));
