@@ -5,7 +5,10 @@ The C++ library (reference, tiled NATTEN and STA backends) behind numpy and PyTo
 * :func:`sliding_tile_attention` is FastVideo's call, with FastVideo's arguments and meaning,
   for any canvas, tile and head dim (ragged canvases too), on CPU arrays or tensors;
 * :func:`attention` is the general call over every option of the library and returns
-  ``(out, lse, stats)``;
+  ``(out, lse, stats)``; :func:`attention_backward` its gradients ``(dq, dk, dv, stats)``;
+* :func:`torch_attention` (``StaAttentionFunction``, a ``torch.autograd.Function``) is
+  :func:`attention` as a differentiable torch operation: ``loss.backward()`` gives the
+  library's dq, dk, dv;
 * :func:`tile` / :func:`untile` convert ``[B, H, S, D]`` between raster and tiled order;
 * :func:`block_counts`, :func:`theorem31`, :func:`theorem32`, :func:`check_theorems`,
   :func:`read_mask_strategy`, :func:`load_golden`, :func:`verify_golden`,
@@ -36,7 +39,8 @@ from . import _sta
 __version__: str = _sta.__version__
 
 __all__ = [
-    "Mask", "sliding_tile_attention", "attention", "tile", "untile", "block_counts",
+    "Mask", "sliding_tile_attention", "attention", "attention_backward", "torch_attention",
+    "tile", "untile", "block_counts",
     "theorem31", "theorem31_per_query_tile", "theorem32", "check_theorem31", "check_theorem32",
     "check_theorems", "sta_key_tiles", "effective_window", "read_mask_strategy",
     "parse_mask_strategy", "MaskStrategy", "golden_presets", "golden_inputs", "golden_tolerance",
@@ -325,6 +329,17 @@ def attention(q, k, v, *, video, tile=(6, 8, 8), masks: Any = "full", text_lengt
     """
     notes: List[str] = []
     qa, ka, va, origin = _qkv(q, k, v, notes)
+    opts = _options(qa, video, tile, masks, text_length, text_pad, ragged, layout, backend,
+                    precision, scale, rounding, threads)
+    out, lse, stats = _call(_sta.attention, qa, ka, va, *opts)
+    stats["converted"] = notes
+    stats["counts"] = {key: stats[key] for key in ("dense", "mixed", "empty", "total")}
+    return origin.wrap(out), origin.wrap(lse), stats
+
+
+def _options(qa, video, tile, masks, text_length, text_pad, ragged, layout, backend,
+             precision, scale, rounding, threads) -> list:
+    """The extension's option arguments (video ... threads) from attention()'s keywords."""
     video_ = _extent(video, "video")
     tile_ = _extent(tile, "tile")
     mask_texts = _mask_list(masks)
@@ -345,12 +360,70 @@ def attention(q, k, v, *, video, tile=(6, 8, 8), masks: Any = "full", text_lengt
         scale = 0.0
     elif not float(scale) > 0:
         raise ValueError(f"scale: {scale}; expected a positive number (or None for 1/sqrt(D))")
-    out, lse, stats = _call(_sta.attention, qa, ka, va, list(video_), list(tile_), mask_texts,
-                            int(text_length), int(text_pad), bool(ragged), layout, backend,
-                            precision, float(scale), rounding, _threads(threads))
+    return [list(video_), list(tile_), mask_texts, int(text_length), int(text_pad),
+            bool(ragged), layout, backend, precision, float(scale), rounding, _threads(threads)]
+
+
+def attention_backward(q, k, v, dout, *, out=None, lse=None, video, tile=(6, 8, 8),
+                       masks: Any = "full", text_length: int = 0,
+                       text_pad: Optional[int] = None, ragged: bool = False,
+                       layout: str = "tiled", backend: str = "auto", precision: str = "fp32",
+                       scale: Optional[float] = None, rounding: str = "none",
+                       threads: Optional[int] = None):
+    """Gradients of :func:`attention`; returns ``(dq, dk, dv, stats)``.
+
+    The exact derivative of ``L = sum(out * dout)`` with respect to q, k and v, where
+    ``out`` is :func:`attention` of the same inputs and options (FlashAttention-2's
+    formulas, SPEC section 8): ``P = exp(scale * q k^T - lse)`` over the allowed keys,
+    ``dv = P^T dout``, ``dS = P * (dout v^T - rowsum(dout * out))``, ``dq = scale dS k``,
+    ``dk = scale dS^T q``. Padded text keys get zero gradient; a query with no allowed key
+    contributes nothing.
+
+    Args:
+      q, k, v, dout: ``[B, H, S, D]`` (same handling as :func:`attention`: float32
+        C-contiguous numpy arrays are read in place, other dtypes converted, torch in gives
+        torch out).
+      out, lse: the forward's ``out`` ``[B, H, S, D]`` and ``lse`` ``[B, H, S]`` for the same
+        inputs and options (both or neither); without them the library recomputes them with
+        `backend`. The ``"reference"`` backend always recomputes them in double.
+      video, tile, masks, text_length, text_pad, ragged, layout, backend, scale, rounding,
+        threads: as in :func:`attention`. With `rounding`, the gradients are those of the
+        rounded inputs.
+      precision: ``"fp32"`` only (the backward has no bf16 mode).
+
+    Returns:
+      ``dq``, ``dk``, ``dv`` float32 ``[B, H, S, D]`` in `layout` order, and ``stats``: the
+      block counters of the backward (``dense``, ``mixed``, ``empty``, ``total``; they equal
+      the forward's), ``backend`` (``"reference"`` when an input held a NaN or Inf),
+      ``isa``, ``gemm``, ``precision``, ``threads`` and ``converted``. The GIL is released
+      during the computation (Ctrl-C is honoured once it returns).
+    """
+    notes: List[str] = []
+    qa, ka, va, origin = _qkv(q, k, v, notes)
+    da, _ = _as_f32(dout, "dout", notes)
+    if da.shape != qa.shape:
+        raise ValueError(f"dout: shape {list(da.shape)} differs from q's {list(qa.shape)}; "
+                         "expected the same [B, H, S, D]")
+    if (out is None) != (lse is None):
+        raise ValueError("out, lse: give both of the forward's out and lse, or neither "
+                         "(then they are recomputed)")
+    oa = la = None
+    if out is not None:
+        oa, _ = _as_f32(out, "out", notes)
+        la, _ = _as_f32(lse, "lse", notes)
+        if oa.shape != qa.shape:
+            raise ValueError(f"out: shape {list(oa.shape)} differs from q's {list(qa.shape)}; "
+                             "expected the same [B, H, S, D]")
+        if la.shape != qa.shape[:3]:
+            raise ValueError(f"lse: shape {list(la.shape)}; expected q's [B, H, S] "
+                             f"{list(qa.shape[:3])}")
+    opts = _options(qa, video, tile, masks, text_length, text_pad, ragged, layout, backend,
+                    precision, scale, rounding, threads)
+    dq, dk, dv, stats = _call(_sta.attention_backward, qa, ka, va, da, oa, la, *opts,
+                              names={"--out/--lse": "out/lse"})
     stats["converted"] = notes
     stats["counts"] = {key: stats[key] for key in ("dense", "mixed", "empty", "total")}
-    return origin.wrap(out), origin.wrap(lse), stats
+    return origin.wrap(dq), origin.wrap(dk), origin.wrap(dv), stats
 
 
 def sliding_tile_attention(q, k, v, window_size, text_length: int, has_text: bool = True,
@@ -445,6 +518,88 @@ def sliding_tile_attention(q, k, v, window_size, text_length: int, has_text: boo
     if return_lse:
         return out_t, origin.wrap(lse)
     return out_t
+
+
+# --- torch autograd ---------------------------------------------------------------------------
+
+_AUTOGRAD_FUNCTION = None
+
+
+def _attention_function():
+    """sta.StaAttentionFunction, built on first use (importing torch is slow and optional)."""
+    global _AUTOGRAD_FUNCTION
+    if _AUTOGRAD_FUNCTION is not None:
+        return _AUTOGRAD_FUNCTION
+    import torch
+    from torch.autograd.function import once_differentiable
+
+    class StaAttentionFunction(torch.autograd.Function):
+        """``torch.autograd.Function`` of :func:`attention`: the forward saves q, k, v, out
+        and lse; the backward is :func:`attention_backward` (the library's dq, dk, dv).
+        ``StaAttentionFunction.apply(q, k, v, options)`` with `options` a dict of
+        :func:`attention`'s keywords; :func:`torch_attention` is the friendlier call."""
+
+        @staticmethod
+        def forward(ctx, q, k, v, options):
+            out, lse, _ = attention(q, k, v, **options)
+            ctx.save_for_backward(q, k, v, out, lse)
+            ctx.options = options
+            return out.to(q.dtype)
+
+        @staticmethod
+        @once_differentiable
+        def backward(ctx, dout):
+            q, k, v, out, lse = ctx.saved_tensors
+            dq, dk, dv, _ = attention_backward(q, k, v, dout, out=out, lse=lse, **ctx.options)
+            return dq.to(q.dtype), dk.to(k.dtype), dv.to(v.dtype), None
+
+    _AUTOGRAD_FUNCTION = StaAttentionFunction
+    return StaAttentionFunction
+
+
+def __getattr__(name: str):
+    if name == "StaAttentionFunction":
+        return _attention_function()
+    raise AttributeError(f"module 'sta' has no attribute {name!r}")
+
+
+def torch_attention(q, k, v, **options):
+    """:func:`attention` as a differentiable torch operation; returns ``out`` only.
+
+    ``q, k, v`` are torch tensors ``[B, H, S, D]`` (any float dtype; computed in float32);
+    `options` are :func:`attention`'s keywords (``video``, ``tile``, ``masks``,
+    ``text_length``, ``text_pad``, ``ragged``, ``layout``, ``backend``, ``scale``,
+    ``rounding``, ``threads``). ``out`` has q's dtype. ``out.backward(g)`` (or any loss
+    built on it) gives q, k and v the library's gradients (:func:`attention_backward`, with
+    the saved out and lse). Only ``precision="fp32"``: the backward has no bf16 mode. Not
+    twice differentiable.
+
+    Example::
+
+        out = sta.torch_attention(q, k, v, video=(30, 48, 80), masks=["sta:3,3,3"] * heads,
+                                  text_length=226)
+        out.float().pow(2).sum().backward()   # q.grad, k.grad, v.grad
+    """
+    torch = _torch()
+    if torch is None:
+        import torch  # noqa: F401  (raises ImportError when torch is absent)
+        torch = _torch()
+    for name, x in (("q", q), ("k", k), ("v", v)):
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{name}: {type(x).__name__}; expected a torch.Tensor "
+                            "(use sta.attention for numpy arrays)")
+    precision = options.get("precision", "fp32")
+    if precision != "fp32":
+        raise ValueError(f"precision: {precision!r}; torch_attention supports 'fp32' only "
+                         "(the backward has no bf16 mode)")
+    if "video" not in options:
+        raise TypeError("video: missing; expected the canvas in tokens, e.g. video=(30, 48, 80)")
+    known = ("video", "tile", "masks", "text_length", "text_pad", "ragged", "layout",
+             "backend", "precision", "scale", "rounding", "threads")
+    for key in options:
+        if key not in known:
+            raise TypeError(f"{key}: unknown option; expected one of {', '.join(known)}")
+    return _attention_function().apply(q, k, v, dict(options))
 
 
 # --- layout ---------------------------------------------------------------------------------

@@ -12,6 +12,15 @@ def attention(q: npt.NDArray[np.float32], k: npt.NDArray[np.float32], v: npt.NDA
               text_pad: int, ragged: bool, layout: str, backend: str, precision: str,
               scale: float, rounding: str, threads: int
               ) -> Tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], Dict[str, Any]]: ...
+def attention_backward(q: npt.NDArray[np.float32], k: npt.NDArray[np.float32],
+                       v: npt.NDArray[np.float32], dout: npt.NDArray[np.float32],
+                       out: Optional[npt.NDArray[np.float32]],
+                       lse: Optional[npt.NDArray[np.float32]], video: Sequence[int],
+                       tile: Sequence[int], masks: List[str], text_length: int, text_pad: int,
+                       ragged: bool, layout: str, backend: str, precision: str, scale: float,
+                       rounding: str, threads: int
+                       ) -> Tuple[npt.NDArray[np.float32], npt.NDArray[np.float32],
+                                  npt.NDArray[np.float32], Dict[str, Any]]: ...
 def tile(x: npt.NDArray[np.float32], video: Sequence[int], tile: Sequence[int],
          ragged: bool) -> npt.NDArray[np.float32]: ...
 def untile(x: npt.NDArray[np.float32], video: Sequence[int], tile: Sequence[int],
