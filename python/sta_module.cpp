@@ -208,6 +208,57 @@ py::tuple attention_backward(const py::array& q, const py::array& k, const py::a
   return py::make_tuple(dq, dk, dv, stats_dict(stats));
 }
 
+// A golden folder through the library's writer (the manifest's one definition); returns the
+// manifest text. `preset` empty = the custom problem of the other arguments.
+std::string write_golden(const std::string& dir, const std::string& preset,
+                         const std::vector<int64_t>& shape, const std::vector<int64_t>& video,
+                         const std::vector<int64_t>& tile, const std::vector<std::string>& masks,
+                         int64_t text_length, int64_t text_pad, bool ragged,
+                         const std::string& layout, const std::string& backend,
+                         const std::string& precision, const std::string& rounding, uint64_t seed,
+                         bool force, bool grad, int threads) {
+  sta::GoldenProblem p;
+  if (!preset.empty()) {
+    p = sta::golden_problem(sta::find_golden_preset(preset, "preset"), seed);
+  } else {
+    if (shape.size() != 4) throw sta::Error("shape: expected 4 integers (B, H, S, D)");
+    p.shape = {shape[0], shape[1], shape[2], shape[3]};
+    p.options = attention_options(video, tile, masks, text_length, text_pad, ragged, layout,
+                                  precision, 0.0, rounding);
+    p.backend = sta::parse_backend(backend, "backend");
+    p.description = "custom problem";
+    p.seed = seed;
+  }
+  p.options.rounding = sta::parse_rounding(rounding, "rounding");
+  p.options.precision = sta::parse_precision(precision, "precision");
+  sta::GoldenWriteOptions options;
+  options.force = force;
+  options.grad = grad;
+  options.arg = "path";
+  std::string manifest;
+  auto progress = [](int64_t, int64_t) {
+    py::gil_scoped_acquire acquire;
+    if (PyErr_CheckSignals() != 0) throw Interrupted{};
+  };
+  run_released(threads, [&] { manifest = sta::write_golden_folder(dir, p, options, progress).manifest; });
+  return manifest;
+}
+
+// `sta verify` through the library's verifier: the report as a dict.
+py::dict verify_golden(const std::string& dir, bool hashes_only, int threads) {
+  sta::GoldenReport report;
+  run_released(threads, [&] { sta::verify_golden_folder(dir, hashes_only, &report, "path"); });
+  py::dict d;
+  d["ok"] = report.ok;
+  d["lines"] = report.lines;
+  d["hashes"] = report.hashes;
+  d["manifest_same"] = report.manifest_same;
+  d["inputs_same"] = report.inputs_same;
+  d["out_max_abs"] = report.out_max_abs < 0 ? py::object(py::none()) : py::object(py::float_(report.out_max_abs));
+  d["lse_max_abs"] = report.lse_max_abs < 0 ? py::object(py::none()) : py::object(py::float_(report.lse_max_abs));
+  return d;
+}
+
 // tile() / untile() of [N, S, D] float32 rows (S = video tokens + text rows, text unchanged).
 F32Array permute(const py::array& x, const std::vector<int64_t>& video,
                  const std::vector<int64_t>& tile, bool ragged, bool to_tiled) {
@@ -412,6 +463,8 @@ PYBIND11_MODULE(_sta, m) {
     sta::round_inputs(static_cast<float*>(a.mutable_data()), a.size(),
                       sta::parse_rounding(rounding, "rounding"));
   });
+  m.def("write_golden", &write_golden);
+  m.def("verify_golden", &verify_golden);
   m.def("golden_tolerance", [](const std::string& rounding) {
     return sta::golden_tolerance(sta::parse_rounding(rounding, "rounding"));
   });

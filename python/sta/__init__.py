@@ -27,7 +27,6 @@ docs/semantics.md in the repository describes what is computed.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
@@ -798,132 +797,67 @@ def load_golden(path: Union[str, os.PathLike], mmap: bool = False) -> GoldenFold
 
 def verify_golden(path: Union[str, os.PathLike], *, hashes_only: bool = False,
                   threads: Optional[int] = None) -> Dict[str, Any]:
-    """Checks a golden folder as ``sta verify`` does: file hashes, inputs regenerated from
-    the seed (bit for bit), outputs recomputed within the manifest's tolerance.
-    Returns a dict with ``ok`` and the details."""
-    g = load_golden(path)
-    m = g.manifest
-    report: Dict[str, Any] = {"hashes": {}}
-    ok = True
-    for name, entry in m["files"].items():
-        h = hashlib.sha256()
-        with open(os.path.join(g.path, name), "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        same = h.hexdigest() == entry["sha256"]
-        report["hashes"][name] = same
-        ok = ok and same
-    if not hashes_only and ok:
-        s = m["shape"]
-        q, k, v = golden_inputs((s["B"], s["H"], s["S"], s["D"]), m["seed"], m["rounding"])
-        inputs_same = all(np.array_equal(a.view(np.uint32), b.view(np.uint32))
-                          for a, b in ((q, g.q), (k, g.k), (v, g.v)))
-        report["inputs_same"] = inputs_same
-        out, lse, _ = attention(q, k, v, threads=threads, **g.options)
-        tol = m["tolerances"]["out"]["atol"]
-        report["out_max_abs"] = _max_abs(out, g.out)
-        report["lse_max_abs"] = _max_abs(lse, g.lse)
-        ok = ok and inputs_same and report["out_max_abs"] <= tol and report["lse_max_abs"] <= tol
-    report["ok"] = ok
-    return report
+    """Checks a golden folder with the library's verifier, exactly as ``sta verify`` does:
+    every file a regular file of the size its shape needs, its header and SHA-256 as
+    recorded; every manifest field regenerated and compared; then (unless `hashes_only`)
+    q, k, v (and dout) regenerated from the seed bit for bit and out, lse (and dq, dk, dv)
+    recomputed within the prescribed tolerances.
+
+    Returns a dict: ``ok``, ``lines`` (what ``sta verify`` prints), ``hashes`` (file ->
+    bool), ``manifest_same``, ``inputs_same``, ``out_max_abs`` and ``lse_max_abs`` (None
+    when not computed). A malformed folder raises ``ValueError``."""
+    return _call(_sta.verify_golden, os.fspath(path), bool(hashes_only), _threads(threads))
 
 
-def _max_abs(a: np.ndarray, b: np.ndarray) -> float:
-    """Max abs difference; equal infinities (lse = -inf) count as 0, NaN as infinite."""
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    same = (a == b)
-    d = np.where(same, 0.0, np.abs(a - b))
-    d = np.where(np.isnan(d), np.inf, d)
-    return float(d.max()) if d.size else 0.0
+_GOLDEN_OPTIONS = ("video", "tile", "masks", "text_length", "text_pad", "ragged", "layout",
+                   "backend")
 
 
 def write_golden(path: Union[str, os.PathLike], *, preset: Optional[str] = None,
-                 seed: int = 0, rounding: str = "none", force: bool = False,
-                 shape: Optional[Sequence[int]] = None, **options) -> Dict[str, Any]:
-    """Writes a golden folder (``q, k, v, out, lse`` .npy and ``manifest.json``) that
-    ``sta verify`` and :func:`verify_golden` accept, for a built-in `preset` or a custom
-    problem (``shape=(B, H, S, D)`` and :func:`attention` keyword arguments; default
-    backend ``reference``). Returns the manifest."""
+                 seed: int = 0, rounding: str = "none", precision: str = "fp32",
+                 force: bool = False, grad: bool = False, shape: Optional[Sequence[int]] = None,
+                 threads: Optional[int] = None, **options) -> Dict[str, Any]:
+    """Writes a golden folder with the library's writer (the same files and manifest as
+    ``sta golden``): ``q, k, v, out, lse`` .npy, with `grad` also ``dout, dq, dk, dv``
+    (SPEC 8), and ``manifest.json`` last. A built-in `preset`, or a custom problem:
+    ``shape=(B, H, S, D)`` and :func:`attention`'s keywords ``video``, ``tile``, ``masks``,
+    ``text_length``, ``text_pad``, ``ragged``, ``layout``, ``backend`` (default
+    ``"reference"``); the scale is always the default ``1/sqrt(D)``. `rounding` and
+    `precision` as in :func:`attention`. Existing golden files are replaced only with
+    `force`. Returns the manifest (a dict)."""
     path = os.fspath(path)
+    for key in options:
+        if key not in _GOLDEN_OPTIONS:
+            raise TypeError(f"{key}: not an option of write_golden; expected one of "
+                            f"{', '.join(_GOLDEN_OPTIONS)} (golden folders use the default scale)")
     if preset is not None:
         if shape is not None or options:
             raise ValueError("preset: a preset fixes the problem; pass no shape or options")
-        found = [p for p in golden_presets() if p["name"] == preset]
-        if not found:
-            names = ", ".join(p["name"] for p in golden_presets())
-            raise ValueError(f"preset: unknown preset {preset!r}; expected one of {names}")
-        p = found[0]
-        shape = p["shape"]
-        options = dict(video=p["video"], tile=p["tile"], masks=p["masks"],
-                       text_length=p["text_length"], text_pad=p["text_pad"],
-                       backend=p["backend"])
-        description = p["description"]
+        if not isinstance(preset, str):
+            raise TypeError("preset: expected a preset name (see sta.golden_presets())")
+        args = [preset, [], [1, 1, 1], [1, 1, 1], ["full"], 0, 0, False, "tiled", "reference"]
     else:
         if shape is None:
             raise ValueError("shape: missing; expected (B, H, S, D) for a custom problem")
-        options.setdefault("backend", "reference")
-        options.setdefault("masks", "full")
-        description = "custom problem"
-    shape = tuple(int(s) for s in shape)
-    os.makedirs(path, exist_ok=True)
-    names = ["q.npy", "k.npy", "v.npy", "out.npy", "lse.npy", "manifest.json"]
-    for n in names:
-        if not force and os.path.exists(os.path.join(path, n)):
-            raise ValueError(f"path: {os.path.join(path, n)} exists; pass force=True to replace it")
-    q, k, v = golden_inputs(shape, seed, rounding)
-    out, lse, stats = attention(q, k, v, **options)
-    video = _extent(options["video"], "video")
-    tile_ = _extent(options.get("tile", (6, 8, 8)), "tile")
-    ragged = bool(options.get("ragged", False))
-    tiles = tuple(-(-a // b) for a, b in zip(video, tile_))
-    masks = _mask_list(options["masks"])
-    masks = masks * shape[1] if len(masks) == 1 else masks
-    effective = []
-    for mk in masks:
-        if mk.startswith("sta:"):
-            w = effective_window([int(x) for x in mk[4:].split(",")], tiles)
-            mk = f"sta:{w[0]},{w[1]},{w[2]}"
-        effective.append(mk)
-    files = {}
-    for name, a in (("q.npy", q), ("k.npy", k), ("v.npy", v), ("out.npy", out), ("lse.npy", lse)):
-        full = os.path.join(path, name)
-        tmp = full + ".tmp"
-        with open(tmp, "wb") as f:
-            np.lib.format.write_array(f, np.ascontiguousarray(a, dtype="<f4"),
-                                      version=(1, 0), allow_pickle=False)
-        os.replace(tmp, full)
-        with open(full, "rb") as f:
-            data = f.read()
-        files[name] = {"shape": list(a.shape), "bytes": len(data),
-                       "sha256": hashlib.sha256(data).hexdigest()}
-    d = shape[3]
-    scale = options.get("scale") or 1.0 / np.sqrt(d)
-    precision = options.get("precision", "fp32")
-    tol = max(golden_tolerance(rounding), golden_tolerance("bf16") if precision == "bf16" else 0.0)
-    manifest = {
-        "format": "sta-golden/1", "library_version": __version__,
-        "preset": preset or "custom", "description": description,
-        "shape": {"B": shape[0], "H": shape[1], "S": shape[2], "D": shape[3]},
-        "layout": options.get("layout", "tiled"), "video": list(video), "tile": list(tile_),
-        "tiles": list(tiles), "ragged": ragged,
-        "text_length": int(options.get("text_length", 0)),
-        "text_pad": int(options.get("text_pad") if options.get("text_pad") is not None
-                        else shape[2] - video[0] * video[1] * video[2]),
-        "masks": masks, "effective_masks": effective, "scale": float(scale),
-        "dtype": "float32", "rounding": rounding, "precision": precision, "seed": int(seed),
-        "generator": "irwin-hall-12/xoshiro256**/splitmix64", "backend": stats["backend"],
-        "isa": stats["isa"], "gemm": stats["gemm"], "cpu": cpu_description(),
-        "block_counts": {k_: stats[k_] for k_ in ("dense", "mixed", "empty")},
-        "tolerances": {"out": {"atol": tol, "rtol": 0}, "lse": {"atol": tol, "rtol": 0}},
-        "files": files,
-    }
-    tmp = os.path.join(path, "manifest.json.tmp")
-    with open(tmp, "w") as f:
-        json.dump(manifest, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, os.path.join(path, "manifest.json"))
-    return manifest
+        shape = [int(x) for x in shape]
+        if len(shape) != 4:
+            raise ValueError(f"shape: {shape}; expected 4 integers (B, H, S, D)")
+        if "video" not in options:
+            raise ValueError("video: missing; expected the canvas in tokens for a custom problem")
+        video = _extent(options["video"], "video")
+        tile_ = _extent(options.get("tile", (6, 8, 8)), "tile")
+        text_pad = options.get("text_pad")
+        if text_pad is None:
+            text_pad = shape[2] - video[0] * video[1] * video[2]
+        args = ["", shape, list(video), list(tile_), _mask_list(options.get("masks", "full")),
+                int(options.get("text_length", 0)), int(text_pad),
+                bool(options.get("ragged", False)), options.get("layout", "tiled"),
+                options.get("backend", "reference")]
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+    text = _call(_sta.write_golden, path, *args, precision, rounding, int(seed), bool(force),
+                 bool(grad), _threads(threads), names={"--force": "force=True"})
+    return json.loads(text)
 
 
 # --- this machine ---------------------------------------------------------------------------
