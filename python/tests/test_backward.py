@@ -123,6 +123,15 @@ def test_backward_inputs_are_converted_like_attention():
     big = np.repeat(dout, 2, axis=3)  # big[..., ::2] is dout
     got = sta.attention_backward(q, k, v, big[..., ::2], **kw)
     assert np.array_equal(got[0], ref[0]) and got[3]["converted"] == ["dout: non-contiguous array copied"]
+    # With rounding the gradients are those of the rounded inputs (bf16 round to nearest even
+    # in numpy; dout is not rounded).
+    def bf16(a):
+        bits = a.view(np.uint32).astype(np.uint64)
+        return (((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16) << 16).astype(np.uint32).view(np.float32)
+    rounded = sta.attention_backward(q, k, v, dout, rounding="bf16", **kw)
+    by_hand = sta.attention_backward(bf16(q), bf16(k), bf16(v), dout, **kw)
+    assert all(np.array_equal(a, b) for a, b in zip(rounded[:3], by_hand[:3]))
+    assert not np.array_equal(rounded[0], ref[0])
     # Threads give the same bits.
     one = sta.attention_backward(q, k, v, dout, threads=1, **kw)
     two = sta.attention_backward(q, k, v, dout, threads=2, **kw)
@@ -223,6 +232,11 @@ def test_torch_autograd_is_the_library_backward():
     assert np.array_equal(tq.grad.numpy(), dq) and np.array_equal(tv.grad.numpy(), dv)
     assert tk.grad is None
     assert issubclass(sta.StaAttentionFunction, torch.autograd.Function)
+    # out.sum() hands the backward a zero-stride (expanded) gradient: copied, same result.
+    tk.requires_grad_(True)
+    sta.torch_attention(tq, tk, tv, **kw).sum().backward()
+    _, dk1, _, _ = sta.attention_backward(q, k, v, np.ones_like(dout), **kw)
+    assert np.array_equal(tk.grad.numpy(), dk1)
     # torch in, torch out for the plain backward too.
     dq_t, dk_t, dv_t, _ = sta.attention_backward(tq.detach(), tk, tv.detach(), torch.from_numpy(dout), **kw)
     assert isinstance(dq_t, torch.Tensor) and np.array_equal(dq_t.numpy(), dq)
