@@ -1,6 +1,7 @@
 #pragma once
 // Golden outputs for GPU ports (`sta golden`, `sta verify`): named problem presets, a
-// platform-independent input generator and the tolerances of SPEC section 6.
+// platform-independent input generator, the tolerances of SPEC section 6, and the one writer
+// and verifier of golden folders that the CLI and the Python module share.
 #include <cstdint>
 #include <functional>
 #include <map>
