@@ -8,10 +8,13 @@
 #include <pybind11/stl.h>
 
 #include <cstring>
+#include <initializer_list>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "sta/attention.hpp"
+#include "sta/backward.hpp"
 #include "sta/blocks.hpp"
 #include "sta/error.hpp"
 #include "sta/golden.hpp"
@@ -95,6 +98,35 @@ py::dict stats_dict(const sta::AttentionStats& s) {
   return d;
 }
 
+// The library's options from the Python layer's plain values (validated by the library).
+sta::AttentionOptions attention_options(const std::vector<int64_t>& video,
+                                        const std::vector<int64_t>& tile,
+                                        const std::vector<std::string>& masks, int64_t text_length,
+                                        int64_t text_pad, bool ragged, const std::string& layout,
+                                        const std::string& precision, double scale,
+                                        const std::string& rounding) {
+  sta::AttentionOptions options;
+  options.geometry = geometry(video, tile, text_length, text_pad, ragged);
+  options.masks.clear();
+  for (size_t i = 0; i < masks.size(); ++i)
+    options.masks.push_back(sta::parse_mask(masks[i], "masks[" + std::to_string(i) + "]"));
+  options.layout = sta::parse_layout(layout, "layout");
+  options.scale = scale;
+  options.rounding = sta::parse_rounding(rounding, "rounding");
+  options.precision = sta::parse_precision(precision, "precision");
+  return options;
+}
+
+// [B, H, S, D] of q, after checking that every other array in `same` has it too.
+sta::AttentionShape qkv_shape(const py::array& q,
+                              std::initializer_list<std::pair<const py::array*, const char*>> same) {
+  for (const auto& [a, name] : same)
+    for (int i = 0; i < 4; ++i)
+      if (a->shape(i) != q.shape(i))
+        throw sta::Error(std::string(name) + ": shape must equal q's [B, H, S, D]");
+  return {q.shape(0), q.shape(1), q.shape(2), q.shape(3)};
+}
+
 py::tuple attention(const py::array& q, const py::array& k, const py::array& v,
                     const std::vector<int64_t>& video, const std::vector<int64_t>& tile,
                     const std::vector<std::string>& masks, int64_t text_length, int64_t text_pad,
@@ -108,15 +140,8 @@ py::tuple attention(const py::array& q, const py::array& k, const py::array& v,
     if (k.shape(i) != q.shape(i) || v.shape(i) != q.shape(i))
       throw sta::Error("k, v: shapes must equal q's [B, H, S, D]");
   sta::AttentionShape shape{q.shape(0), q.shape(1), q.shape(2), q.shape(3)};
-  sta::AttentionOptions options;
-  options.geometry = geometry(video, tile, text_length, text_pad, ragged);
-  options.masks.clear();
-  for (size_t i = 0; i < masks.size(); ++i)
-    options.masks.push_back(sta::parse_mask(masks[i], "masks[" + std::to_string(i) + "]"));
-  options.layout = sta::parse_layout(layout, "layout");
-  options.scale = scale;
-  options.rounding = sta::parse_rounding(rounding, "rounding");
-  options.precision = sta::parse_precision(precision, "precision");
+  const sta::AttentionOptions options = attention_options(
+      video, tile, masks, text_length, text_pad, ragged, layout, precision, scale, rounding);
   const sta::Backend b = sta::parse_backend(backend, "backend");
   sta::validate_attention(shape, options, b);
 
@@ -137,6 +162,101 @@ py::tuple attention(const py::array& q, const py::array& k, const py::array& v,
   // attention_by_head() does not forward the GEMM name (yet): report the run-time choice.
   if (stats.gemm.empty()) stats.gemm = b == sta::Backend::kReference ? "none" : sta::gemm_kernel_name(options.precision);
   return py::make_tuple(out, lse, stats_dict(stats));
+}
+
+// dq, dk, dv of sum(out * dout) (SPEC 8). `out` and `lse` are the forward's results or both
+// None (recomputed by the library). No progress callback: the backward is not split by head.
+py::tuple attention_backward(const py::array& q, const py::array& k, const py::array& v,
+                             const py::array& dout, const py::object& out, const py::object& lse,
+                             const std::vector<int64_t>& video, const std::vector<int64_t>& tile,
+                             const std::vector<std::string>& masks, int64_t text_length,
+                             int64_t text_pad, bool ragged, const std::string& layout,
+                             const std::string& backend, const std::string& precision,
+                             double scale, const std::string& rounding, int threads) {
+  const float* qp = checked(q, 4, "q");
+  const float* kp = checked(k, 4, "k");
+  const float* vp = checked(v, 4, "v");
+  const float* dop = checked(dout, 4, "dout");
+  const sta::AttentionShape shape = qkv_shape(q, {{&k, "k"}, {&v, "v"}, {&dout, "dout"}});
+  const float* op = nullptr;
+  const float* lp = nullptr;
+  if (!out.is_none()) {
+    const py::array o = out.cast<py::array>();
+    op = checked(o, 4, "out");
+    qkv_shape(q, {{&o, "out"}});
+  }
+  if (!lse.is_none()) {
+    const py::array l = lse.cast<py::array>();
+    lp = checked(l, 3, "lse");
+    for (int i = 0; i < 3; ++i)
+      if (l.shape(i) != q.shape(i)) throw sta::Error("lse: shape must equal q's [B, H, S]");
+  }
+  const sta::AttentionOptions options = attention_options(
+      video, tile, masks, text_length, text_pad, ragged, layout, precision, scale, rounding);
+  const sta::Backend b = sta::parse_backend(backend, "backend");
+  F32Array dq({shape.batch, shape.heads, shape.seq, shape.dim});
+  F32Array dk({shape.batch, shape.heads, shape.seq, shape.dim});
+  F32Array dv({shape.batch, shape.heads, shape.seq, shape.dim});
+  float* dqp = dq.mutable_data();
+  float* dkp = dk.mutable_data();
+  float* dvp = dv.mutable_data();
+  sta::AttentionStats stats;
+  run_released(threads, [&] {
+    stats = sta::attention_backward(shape, options, qp, kp, vp, op, lp, dop, dqp, dkp, dvp, b);
+  });
+  stats.precision = options.precision;
+  return py::make_tuple(dq, dk, dv, stats_dict(stats));
+}
+
+// A golden folder through the library's writer (the manifest's one definition); returns the
+// manifest text. `preset` empty = the custom problem of the other arguments.
+std::string write_golden(const std::string& dir, const std::string& preset,
+                         const std::vector<int64_t>& shape, const std::vector<int64_t>& video,
+                         const std::vector<int64_t>& tile, const std::vector<std::string>& masks,
+                         int64_t text_length, int64_t text_pad, bool ragged,
+                         const std::string& layout, const std::string& backend,
+                         const std::string& precision, const std::string& rounding, uint64_t seed,
+                         bool force, bool grad, int threads) {
+  sta::GoldenProblem p;
+  if (!preset.empty()) {
+    p = sta::golden_problem(sta::find_golden_preset(preset, "preset"), seed);
+  } else {
+    if (shape.size() != 4) throw sta::Error("shape: expected 4 integers (B, H, S, D)");
+    p.shape = {shape[0], shape[1], shape[2], shape[3]};
+    p.options = attention_options(video, tile, masks, text_length, text_pad, ragged, layout,
+                                  precision, 0.0, rounding);
+    p.backend = sta::parse_backend(backend, "backend");
+    p.description = "custom problem";
+    p.seed = seed;
+  }
+  p.options.rounding = sta::parse_rounding(rounding, "rounding");
+  p.options.precision = sta::parse_precision(precision, "precision");
+  sta::GoldenWriteOptions options;
+  options.force = force;
+  options.grad = grad;
+  options.arg = "path";
+  std::string manifest;
+  auto progress = [](int64_t, int64_t) {
+    py::gil_scoped_acquire acquire;
+    if (PyErr_CheckSignals() != 0) throw Interrupted{};
+  };
+  run_released(threads, [&] { manifest = sta::write_golden_folder(dir, p, options, progress).manifest; });
+  return manifest;
+}
+
+// `sta verify` through the library's verifier: the report as a dict.
+py::dict verify_golden(const std::string& dir, bool hashes_only, int threads) {
+  sta::GoldenReport report;
+  run_released(threads, [&] { sta::verify_golden_folder(dir, hashes_only, &report, "path"); });
+  py::dict d;
+  d["ok"] = report.ok;
+  d["lines"] = report.lines;
+  d["hashes"] = report.hashes;
+  d["manifest_same"] = report.manifest_same;
+  d["inputs_same"] = report.inputs_same;
+  d["out_max_abs"] = report.out_max_abs < 0 ? py::object(py::none()) : py::object(py::float_(report.out_max_abs));
+  d["lse_max_abs"] = report.lse_max_abs < 0 ? py::object(py::none()) : py::object(py::float_(report.lse_max_abs));
+  return d;
 }
 
 // tile() / untile() of [N, S, D] float32 rows (S = video tokens + text rows, text unchanged).
@@ -287,6 +407,7 @@ PYBIND11_MODULE(_sta, m) {
   });
   m.attr("__version__") = STA_VERSION;
   m.def("attention", &attention);
+  m.def("attention_backward", &attention_backward);
   m.def("tile", [](const py::array& x, const std::vector<int64_t>& video,
                    const std::vector<int64_t>& tile, bool ragged) {
     return permute(x, video, tile, ragged, true);
@@ -342,6 +463,8 @@ PYBIND11_MODULE(_sta, m) {
     sta::round_inputs(static_cast<float*>(a.mutable_data()), a.size(),
                       sta::parse_rounding(rounding, "rounding"));
   });
+  m.def("write_golden", &write_golden);
+  m.def("verify_golden", &verify_golden);
   m.def("golden_tolerance", [](const std::string& rounding) {
     return sta::golden_tolerance(sta::parse_rounding(rounding, "rounding"));
   });

@@ -1,11 +1,15 @@
 #pragma once
 // Golden outputs for GPU ports (`sta golden`, `sta verify`): named problem presets, a
-// platform-independent input generator and the tolerances of SPEC section 6.
+// platform-independent input generator, the tolerances of SPEC section 6, and the one writer
+// and verifier of golden folders that the CLI and the Python module share.
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
 #include "sta/attention.hpp"
+#include "sta/json.hpp"
 
 namespace sta {
 
@@ -46,5 +50,81 @@ double golden_tolerance(InputRounding rounding);
 /// tolerance 2e-2 whatever the input rounding; fp32 the rounding's tolerance.
 double golden_tolerance(InputRounding rounding, Precision precision);
 
+// --- golden folders (src/golden_folder.cpp): one writer and one verifier for the CLI, the
+// Python module and the examples, so the manifest has a single definition. ---------------
+
+/// The manifest's "format".
+inline constexpr const char* kGoldenFormat = "sta-golden/1";
+
+/// What a golden folder holds: the problem (a preset's or a custom one), the seed of its
+/// inputs and the backend that computes its outputs. Scale is always the default 1/sqrt(D).
+struct GoldenProblem {
+  std::string preset = "custom";  ///< a preset's name, or "custom"
+  std::string description;
+  AttentionShape shape;
+  AttentionOptions options;  ///< rounding and precision included
+  Backend backend = Backend::kReference;
+  uint64_t seed = 0;
+};
+
+/// The problem of `preset` with `seed` (rounding none, precision fp32).
+GoldenProblem golden_problem(const GoldenPreset& preset, uint64_t seed);
+
+/// How write_golden_folder() writes.
+struct GoldenWriteOptions {
+  bool force = false;        ///< replace existing golden files
+  bool grad = false;         ///< also dout, dq, dk, dv (SPEC 8) and the manifest's "grad"
+  std::string arg = "--dir"; ///< names the folder in errors ("--dir" for the CLI, "path" for Python)
+};
+
+/// What write_golden_folder() wrote.
+struct GoldenWriteResult {
+  AttentionStats stats;  ///< of the forward that computed out and lse
+  std::string manifest;  ///< the text of manifest.json
+};
+
+/// The files of a golden folder, then the gradient files of one written with grad.
+inline constexpr const char* kGoldenFiles[] = {"q.npy", "k.npy", "v.npy", "out.npy", "lse.npy"};
+inline constexpr const char* kGoldenGradFiles[] = {"dout.npy", "dq.npy", "dk.npy", "dv.npy"};
+
+/// Writes a golden folder `dir` (created if missing, one level): q, k, v from the seed
+/// (golden_fill streams 0, 1, 2, rounded as problem.options.rounding), out and lse computed
+/// head by head by problem.backend (`progress(done, total)` after each head, may be empty),
+/// with options.grad dout (stream 3) and dq, dk, dv, then manifest.json last (a folder with
+/// a manifest is complete). Every file is written atomically and hashed as written. Refuses
+/// existing golden files unless options.force; validates the problem first. Throws
+/// sta::Error naming options.arg or the problem's field.
+GoldenWriteResult write_golden_folder(const std::string& dir, const GoldenProblem& problem,
+                                      const GoldenWriteOptions& options,
+                                      const std::function<void(int64_t, int64_t)>& progress = {});
+
+/// The outcome of verify_golden_folder(): the lines `sta verify` prints, in order, and the
+/// results they report.
+struct GoldenReport {
+  bool ok = false;                     ///< everything checked holds
+  std::vector<std::string> lines;      ///< one per check, then "verify: ..." (no newlines at the end)
+  std::map<std::string, bool> hashes;  ///< file name -> size, header and SHA-256 as recorded
+  bool manifest_same = false;          ///< every manifest field regenerated and equal
+  bool inputs_same = false;            ///< q, k, v (and dout) bit-identical to the seed's
+  double out_max_abs = -1, lse_max_abs = -1;  ///< recomputed vs stored (-1: not computed)
+  /// Called with each line as it is added (to print a long verification as it goes).
+  std::function<void(const std::string&)> on_line;
+};
+
+/// Checks a golden folder as `sta verify` does: 1. every file a regular file of exactly the
+/// size its shape needs (before a byte is hashed), its header the golden header, its SHA-256
+/// the manifest's; 2. every manifest field regenerated from the problem and compared; 3.
+/// unless `hashes_only`, q, k, v regenerated from the seed (bit for bit) and out, lse
+/// recomputed head by head (streaming) within the manifest's tolerance, which must be SPEC
+/// 6's; gradients likewise for a folder with "grad". Returns report->ok; lines added before
+/// an exception stay in *report. Throws sta::Error (naming `arg` or the manifest) for a
+/// malformed folder.
+bool verify_golden_folder(const std::string& dir, bool hashes_only, GoldenReport* report,
+                          const std::string& arg = "DIR");
+
+/// The problem a manifest describes, from its primary fields only (a preset by name, else
+/// the custom fields); derived fields are left to verify_golden_folder(). Throws sta::Error
+/// naming `where` and the field.
+GoldenProblem golden_problem_from_manifest(const JsonValue& manifest, const std::string& where);
 
 }  // namespace sta

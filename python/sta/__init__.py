@@ -5,7 +5,10 @@ The C++ library (reference, tiled NATTEN and STA backends) behind numpy and PyTo
 * :func:`sliding_tile_attention` is FastVideo's call, with FastVideo's arguments and meaning,
   for any canvas, tile and head dim (ragged canvases too), on CPU arrays or tensors;
 * :func:`attention` is the general call over every option of the library and returns
-  ``(out, lse, stats)``;
+  ``(out, lse, stats)``; :func:`attention_backward` its gradients ``(dq, dk, dv, stats)``;
+* :func:`torch_attention` (``StaAttentionFunction``, a ``torch.autograd.Function``) is
+  :func:`attention` as a differentiable torch operation: ``loss.backward()`` gives the
+  library's dq, dk, dv;
 * :func:`tile` / :func:`untile` convert ``[B, H, S, D]`` between raster and tiled order;
 * :func:`block_counts`, :func:`theorem31`, :func:`theorem32`, :func:`check_theorems`,
   :func:`read_mask_strategy`, :func:`load_golden`, :func:`verify_golden`,
@@ -24,7 +27,6 @@ docs/semantics.md in the repository describes what is computed.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
@@ -36,7 +38,8 @@ from . import _sta
 __version__: str = _sta.__version__
 
 __all__ = [
-    "Mask", "sliding_tile_attention", "attention", "tile", "untile", "block_counts",
+    "Mask", "sliding_tile_attention", "attention", "attention_backward", "torch_attention",
+    "tile", "untile", "block_counts",
     "theorem31", "theorem31_per_query_tile", "theorem32", "check_theorem31", "check_theorem32",
     "check_theorems", "sta_key_tiles", "effective_window", "read_mask_strategy",
     "parse_mask_strategy", "MaskStrategy", "golden_presets", "golden_inputs", "golden_tolerance",
@@ -325,6 +328,17 @@ def attention(q, k, v, *, video, tile=(6, 8, 8), masks: Any = "full", text_lengt
     """
     notes: List[str] = []
     qa, ka, va, origin = _qkv(q, k, v, notes)
+    opts = _options(qa, video, tile, masks, text_length, text_pad, ragged, layout, backend,
+                    precision, scale, rounding, threads)
+    out, lse, stats = _call(_sta.attention, qa, ka, va, *opts)
+    stats["converted"] = notes
+    stats["counts"] = {key: stats[key] for key in ("dense", "mixed", "empty", "total")}
+    return origin.wrap(out), origin.wrap(lse), stats
+
+
+def _options(qa, video, tile, masks, text_length, text_pad, ragged, layout, backend,
+             precision, scale, rounding, threads) -> list:
+    """The extension's option arguments (video ... threads) from attention()'s keywords."""
     video_ = _extent(video, "video")
     tile_ = _extent(tile, "tile")
     mask_texts = _mask_list(masks)
@@ -345,12 +359,70 @@ def attention(q, k, v, *, video, tile=(6, 8, 8), masks: Any = "full", text_lengt
         scale = 0.0
     elif not float(scale) > 0:
         raise ValueError(f"scale: {scale}; expected a positive number (or None for 1/sqrt(D))")
-    out, lse, stats = _call(_sta.attention, qa, ka, va, list(video_), list(tile_), mask_texts,
-                            int(text_length), int(text_pad), bool(ragged), layout, backend,
-                            precision, float(scale), rounding, _threads(threads))
+    return [list(video_), list(tile_), mask_texts, int(text_length), int(text_pad),
+            bool(ragged), layout, backend, precision, float(scale), rounding, _threads(threads)]
+
+
+def attention_backward(q, k, v, dout, *, out=None, lse=None, video, tile=(6, 8, 8),
+                       masks: Any = "full", text_length: int = 0,
+                       text_pad: Optional[int] = None, ragged: bool = False,
+                       layout: str = "tiled", backend: str = "auto", precision: str = "fp32",
+                       scale: Optional[float] = None, rounding: str = "none",
+                       threads: Optional[int] = None):
+    """Gradients of :func:`attention`; returns ``(dq, dk, dv, stats)``.
+
+    The exact derivative of ``L = sum(out * dout)`` with respect to q, k and v, where
+    ``out`` is :func:`attention` of the same inputs and options (FlashAttention-2's
+    formulas, SPEC section 8): ``P = exp(scale * q k^T - lse)`` over the allowed keys,
+    ``dv = P^T dout``, ``dS = P * (dout v^T - rowsum(dout * out))``, ``dq = scale dS k``,
+    ``dk = scale dS^T q``. Padded text keys get zero gradient; a query with no allowed key
+    contributes nothing.
+
+    Args:
+      q, k, v, dout: ``[B, H, S, D]`` (same handling as :func:`attention`: float32
+        C-contiguous numpy arrays are read in place, other dtypes converted, torch in gives
+        torch out).
+      out, lse: the forward's ``out`` ``[B, H, S, D]`` and ``lse`` ``[B, H, S]`` for the same
+        inputs and options (both or neither); without them the library recomputes them with
+        `backend`. The ``"reference"`` backend always recomputes them in double.
+      video, tile, masks, text_length, text_pad, ragged, layout, backend, scale, rounding,
+        threads: as in :func:`attention`. With `rounding`, the gradients are those of the
+        rounded inputs.
+      precision: ``"fp32"`` only (the backward has no bf16 mode).
+
+    Returns:
+      ``dq``, ``dk``, ``dv`` float32 ``[B, H, S, D]`` in `layout` order, and ``stats``: the
+      block counters of the backward (``dense``, ``mixed``, ``empty``, ``total``; they equal
+      the forward's), ``backend`` (``"reference"`` when an input held a NaN or Inf),
+      ``isa``, ``gemm``, ``precision``, ``threads`` and ``converted``. The GIL is released
+      during the computation (Ctrl-C is honoured once it returns).
+    """
+    notes: List[str] = []
+    qa, ka, va, origin = _qkv(q, k, v, notes)
+    da, _ = _as_f32(dout, "dout", notes)
+    if da.shape != qa.shape:
+        raise ValueError(f"dout: shape {list(da.shape)} differs from q's {list(qa.shape)}; "
+                         "expected the same [B, H, S, D]")
+    if (out is None) != (lse is None):
+        raise ValueError("out, lse: give both of the forward's out and lse, or neither "
+                         "(then they are recomputed)")
+    oa = la = None
+    if out is not None:
+        oa, _ = _as_f32(out, "out", notes)
+        la, _ = _as_f32(lse, "lse", notes)
+        if oa.shape != qa.shape:
+            raise ValueError(f"out: shape {list(oa.shape)} differs from q's {list(qa.shape)}; "
+                             "expected the same [B, H, S, D]")
+        if la.shape != qa.shape[:3]:
+            raise ValueError(f"lse: shape {list(la.shape)}; expected q's [B, H, S] "
+                             f"{list(qa.shape[:3])}")
+    opts = _options(qa, video, tile, masks, text_length, text_pad, ragged, layout, backend,
+                    precision, scale, rounding, threads)
+    dq, dk, dv, stats = _call(_sta.attention_backward, qa, ka, va, da, oa, la, *opts,
+                              names={"--out/--lse": "out/lse"})
     stats["converted"] = notes
     stats["counts"] = {key: stats[key] for key in ("dense", "mixed", "empty", "total")}
-    return origin.wrap(out), origin.wrap(lse), stats
+    return origin.wrap(dq), origin.wrap(dk), origin.wrap(dv), stats
 
 
 def sliding_tile_attention(q, k, v, window_size, text_length: int, has_text: bool = True,
@@ -445,6 +517,88 @@ def sliding_tile_attention(q, k, v, window_size, text_length: int, has_text: boo
     if return_lse:
         return out_t, origin.wrap(lse)
     return out_t
+
+
+# --- torch autograd ---------------------------------------------------------------------------
+
+_AUTOGRAD_FUNCTION = None
+
+
+def _attention_function():
+    """sta.StaAttentionFunction, built on first use (importing torch is slow and optional)."""
+    global _AUTOGRAD_FUNCTION
+    if _AUTOGRAD_FUNCTION is not None:
+        return _AUTOGRAD_FUNCTION
+    import torch
+    from torch.autograd.function import once_differentiable
+
+    class StaAttentionFunction(torch.autograd.Function):
+        """``torch.autograd.Function`` of :func:`attention`: the forward saves q, k, v, out
+        and lse; the backward is :func:`attention_backward` (the library's dq, dk, dv).
+        ``StaAttentionFunction.apply(q, k, v, options)`` with `options` a dict of
+        :func:`attention`'s keywords; :func:`torch_attention` is the friendlier call."""
+
+        @staticmethod
+        def forward(ctx, q, k, v, options):
+            out, lse, _ = attention(q, k, v, **options)
+            ctx.save_for_backward(q, k, v, out, lse)
+            ctx.options = options
+            return out.to(q.dtype)
+
+        @staticmethod
+        @once_differentiable
+        def backward(ctx, dout):
+            q, k, v, out, lse = ctx.saved_tensors
+            dq, dk, dv, _ = attention_backward(q, k, v, dout, out=out, lse=lse, **ctx.options)
+            return dq.to(q.dtype), dk.to(k.dtype), dv.to(v.dtype), None
+
+    _AUTOGRAD_FUNCTION = StaAttentionFunction
+    return StaAttentionFunction
+
+
+def __getattr__(name: str):
+    if name == "StaAttentionFunction":
+        return _attention_function()
+    raise AttributeError(f"module 'sta' has no attribute {name!r}")
+
+
+def torch_attention(q, k, v, **options):
+    """:func:`attention` as a differentiable torch operation; returns ``out`` only.
+
+    ``q, k, v`` are torch tensors ``[B, H, S, D]`` (any float dtype; computed in float32);
+    `options` are :func:`attention`'s keywords (``video``, ``tile``, ``masks``,
+    ``text_length``, ``text_pad``, ``ragged``, ``layout``, ``backend``, ``scale``,
+    ``rounding``, ``threads``). ``out`` has q's dtype. ``out.backward(g)`` (or any loss
+    built on it) gives q, k and v the library's gradients (:func:`attention_backward`, with
+    the saved out and lse). Only ``precision="fp32"``: the backward has no bf16 mode. Not
+    twice differentiable.
+
+    Example::
+
+        out = sta.torch_attention(q, k, v, video=(30, 48, 80), masks=["sta:3,3,3"] * heads,
+                                  text_length=226)
+        out.float().pow(2).sum().backward()   # q.grad, k.grad, v.grad
+    """
+    torch = _torch()
+    if torch is None:
+        import torch  # noqa: F401  (raises ImportError when torch is absent)
+        torch = _torch()
+    for name, x in (("q", q), ("k", k), ("v", v)):
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{name}: {type(x).__name__}; expected a torch.Tensor "
+                            "(use sta.attention for numpy arrays)")
+    precision = options.get("precision", "fp32")
+    if precision != "fp32":
+        raise ValueError(f"precision: {precision!r}; torch_attention supports 'fp32' only "
+                         "(the backward has no bf16 mode)")
+    if "video" not in options:
+        raise TypeError("video: missing; expected the canvas in tokens, e.g. video=(30, 48, 80)")
+    known = ("video", "tile", "masks", "text_length", "text_pad", "ragged", "layout",
+             "backend", "precision", "scale", "rounding", "threads")
+    for key in options:
+        if key not in known:
+            raise TypeError(f"{key}: unknown option; expected one of {', '.join(known)}")
+    return _attention_function().apply(q, k, v, dict(options))
 
 
 # --- layout ---------------------------------------------------------------------------------
@@ -643,132 +797,67 @@ def load_golden(path: Union[str, os.PathLike], mmap: bool = False) -> GoldenFold
 
 def verify_golden(path: Union[str, os.PathLike], *, hashes_only: bool = False,
                   threads: Optional[int] = None) -> Dict[str, Any]:
-    """Checks a golden folder as ``sta verify`` does: file hashes, inputs regenerated from
-    the seed (bit for bit), outputs recomputed within the manifest's tolerance.
-    Returns a dict with ``ok`` and the details."""
-    g = load_golden(path)
-    m = g.manifest
-    report: Dict[str, Any] = {"hashes": {}}
-    ok = True
-    for name, entry in m["files"].items():
-        h = hashlib.sha256()
-        with open(os.path.join(g.path, name), "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        same = h.hexdigest() == entry["sha256"]
-        report["hashes"][name] = same
-        ok = ok and same
-    if not hashes_only and ok:
-        s = m["shape"]
-        q, k, v = golden_inputs((s["B"], s["H"], s["S"], s["D"]), m["seed"], m["rounding"])
-        inputs_same = all(np.array_equal(a.view(np.uint32), b.view(np.uint32))
-                          for a, b in ((q, g.q), (k, g.k), (v, g.v)))
-        report["inputs_same"] = inputs_same
-        out, lse, _ = attention(q, k, v, threads=threads, **g.options)
-        tol = m["tolerances"]["out"]["atol"]
-        report["out_max_abs"] = _max_abs(out, g.out)
-        report["lse_max_abs"] = _max_abs(lse, g.lse)
-        ok = ok and inputs_same and report["out_max_abs"] <= tol and report["lse_max_abs"] <= tol
-    report["ok"] = ok
-    return report
+    """Checks a golden folder with the library's verifier, exactly as ``sta verify`` does:
+    every file a regular file of the size its shape needs, its header and SHA-256 as
+    recorded; every manifest field regenerated and compared; then (unless `hashes_only`)
+    q, k, v (and dout) regenerated from the seed bit for bit and out, lse (and dq, dk, dv)
+    recomputed within the prescribed tolerances.
+
+    Returns a dict: ``ok``, ``lines`` (what ``sta verify`` prints), ``hashes`` (file ->
+    bool), ``manifest_same``, ``inputs_same``, ``out_max_abs`` and ``lse_max_abs`` (None
+    when not computed). A malformed folder raises ``ValueError``."""
+    return _call(_sta.verify_golden, os.fspath(path), bool(hashes_only), _threads(threads))
 
 
-def _max_abs(a: np.ndarray, b: np.ndarray) -> float:
-    """Max abs difference; equal infinities (lse = -inf) count as 0, NaN as infinite."""
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    same = (a == b)
-    d = np.where(same, 0.0, np.abs(a - b))
-    d = np.where(np.isnan(d), np.inf, d)
-    return float(d.max()) if d.size else 0.0
+_GOLDEN_OPTIONS = ("video", "tile", "masks", "text_length", "text_pad", "ragged", "layout",
+                   "backend")
 
 
 def write_golden(path: Union[str, os.PathLike], *, preset: Optional[str] = None,
-                 seed: int = 0, rounding: str = "none", force: bool = False,
-                 shape: Optional[Sequence[int]] = None, **options) -> Dict[str, Any]:
-    """Writes a golden folder (``q, k, v, out, lse`` .npy and ``manifest.json``) that
-    ``sta verify`` and :func:`verify_golden` accept, for a built-in `preset` or a custom
-    problem (``shape=(B, H, S, D)`` and :func:`attention` keyword arguments; default
-    backend ``reference``). Returns the manifest."""
+                 seed: int = 0, rounding: str = "none", precision: str = "fp32",
+                 force: bool = False, grad: bool = False, shape: Optional[Sequence[int]] = None,
+                 threads: Optional[int] = None, **options) -> Dict[str, Any]:
+    """Writes a golden folder with the library's writer (the same files and manifest as
+    ``sta golden``): ``q, k, v, out, lse`` .npy, with `grad` also ``dout, dq, dk, dv``
+    (SPEC 8), and ``manifest.json`` last. A built-in `preset`, or a custom problem:
+    ``shape=(B, H, S, D)`` and :func:`attention`'s keywords ``video``, ``tile``, ``masks``,
+    ``text_length``, ``text_pad``, ``ragged``, ``layout``, ``backend`` (default
+    ``"reference"``); the scale is always the default ``1/sqrt(D)``. `rounding` and
+    `precision` as in :func:`attention`. Existing golden files are replaced only with
+    `force`. Returns the manifest (a dict)."""
     path = os.fspath(path)
+    for key in options:
+        if key not in _GOLDEN_OPTIONS:
+            raise TypeError(f"{key}: not an option of write_golden; expected one of "
+                            f"{', '.join(_GOLDEN_OPTIONS)} (golden folders use the default scale)")
     if preset is not None:
         if shape is not None or options:
             raise ValueError("preset: a preset fixes the problem; pass no shape or options")
-        found = [p for p in golden_presets() if p["name"] == preset]
-        if not found:
-            names = ", ".join(p["name"] for p in golden_presets())
-            raise ValueError(f"preset: unknown preset {preset!r}; expected one of {names}")
-        p = found[0]
-        shape = p["shape"]
-        options = dict(video=p["video"], tile=p["tile"], masks=p["masks"],
-                       text_length=p["text_length"], text_pad=p["text_pad"],
-                       backend=p["backend"])
-        description = p["description"]
+        if not isinstance(preset, str):
+            raise TypeError("preset: expected a preset name (see sta.golden_presets())")
+        args = [preset, [], [1, 1, 1], [1, 1, 1], ["full"], 0, 0, False, "tiled", "reference"]
     else:
         if shape is None:
             raise ValueError("shape: missing; expected (B, H, S, D) for a custom problem")
-        options.setdefault("backend", "reference")
-        options.setdefault("masks", "full")
-        description = "custom problem"
-    shape = tuple(int(s) for s in shape)
-    os.makedirs(path, exist_ok=True)
-    names = ["q.npy", "k.npy", "v.npy", "out.npy", "lse.npy", "manifest.json"]
-    for n in names:
-        if not force and os.path.exists(os.path.join(path, n)):
-            raise ValueError(f"path: {os.path.join(path, n)} exists; pass force=True to replace it")
-    q, k, v = golden_inputs(shape, seed, rounding)
-    out, lse, stats = attention(q, k, v, **options)
-    video = _extent(options["video"], "video")
-    tile_ = _extent(options.get("tile", (6, 8, 8)), "tile")
-    ragged = bool(options.get("ragged", False))
-    tiles = tuple(-(-a // b) for a, b in zip(video, tile_))
-    masks = _mask_list(options["masks"])
-    masks = masks * shape[1] if len(masks) == 1 else masks
-    effective = []
-    for mk in masks:
-        if mk.startswith("sta:"):
-            w = effective_window([int(x) for x in mk[4:].split(",")], tiles)
-            mk = f"sta:{w[0]},{w[1]},{w[2]}"
-        effective.append(mk)
-    files = {}
-    for name, a in (("q.npy", q), ("k.npy", k), ("v.npy", v), ("out.npy", out), ("lse.npy", lse)):
-        full = os.path.join(path, name)
-        tmp = full + ".tmp"
-        with open(tmp, "wb") as f:
-            np.lib.format.write_array(f, np.ascontiguousarray(a, dtype="<f4"),
-                                      version=(1, 0), allow_pickle=False)
-        os.replace(tmp, full)
-        with open(full, "rb") as f:
-            data = f.read()
-        files[name] = {"shape": list(a.shape), "bytes": len(data),
-                       "sha256": hashlib.sha256(data).hexdigest()}
-    d = shape[3]
-    scale = options.get("scale") or 1.0 / np.sqrt(d)
-    precision = options.get("precision", "fp32")
-    tol = max(golden_tolerance(rounding), golden_tolerance("bf16") if precision == "bf16" else 0.0)
-    manifest = {
-        "format": "sta-golden/1", "library_version": __version__,
-        "preset": preset or "custom", "description": description,
-        "shape": {"B": shape[0], "H": shape[1], "S": shape[2], "D": shape[3]},
-        "layout": options.get("layout", "tiled"), "video": list(video), "tile": list(tile_),
-        "tiles": list(tiles), "ragged": ragged,
-        "text_length": int(options.get("text_length", 0)),
-        "text_pad": int(options.get("text_pad") if options.get("text_pad") is not None
-                        else shape[2] - video[0] * video[1] * video[2]),
-        "masks": masks, "effective_masks": effective, "scale": float(scale),
-        "dtype": "float32", "rounding": rounding, "precision": precision, "seed": int(seed),
-        "generator": "irwin-hall-12/xoshiro256**/splitmix64", "backend": stats["backend"],
-        "isa": stats["isa"], "gemm": stats["gemm"], "cpu": cpu_description(),
-        "block_counts": {k_: stats[k_] for k_ in ("dense", "mixed", "empty")},
-        "tolerances": {"out": {"atol": tol, "rtol": 0}, "lse": {"atol": tol, "rtol": 0}},
-        "files": files,
-    }
-    tmp = os.path.join(path, "manifest.json.tmp")
-    with open(tmp, "w") as f:
-        json.dump(manifest, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, os.path.join(path, "manifest.json"))
-    return manifest
+        shape = [int(x) for x in shape]
+        if len(shape) != 4:
+            raise ValueError(f"shape: {shape}; expected 4 integers (B, H, S, D)")
+        if "video" not in options:
+            raise ValueError("video: missing; expected the canvas in tokens for a custom problem")
+        video = _extent(options["video"], "video")
+        tile_ = _extent(options.get("tile", (6, 8, 8)), "tile")
+        text_pad = options.get("text_pad")
+        if text_pad is None:
+            text_pad = shape[2] - video[0] * video[1] * video[2]
+        args = ["", shape, list(video), list(tile_), _mask_list(options.get("masks", "full")),
+                int(options.get("text_length", 0)), int(text_pad),
+                bool(options.get("ragged", False)), options.get("layout", "tiled"),
+                options.get("backend", "reference")]
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+    text = _call(_sta.write_golden, path, *args, precision, rounding, int(seed), bool(force),
+                 bool(grad), _threads(threads), names={"--force": "force=True"})
+    return json.loads(text)
 
 
 # --- this machine ---------------------------------------------------------------------------

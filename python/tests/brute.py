@@ -108,3 +108,31 @@ def attention(q, k, v, video, tile, masks, text_length, text_pad, layout="tiled"
             out[b, h] = np.where(any_[:, None], o, 0.0)
             lse[b, h] = np.where(any_, m[:, 0] + np.log(np.where(total[:, 0] > 0, total[:, 0], 1.0)), -np.inf)
     return out, lse
+
+
+def attention_grad(q, k, v, dout, video, tile, masks, text_length, text_pad, layout="tiled",
+                   scale=None):
+    """dq, dk, dv [B,H,S,D] in float64 of L = sum(out * dout), from the softmax Jacobian:
+    with P the masked softmax of s = scale q k^T and out = P v,
+    dL/dP_ij = dout_i . v_j, dL/ds_ij = P_ij (dL/dP_ij - sum_l P_il dL/dP_il),
+    dq = scale dS k, dk = scale dS^T q, dv = P^T dout. A row with no allowed key has P = 0."""
+    B, H, S, D = q.shape
+    scale = 1.0 / np.sqrt(D) if scale is None else scale
+    dq, dk, dv = (np.zeros((B, H, S, D)) for _ in range(3))
+    for h in range(H):
+        mask = masks[h] if len(masks) > 1 else masks[0]
+        allowed = mask_matrix(video, tile, mask, text_length, text_pad, layout)
+        for b in range(B):
+            qb, kb, vb, gb = (x[b, h].astype(np.float64) for x in (q, k, v, dout))
+            s = np.where(allowed, scale * (qb @ kb.T), -np.inf)
+            m = s.max(axis=1, keepdims=True)
+            m = np.where(np.isfinite(m), m, 0.0)
+            e = np.exp(s - m)
+            total = e.sum(axis=1, keepdims=True)
+            p = e / np.where(total > 0, total, 1.0)
+            dp = gb @ vb.T
+            ds = p * (dp - (p * dp).sum(axis=1, keepdims=True))
+            dq[b, h] = scale * ds @ kb
+            dk[b, h] = scale * ds.T @ qb
+            dv[b, h] = p.T @ gb
+    return dq, dk, dv

@@ -502,6 +502,40 @@ def test_write_golden_is_accepted_by_sta_verify(tmp_path):
         sta.write_golden(d, preset="tiny")
 
 
+def test_write_golden_is_the_sta_golden_writer(tmp_path):
+    """write_golden and `sta golden` are one library writer: the same problem gives the same
+    files and the same manifest, byte for byte, grad folders included; verify_golden prints
+    the lines of `sta verify` and catches an edited manifest field."""
+    cli = os.environ.get("STA_CLI")
+    if not cli:
+        pytest.skip("STA_CLI not set (ctest sets it): no comparison with the sta program")
+    mine, theirs = tmp_path / "py", tmp_path / "cli"
+    sta.write_golden(mine, shape=(1, 2, 256 + 5, 16), video=(4, 8, 8), tile=(2, 4, 4),
+                     masks=["sta:1,1,1", "swa:3,3,3"], text_length=3, seed=7, grad=True)
+    subprocess.run([cli, "golden", "--dir", str(theirs), "--video", "4,8,8", "--tile", "2,4,4",
+                    "--mask", "sta:1,1,1", "--mask", "swa:3,3,3", "--text-length", "3",
+                    "--text-pad", "5", "--dim", "16", "--seed", "7", "--grad"],
+                   check=True, capture_output=True)
+    for name in ("q.npy", "k.npy", "v.npy", "out.npy", "lse.npy", "dout.npy", "dq.npy",
+                 "dk.npy", "dv.npy", "manifest.json"):
+        assert (mine / name).read_bytes() == (theirs / name).read_bytes(), name
+    r = sta.verify_golden(mine)
+    assert r["ok"] and r["manifest_same"] and r["inputs_same"], r["lines"]
+    printed = subprocess.run([cli, "verify", str(mine)], capture_output=True, text=True)
+    assert printed.returncode == 0 and printed.stdout.splitlines() == "\n".join(r["lines"]).splitlines()
+    # A derived field raised by hand (a looser tolerance) is caught by the regeneration.
+    m = json.loads((mine / "manifest.json").read_text())
+    m["tolerances"]["out"]["atol"] = 0.1
+    (mine / "manifest.json").write_text(json.dumps(m, indent=2))
+    r = sta.verify_golden(mine)
+    assert not r["ok"] and not r["manifest_same"], r["lines"]
+    assert any("tolerances.out.atol" in line for line in r["lines"]), r["lines"]
+    with pytest.raises(ValueError, match="manifest.json"):
+        sta.verify_golden(tmp_path / "missing")
+    with pytest.raises(TypeError, match="scale"):
+        sta.write_golden(tmp_path / "s", shape=(1, 1, 256, 8), video=(4, 8, 8), scale=0.5)
+
+
 def test_help_is_useful():
     doc = sta.sliding_tile_attention.__doc__
     for word in ("window_size", "text_length", "has_text", "seq_shape", "tiled order", "torch"):

@@ -1,8 +1,9 @@
-// Gradients in golden folders (see cmd_golden_grad.hpp).
-#include "cmd_golden_grad.hpp"
+// Gradients in golden folders (see golden_grad.hpp).
+#include "golden_grad.hpp"
 
 #include <algorithm>
 #include <cmath>
+#include <cstdarg>
 #include <cstdlib>
 #include <cstdio>
 
@@ -13,7 +14,7 @@
 #include "sta/npy.hpp"
 #include "sta/sha256.hpp"
 
-namespace sta::cli {
+namespace sta::detail {
 namespace {
 
 constexpr uint64_t kDoutStream = 3;  // q, k, v are streams 0, 1, 2
@@ -57,6 +58,21 @@ double prescribed_tolerance(const std::vector<float>& grad) {
 
 }  // namespace
 
+void golden_line(GoldenReport* report, const char* format, ...) {
+  va_list args;
+  va_start(args, format);
+  va_list again;
+  va_copy(again, args);
+  const int n = std::vsnprintf(nullptr, 0, format, args);
+  va_end(args);
+  std::string line(static_cast<size_t>(std::max(n, 0)) + 1, '\0');
+  std::vsnprintf(&line[0], line.size(), format, again);
+  va_end(again);
+  line.resize(static_cast<size_t>(std::max(n, 0)));
+  report->lines.push_back(line);
+  if (report->on_line) report->on_line(line);
+}
+
 std::string write_golden_grads(const AttentionShape& shape, const AttentionOptions& options,
                                Backend backend, uint64_t seed, const std::vector<float>& q,
                                const std::vector<float>& k, const std::vector<float>& v,
@@ -96,9 +112,10 @@ std::string golden_grad_json(const JsonValue& manifest, const std::string& where
 bool verify_golden_grads(const std::string& dir, const JsonValue& manifest, const std::string& where,
                          const AttentionShape& shape, const AttentionOptions& options,
                          Backend backend, uint64_t seed, const std::vector<float>& q,
-                         const std::vector<float>& k, const std::vector<float>& v) {
+                         const std::vector<float>& k, const std::vector<float>& v,
+                         const std::string& arg, GoldenReport* report) {
   const size_t n = static_cast<size_t>(shape.elements());
-  const NpyArray fdout = read_npy(dir + "/dout.npy", "DIR");
+  const NpyArray fdout = read_npy(dir + "/dout.npy", arg);
   if (fdout.data.size() != n) throw Error(where + ": dout.npy size disagrees with the manifest shape");
   // out and lse recomputed by the same backend (the reference ignores them).
   std::vector<float> out(n), lse(static_cast<size_t>(shape.batch * shape.heads * shape.seq));
@@ -108,28 +125,29 @@ bool verify_golden_grads(const std::string& dir, const JsonValue& manifest, cons
   const Gradients g = compute_grads(shape, options, backend, seed, q.data(), k.data(), v.data(),
                                     out.data(), lse.data());
   bool ok = g.dout == fdout.data;
-  std::printf("  dout     %s\n", ok ? "regenerated from the seed, bit-identical" : "DIFFERS from the seed's dout");
+  report->inputs_same = report->inputs_same && ok;
+  golden_line(report, "  dout     %s", ok ? "regenerated from the seed, bit-identical" : "DIFFERS from the seed's dout");
   const JsonValue& tols = manifest.at("grad", where).at("tolerances", where + " grad");
   const std::pair<const char*, const std::vector<float>*> grads[] = {{"dq", &g.dq}, {"dk", &g.dk}, {"dv", &g.dv}};
   for (const auto& [name, mine] : grads) {
-    const NpyArray file = read_npy(dir + "/" + name + ".npy", "DIR");
+    const NpyArray file = read_npy(dir + "/" + name + ".npy", arg);
     if (file.data.size() != n) throw Error(where + ": " + name + ".npy size disagrees with the manifest shape");
     const double tol = tols.at(name, where + " grad.tolerances").at("atol", where).as_number(where + " atol");
     // The tolerance must be the one SPEC 8 prescribes for these gradients: a raised one
     // would let every port pass.
     const double rule = prescribed_tolerance(*mine);
     if (tol != rule) {
-      std::printf("  %-8s tolerance %g is not SPEC 8's %g for these gradients: FAIL\n", name, tol, rule);
+      golden_line(report, "  %-8s tolerance %g is not SPEC 8's %g for these gradients: FAIL", name, tol, rule);
       ok = false;
       continue;
     }
     const double err = diff_arrays(mine->data(), file.data.data(), static_cast<int64_t>(n), tol, 0).max_abs;
     const bool good = err <= tol;
-    std::printf("  %-8s recomputed (%s): max abs error %.3g (tolerance %g) %s\n", name,
+    golden_line(report, "  %-8s recomputed (%s): max abs error %.3g (tolerance %g) %s", name,
                 to_string(backend).c_str(), err, tol, good ? "ok" : "FAIL");
     ok = ok && good;
   }
   return ok;
 }
 
-}  // namespace sta::cli
+}  // namespace sta::detail

@@ -1,24 +1,24 @@
 #pragma once
-// Gradients in golden folders (`sta golden --grad`, `sta verify`): dout generated from the
+// Gradients in golden folders (internal to src/golden_folder.cpp): dout generated from the
 // seed like q, k, v, and dq, dk, dv of SPEC 8 computed by the folder's backend, with their
-// tolerances in the manifest's "grad" member. Kept apart from cmd_golden.cpp, which only
-// calls these three functions.
+// tolerances in the manifest's "grad" member.
 #include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
 
 #include "sta/attention.hpp"
+#include "sta/golden.hpp"
 #include "sta/json.hpp"
 
-namespace sta::cli {
+namespace sta::detail {
 
-/// Writes one golden file (cmd_golden.cpp's writer: atomic, hashed into the manifest).
+/// Appends a printf-formatted line to `report` (and hands it to report->on_line).
+void golden_line(GoldenReport* report, const char* format, ...) __attribute__((format(printf, 2, 3)));
+
+/// Writes one golden file (the folder writer's: atomic, hashed into the manifest).
 using GoldenPut = std::function<void(const char* name, const std::vector<float>& data,
                                      const std::vector<int64_t>& shape)>;
-
-/// The gradient files of a golden folder.
-inline constexpr const char* kGoldenGradFiles[] = {"dout.npy", "dq.npy", "dk.npy", "dv.npy"};
 
 /// Generates dout (golden_fill, stream 3 of `seed`), computes dq, dk, dv with `backend` on
 /// the (already rounded) inputs and the forward's out and lse, writes the four files through
@@ -38,10 +38,11 @@ std::string golden_grad_json(const JsonValue& manifest, const std::string& where
 
 /// Regenerates dout from the seed (bit for bit against dout.npy), recomputes dq, dk, dv with
 /// `backend` from the folder's q, k, v and dout, and compares them with the files within the
-/// manifest's tolerances (printing one line each); true when everything holds.
+/// manifest's tolerances (one report line each); true when everything holds.
 bool verify_golden_grads(const std::string& dir, const JsonValue& manifest, const std::string& where,
                          const AttentionShape& shape, const AttentionOptions& options,
                          Backend backend, uint64_t seed, const std::vector<float>& q,
-                         const std::vector<float>& k, const std::vector<float>& v);
+                         const std::vector<float>& k, const std::vector<float>& v,
+                         const std::string& arg, GoldenReport* report);
 
-}  // namespace sta::cli
+}  // namespace sta::detail

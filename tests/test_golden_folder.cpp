@@ -1,0 +1,158 @@
+// The library's golden folder writer and verifier (src/golden_folder.cpp) called directly, as
+// the Python module does: files against the generator and the double reference, the report's
+// lines and results, damage caught, errors naming the caller's argument.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "sta/error.hpp"
+#include "sta/golden.hpp"
+#include "sta/json.hpp"
+#include "sta/npy.hpp"
+#include "sta/reference.hpp"
+
+namespace sta {
+namespace {
+
+std::string fresh_dir(const std::string& name) {
+  const std::string d = ::testing::TempDir() + "sta_golden_folder_" + name + "_" + std::to_string(::getpid());
+  std::system(("rm -rf '" + d + "'").c_str());
+  return d;
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+// A small custom problem with per-head masks and padded text: the reference computes it.
+GoldenProblem small_problem() {
+  GoldenProblem p;
+  p.description = "custom problem";
+  p.options.geometry.canvas = {2, 4, 4};
+  p.options.geometry.tile = {1, 2, 2};
+  p.options.geometry.text_length = 2;
+  p.options.geometry.text_pad = 3;
+  p.options.masks = {Mask::sta({1, 1, 1}), Mask::swa({1, 3, 3})};
+  p.shape = {1, 2, 32 + 3, 8};
+  p.seed = 11;
+  return p;
+}
+
+bool contains(const std::vector<std::string>& lines, const std::string& s) {
+  return std::any_of(lines.begin(), lines.end(), [&](const std::string& l) { return l.find(s) != std::string::npos; });
+}
+
+TEST(GoldenFolder, WrittenFilesAreTheGeneratorsAndTheReferences) {
+  const std::string dir = fresh_dir("write");
+  const GoldenProblem p = small_problem();
+  GoldenWriteOptions o;
+  o.grad = true;
+  const GoldenWriteResult r = write_golden_folder(dir, p, o);
+  EXPECT_EQ(slurp(dir + "/manifest.json"), r.manifest);
+  const int64_t n = p.shape.elements();
+  const NpyArray q = read_npy(dir + "/q.npy", "q"), k = read_npy(dir + "/k.npy", "k"),
+                 v = read_npy(dir + "/v.npy", "v"), out = read_npy(dir + "/out.npy", "out"),
+                 dout = read_npy(dir + "/dout.npy", "dout");
+  std::vector<float> want(static_cast<size_t>(n));
+  golden_fill(want.data(), n, p.seed, 0);
+  EXPECT_EQ(q.data, want);
+  golden_fill(want.data(), n, p.seed, 3);  // dout is stream 3
+  EXPECT_EQ(dout.data, want);
+  std::vector<double> ref_out(static_cast<size_t>(n)), ref_lse(static_cast<size_t>(n / p.shape.dim));
+  reference_attention(p.shape, p.options, q.data.data(), k.data.data(), v.data.data(), ref_out.data(),
+                      ref_lse.data());
+  double err = 0;
+  for (size_t i = 0; i < ref_out.size(); ++i) err = std::max(err, std::fabs(ref_out[i] - out.data[i]));
+  EXPECT_LT(err, 1e-6);
+  const JsonValue m = parse_json(r.manifest, "manifest");
+  EXPECT_EQ(m.at("masks", "m").array.at(1).as_string("m"), "swa:1,3,3");
+  EXPECT_TRUE(m.has("grad"));
+  std::system(("rm -rf '" + dir + "'").c_str());
+}
+
+TEST(GoldenFolder, VerifyReportsEveryCheckAndCatchesDamage) {
+  const std::string dir = fresh_dir("verify");
+  GoldenWriteOptions o;
+  o.grad = true;
+  o.arg = "path";
+  write_golden_folder(dir, small_problem(), o);
+
+  GoldenReport report;
+  int printed = 0;
+  report.on_line = [&](const std::string&) { ++printed; };
+  ASSERT_TRUE(verify_golden_folder(dir, false, &report)) << testing::PrintToString(report.lines);
+  // 9 files, manifest, inputs, out, lse, dout, dq, dk, dv, the verdict.
+  EXPECT_EQ(report.lines.size(), 18u);
+  EXPECT_EQ(printed, 18);
+  EXPECT_EQ(report.lines.back(), "verify: ok");
+  EXPECT_EQ(report.hashes.size(), 9u);
+  for (const auto& [name, same] : report.hashes) EXPECT_TRUE(same) << name;
+  EXPECT_TRUE(report.manifest_same && report.inputs_same);
+  EXPECT_LE(report.out_max_abs, 1e-5);
+  EXPECT_GE(report.out_max_abs, 0.0);
+
+  GoldenReport hashes;
+  EXPECT_TRUE(verify_golden_folder(dir, true, &hashes));
+  EXPECT_EQ(hashes.lines.back(), "verify: hashes ok");
+  EXPECT_EQ(hashes.out_max_abs, -1);
+
+  // Existing files are kept unless force; the error names the caller's argument.
+  try {
+    write_golden_folder(dir, small_problem(), o);
+    ADD_FAILURE() << "an existing folder was overwritten without force";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()).rfind("path '", 0), 0u) << e.what();
+    EXPECT_NE(std::string(e.what()).find("exists"), std::string::npos) << e.what();
+  }
+
+  // One flipped bit in dq.npy.
+  {
+    std::fstream f(dir + "/dq.npy", std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(-1, std::ios::end);
+    const char c = static_cast<char>(f.get());
+    f.seekp(-1, std::ios::end);
+    f.put(static_cast<char>(c ^ 0x01));
+  }
+  GoldenReport bad;
+  EXPECT_FALSE(verify_golden_folder(dir, false, &bad));
+  EXPECT_FALSE(bad.ok);
+  EXPECT_FALSE(bad.hashes.at("dq.npy"));
+  EXPECT_TRUE(bad.hashes.at("dk.npy"));
+  EXPECT_TRUE(contains(bad.lines, "dq.npy   sha256 MISMATCH")) << testing::PrintToString(bad.lines);
+  EXPECT_EQ(bad.lines.back(), "verify: FAILED");
+
+  // A missing file is a malformed folder (an exception naming the argument), and the lines
+  // of the checks before it stay in the report.
+  std::remove((dir + "/lse.npy").c_str());
+  GoldenReport missing;
+  EXPECT_THROW(verify_golden_folder(dir, false, &missing, "path"), Error);
+  EXPECT_EQ(missing.lines.size(), 4u) << testing::PrintToString(missing.lines);
+  EXPECT_FALSE(missing.ok);
+  std::system(("rm -rf '" + dir + "'").c_str());
+}
+
+TEST(GoldenFolder, BadProblemsAreRefusedBeforeAnythingIsWritten) {
+  const std::string dir = fresh_dir("bad");
+  GoldenProblem p = small_problem();
+  p.shape.seq = 30;  // not video + text_pad
+  EXPECT_THROW(write_golden_folder(dir, p, {}), Error);
+  p = small_problem();
+  p.options.scale = 0.5;  // golden folders record the default scale only
+  EXPECT_THROW(write_golden_folder(dir, p, {}), Error);
+  std::ifstream f(dir);
+  EXPECT_FALSE(f.good()) << "the folder was created for a refused problem";
+}
+
+}  // namespace
+}  // namespace sta
