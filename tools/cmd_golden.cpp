@@ -58,14 +58,20 @@ with X from manifest "tolerances". See examples/.
 
 )") + common_help();
 
-const char* kVerifyHelp = R"(sta verify: check a golden folder written by `sta golden`.
+const char* kVerifyHelp = R"(sta verify: check a golden folder written by `sta golden`; trusts nothing in it.
 
 Usage: sta verify DIR [--hashes-only] [--threads N]
 
-1. every file's SHA-256 against the manifest (catches a single flipped byte);
-2. q, k, v against the generator for the recorded seed and rounding (bit for bit);
-3. out and lse recomputed with the recorded backend, max abs error against the files
-   within the manifest's tolerance (skipped with --hashes-only).
+1. every file is a regular file of exactly the size its shape needs (checked before
+   hashing), with golden's .npy header and the manifest's SHA-256;
+2. the manifest is rebuilt from its primary fields (preset or custom problem, seed,
+   rounding, precision) and every other field must equal what `sta golden` writes: tiles,
+   effective masks, scale, tolerances (SPEC 6 for the rounding and precision; SPEC 8 for
+   gradients), block counts, file shapes and sizes (gemm and cpu are taken as recorded);
+3. q, k, v (and dout) against the generator for the seed and rounding (bit for bit), then
+   out and lse recomputed head by head with the recorded backend and precision, and the
+   gradients of a --grad folder, within those tolerances (step 3 is skipped with
+   --hashes-only).
 Exit code 0 when everything holds, 1 when something does not, 2 on a malformed folder.
 )";
 
