@@ -376,7 +376,7 @@ int run_verify(int argc, char** argv) {
   std::printf("  lse      recomputed (%s): max abs error %.3g (tolerance %g) %s\n",
               to_string(p.backend).c_str(), e_lse, tol, e_lse <= tol ? "ok" : "FAIL");
   ok = ok && e_out <= tol && e_lse <= tol;
-  if (has_grad) ok = verify_golden_grads(dir, m, where, p.shape, p.options, p.backend, p.seed) && ok;
+  if (has_grad) ok = verify_golden_grads(dir, m, where, p.shape, p.options, p.backend, p.seed, fq.data, fk.data, fv.data) && ok;
   std::printf("%s\n", ok ? "verify: ok" : "verify: FAILED");
   return ok ? 0 : 1;
 }

@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <string>
 
 #include "sta/backward.hpp"
@@ -85,72 +84,35 @@ bool verify_golden_grad_hashes(const std::string& dir, const JsonValue& manifest
   return ok;
 }
 
-namespace {
-
-/// Reads `n` floats at element `first` of the float32 .npy file `path` of `shape` (its header
-/// is the golden header of that shape; verify checked the hashes before).
-void read_slice(const std::string& path, const std::vector<int64_t>& shape, int64_t first,
-                int64_t n, float* dst) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw Error("DIR '" + path + "': cannot open");
-  f.seekg(static_cast<std::streamoff>(npy_header(shape).size() + 4 * static_cast<uint64_t>(first)));
-  f.read(reinterpret_cast<char*>(dst), static_cast<std::streamsize>(4 * n));
-  if (f.gcount() != static_cast<std::streamsize>(4 * n))
-    throw Error("DIR '" + path + "': shorter than its shape " + shape_to_string(shape));
-}
-
-}  // namespace
-
 bool verify_golden_grads(const std::string& dir, const JsonValue& manifest, const std::string& where,
                          const AttentionShape& shape, const AttentionOptions& options,
-                         Backend backend, uint64_t seed) {
-  const std::vector<int64_t> shape4 = {shape.batch, shape.heads, shape.seq, shape.dim};
-  const int64_t n = shape.elements(), plane = shape.seq * shape.dim;
-  // dout against the generator (one stream, generated whole), then head by head: the
-  // forward's out and lse and the gradients recomputed by the same backend (heads are
-  // independent: the same bits as one call), compared with the files.
-  std::vector<float> dout(static_cast<size_t>(n)), slice(static_cast<size_t>(plane));
-  golden_fill(dout.data(), n, seed, kDoutStream);
-  bool ok = true;
-  for (int64_t bh = 0; bh < shape.batch * shape.heads && ok; ++bh) {
-    read_slice(dir + "/dout.npy", shape4, bh * plane, plane, slice.data());
-    ok = std::equal(slice.begin(), slice.end(), dout.begin() + bh * plane);
-  }
+                         Backend backend, uint64_t seed, const std::vector<float>& q,
+                         const std::vector<float>& k, const std::vector<float>& v) {
+  const size_t n = static_cast<size_t>(shape.elements());
+  const NpyArray fdout = read_npy(dir + "/dout.npy", "DIR");
+  if (fdout.data.size() != n) throw Error(where + ": dout.npy size disagrees with the manifest shape");
+  // out and lse recomputed by the same backend (the reference ignores them).
+  std::vector<float> out(n), lse(static_cast<size_t>(shape.batch * shape.heads * shape.seq));
+  AttentionOptions prepared = options;
+  prepared.rounding = InputRounding::kNone;
+  attention(shape, prepared, q.data(), k.data(), v.data(), out.data(), lse.data(), backend);
+  const Gradients g = compute_grads(shape, options, backend, seed, q.data(), k.data(), v.data(),
+                                    out.data(), lse.data());
+  bool ok = g.dout == fdout.data;
   std::printf("  dout     %s\n", ok ? "regenerated from the seed, bit-identical" : "DIFFERS from the seed's dout");
-  if (!ok) return false;
-
-  AttentionShape one = shape;
-  one.batch = one.heads = 1;
-  AttentionOptions head = options;
-  head.rounding = InputRounding::kNone;  // the stored inputs are rounded already
-  const size_t p = static_cast<size_t>(plane);
-  std::vector<float> q(p), k(p), v(p), out(p), lse(static_cast<size_t>(shape.seq)), mine[3], file(p);
-  for (auto& g : mine) g.resize(p);
-  const char* names[3] = {"dq", "dk", "dv"};
-  double err[3] = {0, 0, 0}, scale[3] = {1, 1, 1};
-  for (int64_t bh = 0; bh < shape.batch * shape.heads; ++bh) {
-    read_slice(dir + "/q.npy", shape4, bh * plane, plane, q.data());
-    read_slice(dir + "/k.npy", shape4, bh * plane, plane, k.data());
-    read_slice(dir + "/v.npy", shape4, bh * plane, plane, v.data());
-    head.masks = {mask_for_head(options.masks, bh % shape.heads)};
-    attention(one, head, q.data(), k.data(), v.data(), out.data(), lse.data(), backend);
-    attention_backward(one, head, q.data(), k.data(), v.data(), out.data(), lse.data(),
-                       dout.data() + bh * plane, mine[0].data(), mine[1].data(), mine[2].data(), backend);
-    for (int i = 0; i < 3; ++i) {
-      read_slice(dir + "/" + names[i] + ".npy", shape4, bh * plane, plane, file.data());
-      scale[i] = std::max(scale[i], max_abs(file));
-      err[i] = std::max(err[i], diff_arrays(mine[i].data(), file.data(), plane, 0, 0).max_abs);
-    }
-  }
   const JsonValue& tols = manifest.at("grad", where).at("tolerances", where + " grad");
-  for (int i = 0; i < 3; ++i) {
-    const double rel = tols.at(names[i], where + " grad.tolerances")
-                           .at("max_abs_over_scale", where + " grad.tolerances." + names[i])
+  const std::pair<const char*, const std::vector<float>*> grads[] = {{"dq", &g.dq}, {"dk", &g.dk}, {"dv", &g.dv}};
+  for (const auto& [name, mine] : grads) {
+    const NpyArray file = read_npy(dir + "/" + name + ".npy", "DIR");
+    if (file.data.size() != n) throw Error(where + ": " + name + ".npy size disagrees with the manifest shape");
+    const double rel = tols.at(name, where + " grad.tolerances")
+                           .at("max_abs_over_scale", where + " grad.tolerances." + name)
                            .as_number(where + " max_abs_over_scale");
-    const double tol = rel * scale[i];
-    const bool good = err[i] <= tol;
+    const double tol = rel * std::max(1.0, max_abs(file.data));
+    const double err = diff_arrays(mine->data(), file.data.data(), static_cast<int64_t>(n), tol, 0).max_abs;
+    const bool good = err <= tol;
     std::printf("  %-8s recomputed (%s): max abs error %.3g (tolerance %g = %g * max(1, max |file|)) %s\n",
-                names[i], to_string(backend).c_str(), err[i], tol, rel, good ? "ok" : "FAIL");
+                name, to_string(backend).c_str(), err, tol, rel, good ? "ok" : "FAIL");
     ok = ok && good;
   }
   return ok;

@@ -40,12 +40,12 @@ std::string golden_grad_manifest(Backend backend);
 bool verify_golden_grad_hashes(const std::string& dir, const JsonValue& manifest,
                                const std::string& where);
 
-/// Regenerates dout from the seed (bit for bit against dout.npy), then head by head reads
-/// q, k, v, recomputes out, lse and dq, dk, dv with `backend` and compares them with the
-/// files within the manifest's rule (one line per gradient); true when everything holds.
-/// Memory: dout and a few one-head slices.
+/// Regenerates dout from the seed (bit for bit against dout.npy), recomputes dq, dk, dv with
+/// `backend` from the folder's q, k, v and dout, and compares them with the files within the
+/// manifest's rule (printing one line each); true when everything holds.
 bool verify_golden_grads(const std::string& dir, const JsonValue& manifest, const std::string& where,
                          const AttentionShape& shape, const AttentionOptions& options,
-                         Backend backend, uint64_t seed);
+                         Backend backend, uint64_t seed, const std::vector<float>& q,
+                         const std::vector<float>& k, const std::vector<float>& v);
 
 }  // namespace sta::cli
