@@ -50,7 +50,7 @@ last: a folder with a manifest is complete.
   --batch, --heads, --dim   custom problem sizes [defaults 1, 1, 128]
   --backend B     custom problems: who computes the outputs [default reference]
   --grad          also write dout.npy (from the seed) and the gradients dq.npy, dk.npy,
-                  dv.npy of sum(out * dout) (SPEC 8, fp32), their rule in manifest "grad"
+                  dv.npy of sum(out * dout) (SPEC 8, fp32), tolerances in manifest "grad"
   --list          list the presets and exit
 
 Check a port: load q, k, v (convert to your dtype), run your kernel with the manifest's
@@ -278,8 +278,8 @@ int run_golden(int argc, char** argv) {
   put("v.npy", v, shape4);
   put("out.npy", out, shape4);
   put("lse.npy", lse, shape3);
-  if (args.has("--grad")) write_golden_grads(p.shape, p.options, p.backend, p.seed, q, k, v, out, lse, put);
-  const std::string grad_json = args.has("--grad") ? golden_grad_manifest(p.backend) : "";
+  const std::string grad_json =
+      args.has("--grad") ? write_golden_grads(p.shape, p.options, p.backend, p.seed, q, k, v, out, lse, put) : "";
   write_file_atomic(dir + "/manifest.json", manifest_json(p, st, files, grad_json), force, "--dir");
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf("sta golden: wrote %s (preset %s, backend %s, %s) in %.2f s\n", dir.c_str(),

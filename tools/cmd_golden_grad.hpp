@@ -21,19 +21,14 @@ using GoldenPut = std::function<void(const char* name, const std::vector<float>&
 inline constexpr const char* kGoldenGradFiles[] = {"dout.npy", "dq.npy", "dk.npy", "dv.npy"};
 
 /// Generates dout (golden_fill, stream 3 of `seed`), computes dq, dk, dv with `backend` on
-/// the (already rounded) inputs and the forward's out and lse, and writes the four files
-/// through `put`.
-void write_golden_grads(const AttentionShape& shape, const AttentionOptions& options,
-                        Backend backend, uint64_t seed, const std::vector<float>& q,
-                        const std::vector<float>& k, const std::vector<float>& v,
-                        const std::vector<float>& out, const std::vector<float>& lse,
-                        const GoldenPut& put);
-
-/// The manifest member `"grad": {...},\n` of a folder with gradients: backend, dout stream,
-/// loss, and per gradient the SPEC 8 tolerance as a rule a port applies to the file itself,
-/// max |mine - file| <= 1e-4 * max(1, max |file|). Depends on the backend only, so a
-/// manifest can be regenerated and compared field by field.
-std::string golden_grad_manifest(Backend backend);
+/// the (already rounded) inputs and the forward's out and lse, writes the four files through
+/// `put`, and returns the manifest member `"grad": {...},\n` (backend, dout stream, rule and
+/// per-gradient atol = 1e-4 * max(1, max |gradient|), SPEC 8).
+std::string write_golden_grads(const AttentionShape& shape, const AttentionOptions& options,
+                               Backend backend, uint64_t seed, const std::vector<float>& q,
+                               const std::vector<float>& k, const std::vector<float>& v,
+                               const std::vector<float>& out, const std::vector<float>& lse,
+                               const GoldenPut& put);
 
 /// Checks the SHA-256 of the gradient files against `manifest` (printing one line each);
 /// true when all match.
@@ -42,7 +37,7 @@ bool verify_golden_grad_hashes(const std::string& dir, const JsonValue& manifest
 
 /// Regenerates dout from the seed (bit for bit against dout.npy), recomputes dq, dk, dv with
 /// `backend` from the folder's q, k, v and dout, and compares them with the files within the
-/// manifest's rule (printing one line each); true when everything holds.
+/// manifest's tolerances (printing one line each); true when everything holds.
 bool verify_golden_grads(const std::string& dir, const JsonValue& manifest, const std::string& where,
                          const AttentionShape& shape, const AttentionOptions& options,
                          Backend backend, uint64_t seed, const std::vector<float>& q,
