@@ -307,6 +307,28 @@ void pack_key_block(const simd::GemmKernels& gemm, const KeyBlock& kb, const flo
     simd::pack_v(gemm.layout, k + kb.first * dim, dim, kb.count, dim, kb.packed, kp, k_as_v);
 }
 
+/// Key blocks and the tasks of every head mask, with the scratch sizes they need.
+struct BackwardPlan {
+  std::vector<KeyBlock> keys;
+  std::vector<std::vector<QueryBlock>> queries;  ///< one task list per mask
+  int64_t padded_keys = 0;  ///< packed keys of a head
+  int64_t max_rows = 0;     ///< rows of the largest query block, rounded up to 32
+  int64_t max_keys = 0;     ///< padded keys of the largest key block
+};
+
+BackwardPlan plan_backward(const Geometry& g, const std::vector<Mask>& masks, FlashMode mode) {
+  BackwardPlan bp;
+  bp.keys = plan_key_blocks(g, &bp.padded_keys);
+  for (const Mask& mask : masks) bp.queries.push_back(plan_query_blocks(g, mask, mode, bp.keys));
+  int64_t rows = 1, keys = 1;
+  for (const auto& plan : bp.queries)
+    for (const QueryBlock& qb : plan) rows = std::max(rows, qb.rows);
+  for (const KeyBlock& kb : bp.keys) keys = std::max(keys, kb.count);
+  bp.max_rows = round_up(rows, simd::kKeyPanel);
+  bp.max_keys = simd::padded_keys(keys);
+  return bp;
+}
+
 }  // namespace
 
 BlockCounts flash_attention_backward(const AttentionShape& shape, const Geometry& g,
@@ -318,17 +340,9 @@ BlockCounts flash_attention_backward(const AttentionShape& shape, const Geometry
                                      const simd::BackwardKernels& kernels, int* threads_used) {
   if (gemm.bf16()) throw Error("--precision: the backward computes in fp32 only");
   const int64_t seq = shape.seq, dim = shape.dim;
-  int64_t kp = 0;
-  const std::vector<KeyBlock> keys = plan_key_blocks(g, &kp);
-  std::vector<std::vector<QueryBlock>> plans;
-  for (const Mask& mask : masks) plans.push_back(plan_query_blocks(g, mask, mode, keys));
-
-  int64_t max_rows = 1, max_keys = 1;
-  for (const auto& plan : plans)
-    for (const QueryBlock& qb : plan) max_rows = std::max(max_rows, qb.rows);
-  for (const KeyBlock& kb : keys) max_keys = std::max(max_keys, kb.count);
-  const int64_t rp = round_up(max_rows, simd::kKeyPanel), kc = simd::padded_keys(max_keys);
-  const int64_t ld = kc;
+  const BackwardPlan bp = plan_backward(g, masks, mode);
+  const std::vector<KeyBlock>& keys = bp.keys;
+  const int64_t kp = bp.padded_keys, rp = bp.max_rows, kc = bp.max_keys, ld = kc;
 
   // dq, dk, dv accumulate (pv with alpha = 1); padded text keys are never visited and stay 0.
   std::fill(dq, dq + shape.elements(), 0.0f);
@@ -342,7 +356,7 @@ BlockCounts flash_attention_backward(const AttentionShape& shape, const Geometry
   FloatArray k_as_v = share_k ? nullptr : float_array(simd::packed_v_elements(gemm.layout, kp, dim));
   std::unique_ptr<std::atomic<int64_t>[]> done(new std::atomic<int64_t>[keys.size()]);
 
-  const int64_t most_tasks = static_cast<int64_t>(plans.front().size());
+  const int64_t most_tasks = static_cast<int64_t>(bp.queries.front().size());
   const int team = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(omp_get_max_threads(), most_tasks)));
   std::vector<std::unique_ptr<Scratch>> scratches;
   for (int t = 0; t < team; ++t) scratches.push_back(std::make_unique<Scratch>(gemm, rp, kc, dim));
@@ -366,7 +380,7 @@ BlockCounts flash_attention_backward(const AttentionShape& shape, const Geometry
 #pragma omp single
       next_task.store(0);
       // (implicit barriers: every block packed and every counter reset before any task)
-      const std::vector<QueryBlock>& plan = plans[masks.size() == 1 ? 0 : static_cast<size_t>(head)];
+      const std::vector<QueryBlock>& plan = bp.queries[masks.size() == 1 ? 0 : static_cast<size_t>(head)];
       const HeadJob job{q + off, out + off, lse + bh * seq, dout + off, dq + off, dk + off, dv + off,
                         &mask_for_head(masks, head), &keys,
                         {k_as_k.get(), v_as_k.get(), share_k ? k_as_k.get() : k_as_v.get(),

@@ -31,9 +31,9 @@ using testing::Problem;
 
 // Tolerance of the fast fp32 backward against the double reference: max abs error /
 // max(1, max |reference|) per gradient. SPEC 8 (and NATTEN's fp32 dK/dV tests) allow 1e-4;
-// the worst measured here over every problem below (printed as "[measured]" lines) is
-// 1.2e-6 (dq 1.17e-6, dk 1.09e-6, dv 1.03e-6 over the 100 random problems, D <= 128,
-// S <= 738), so 1e-5 keeps an 8x margin and still catches a wrong sum order of magnitude.
+// the worst measured here (printed as "[measured]" lines) was 1.2e-6 (dq 1.17e-6, dk 1.09e-6,
+// dv 1.06e-6 over seeds 1..100 of the random test, D <= 128, S <= 738; the test keeps seeds
+// 1..60 to stay fast under sanitizers), so 1e-5 keeps an 8x margin.
 constexpr double kGradTolerance = 1e-5;
 
 struct Grads {
@@ -239,7 +239,7 @@ TEST(Backward, FastBackendsMatchReferenceOnRandomProblems) {
   ErrorLog log;
   // Up to 3 tiles of up to 3 tokens per axis (<= 729 video tokens): the O(S^2 D) reference
   // stays fast, and tiles of 1..27 tokens exercise padded key panels and vector tails.
-  for (uint64_t seed = 1; seed <= 100; ++seed) {
+  for (uint64_t seed = 1; seed <= 60; ++seed) {
     SCOPED_TRACE("seed " + std::to_string(seed));
     std::mt19937_64 rng(seed);
     Geometry g = seed % 4 == 0 ? testing::random_ragged_geometry(rng, 3, 3)
@@ -256,7 +256,7 @@ TEST(Backward, FastBackendsMatchReferenceOnRandomProblems) {
     const std::vector<Mask> masks = random_head_masks(rng, g, heads);
     check_fast_backends(make_problem(g, masks, batch, heads, dim, layout, seed), seed, &log);
   }
-  log.print("fast backends vs reference, 100 random problems");
+  log.print("fast backends vs reference, 60 random problems");
 }
 
 TEST(Backward, StaWindowsOddEvenOversizedPerHeadWithText) {
