@@ -137,7 +137,14 @@ AttentionStats attention_backward(const AttentionShape& shape, const AttentionOp
     dkp = dqp + n;
     dvp = dkp + n;
   }
-  const simd::GemmKernels& gemm = simd::gemm_kernels(false);
+  // The forward's choice of GEMM family (validate_attention refused unusable names; bf16
+  // families are refused above with the bf16 precision they need).
+  const simd::GemmKernels* forced =
+      options.gemm.empty() ? nullptr : simd::find_gemm_kernels(options.gemm.c_str());
+  if (forced != nullptr && forced->bf16()) {
+    throw Error("gemm: '" + options.gemm + "' is a bf16 family; the backward computes in fp32");
+  }
+  const simd::GemmKernels& gemm = forced != nullptr ? *forced : simd::gemm_kernels(false);
   const simd::BackwardKernels& kernels = simd::backward_kernels();
   AttentionStats stats;
   stats.backend = backend;

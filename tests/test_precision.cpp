@@ -14,6 +14,7 @@
 #include "attention_harness.hpp"
 #include "flash.hpp"
 #include "gemm.hpp"
+#include "sta/backward.hpp"
 #include "sta/error.hpp"
 #include "sta/mask.hpp"
 
@@ -293,6 +294,44 @@ TEST(Precision, ParsesAndNamesBothModes) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("--precision"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("fp32 or bf16"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace sta
+
+namespace sta {
+namespace {
+
+TEST(Precision, BackwardRunsOnTheRequestedGemmFamily) {
+  Geometry g;
+  g.canvas = {2, 8, 8};
+  g.tile = {1, 4, 4};
+  g.text_length = 3;
+  g.text_pad = 4;
+  testing::Problem p = testing::make_problem(g, {Mask::sta({1, 1, 1})}, 1, 1, 32, Layout::kTiled, 905);
+  const testing::Result fwd = testing::run(p, Backend::kSta);
+  std::vector<float> dout(p.q.size());
+  for (size_t i = 0; i < dout.size(); ++i) dout[i] = static_cast<float>((i * 7919) % 13) / 13.0f - 0.5f;
+  std::vector<float> base[3];
+  for (const std::string& family : {std::string(), std::string("scalar-f32"), std::string("openblas")}) {
+    SCOPED_TRACE("gemm '" + family + "'");
+    p.options.gemm = family;
+    std::vector<float> d[3];
+    for (auto& x : d) x.assign(p.q.size(), std::nanf(""));
+    const AttentionStats st = attention_backward(p.shape, p.options, p.q.data(), p.k.data(), p.v.data(),
+                                                 fwd.out.data(), fwd.lse.data(), dout.data(),
+                                                 d[0].data(), d[1].data(), d[2].data(), Backend::kSta);
+    if (!family.empty()) EXPECT_EQ(st.gemm.rfind(family, 0), 0u) << st.gemm;
+    if (family.empty()) {
+      for (int i = 0; i < 3; ++i) base[i] = d[i];
+      continue;
+    }
+    for (int i = 0; i < 3; ++i) {
+      double worst = 0;
+      for (size_t j = 0; j < d[i].size(); ++j) worst = std::max(worst, std::fabs(double(d[i][j]) - base[i][j]));
+      EXPECT_LT(worst, 1e-5) << "gradient " << i;
+    }
   }
 }
 
