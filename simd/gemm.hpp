@@ -110,9 +110,10 @@ void rows_to_bf16(const float* src, int64_t lds, int64_t rows, int64_t cols, int
 inline bf16_t float_to_bf16(float x) {
   uint32_t b;
   std::memcpy(&b, &x, sizeof b);
-  if ((b & 0x7fffffffu) > 0x7f800000u) return static_cast<bf16_t>((b >> 16) | 0x0040u);  // quiet NaN
-  b += 0x7fffu + ((b >> 16) & 1u);  // nearest even; overflow rounds to inf as it should
-  return static_cast<bf16_t>(b >> 16);
+  // Branch-free (a select), so the packing loops vectorise.
+  const uint32_t rounded = (b + 0x7fffu + ((b >> 16) & 1u)) >> 16;  // nearest even; overflow -> inf
+  const uint32_t quiet_nan = (b >> 16) | 0x0040u;
+  return static_cast<bf16_t>((b & 0x7fffffffu) > 0x7f800000u ? quiet_nan : rounded);
 }
 inline float bf16_to_float(bf16_t h) {
   const uint32_t b = static_cast<uint32_t>(h) << 16;
