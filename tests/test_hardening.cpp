@@ -106,8 +106,16 @@ TEST_F(Hardening, AttentionCostGrowingFasterThanTheInputIsRefused) {
     expect_refused(run_cli(in + " " + b), "--q");
   const auto ok = run_cli(in + " --mask sta:1,3,3");
   EXPECT_EQ(ok.exit_code, 0) << ok.output;
-  // The presets stay allowed (hunyuan: minutes, but linear in its 4 GB of input).
+  // The presets stay allowed (hunyuan: minutes, but linear in its 4 GB of input), and so does
+  // the paper's Table 2 problem with the dense backend (one head, D = 64 and 128).
   ::unsetenv("STA_MAX_WORK");
+  for (int64_t dim : {64, 128}) {
+    AttentionOptions hunyuan;  // 30x48x80 canvas, 6x8x8 tiles
+    const AttentionShape shape{1, 1, hunyuan.geometry.seq_len(), dim};
+    EXPECT_NO_THROW(cli::check_attention_cost(shape, hunyuan, Backend::kDense,
+                                              12.0 * static_cast<double>(shape.elements()), "--q"))
+        << "D = " << dim;
+  }
   for (const GoldenPreset& p : golden_presets()) {
     const double bytes = 12.0 * static_cast<double>(p.shape.elements());
     EXPECT_NO_THROW(cli::check_attention_cost(p.shape, p.options, p.backend, bytes, "--preset")) << p.name;

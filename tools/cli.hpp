@@ -103,8 +103,10 @@ void check_work(double flops, const std::string& arg, const std::string& what);
 /// Refuses, before computing, attention whose cost grows faster than its input: the
 /// estimated operations (B*H x visited (query, key) pairs x (2D + 32); pairs from the
 /// block classifier for sta/natten, S^2 for dense/reference) must stay below
-/// max(2e10, 2e4 x `input_bytes`), or below $STA_MAX_WORK when that is set. A 1-D sequence
-/// of 70,000 one-token tiles with D = 1 (840 KB) is refused; the hunyuan preset is not.
+/// max(2e10, r x `input_bytes`) with r = 1e5 for the fast backends and 2e4 for the (double,
+/// ~50x slower) reference, or below $STA_MAX_WORK when that is set. A 1-D sequence of 70,000
+/// one-token tiles with D = 1 (840 KB) is refused; dense attention on the Hunyuan canvas
+/// (D = 64 or 128) and the golden presets are not.
 /// Throws sta::Error naming `arg`.
 void check_attention_cost(const AttentionShape& shape, const AttentionOptions& options,
                           Backend backend, double input_bytes, const std::string& arg);
