@@ -33,21 +33,6 @@ using detail::golden_line;
 
 constexpr const char* kGoldenGenerator = "irwin-hall-12/xoshiro256**/splitmix64";
 
-// The product of sizes >= 0, or sta::Error naming `arg` instead of a wrapped value (the
-// CLI's cli::checked_product, which the library cannot call).
-int64_t checked_product(std::initializer_list<int64_t> factors, const std::string& arg,
-                        const std::string& what) {
-  int64_t p = 1;
-  for (int64_t f : factors) {
-    if (f < 0) throw Error(arg + ": " + what + " has a negative size " + std::to_string(f));
-    if (f == 0) return 0;  // an empty extent makes the product empty whatever the rest
-  }
-  for (int64_t f : factors)
-    if (__builtin_mul_overflow(p, f, &p))
-      throw Error(arg + ": " + what + " overflows 64-bit sizes; expected a smaller problem");
-  return p;
-}
-
 std::string int_list(const std::vector<int64_t>& v) {
   std::string s = "[";
   for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);

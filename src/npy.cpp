@@ -432,26 +432,36 @@ NpyArray read_npy_bytes(const std::string& bytes, const std::string& arg) {
   return a;
 }
 
-NpyArray read_npy(const std::string& path, const std::string& arg) {
-  const std::string where = arg + " '" + path + "'";
-  // Devices, FIFOs and folders are refused before reading: /dev/zero would never end.
-  const uint64_t total = regular_file_size(path, arg);
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw Error(where + ": cannot open: " + errno_text());
+namespace {
 
+// Opens the regular .npy file at `path` and checks its header (every check of
+// read_npy_bytes): `f` is left at the first data byte, `total` holds the file size.
+NpyHeader open_npy(const std::string& path, const std::string& arg, const std::string& where,
+                   std::ifstream& f, uint64_t* total) {
+  // Devices, FIFOs and folders are refused before reading: /dev/zero would never end.
+  *total = regular_file_size(path, arg);
+  f.open(path, std::ios::binary);
+  if (!f) throw Error(where + ": cannot open: " + errno_text());
   unsigned char prefix[12] = {};
-  const uint64_t got = total < 12 ? total : 12;
+  const uint64_t got = *total < 12 ? *total : 12;
   f.read(reinterpret_cast<char*>(prefix), static_cast<std::streamsize>(got));
   if (static_cast<uint64_t>(f.gcount()) != got) throw Error(where + ": read failed");
-  const uint64_t end = header_end(prefix, got, total, where);
-
+  const uint64_t end = header_end(prefix, got, *total, where);
   std::string head(static_cast<size_t>(end), '\0');
   std::memcpy(&head[0], prefix, static_cast<size_t>(got));
   f.read(&head[got], static_cast<std::streamsize>(end - got));
   if (static_cast<uint64_t>(f.gcount()) != end - got)
     throw Error(where + ": read failed (did the file change while being read?)");
-  const NpyHeader h = parse_header(reinterpret_cast<const unsigned char*>(head.data()), end,
-                                   total, where);
+  return parse_header(reinterpret_cast<const unsigned char*>(head.data()), end, *total, where);
+}
+
+}  // namespace
+
+NpyArray read_npy(const std::string& path, const std::string& arg) {
+  const std::string where = arg + " '" + path + "'";
+  std::ifstream f;
+  uint64_t total = 0;
+  const NpyHeader h = open_npy(path, arg, where, f, &total);
 
   NpyArray a;
   a.shape = h.shape;
@@ -551,25 +561,12 @@ NpyView::~NpyView() {
 
 NpyView view_npy(const std::string& path, const std::string& arg) {
   const std::string where = arg + " '" + path + "'";
-  const uint64_t total = regular_file_size(path, arg);
-  unsigned char prefix[12] = {};
-  uint64_t end = 0;
-  std::string head;
-  {
-    std::ifstream f(path, std::ios::binary);
-    if (!f) throw Error(where + ": cannot open: " + errno_text());
-    const uint64_t got = total < 12 ? total : 12;
-    f.read(reinterpret_cast<char*>(prefix), static_cast<std::streamsize>(got));
-    if (static_cast<uint64_t>(f.gcount()) != got) throw Error(where + ": read failed");
-    end = header_end(prefix, got, total, where);
-    head.assign(static_cast<size_t>(end), '\0');
-    std::memcpy(&head[0], prefix, static_cast<size_t>(got));
-    f.read(&head[got], static_cast<std::streamsize>(end - got));
-    if (static_cast<uint64_t>(f.gcount()) != end - got)
-      throw Error(where + ": read failed (did the file change while being read?)");
-  }
-  const NpyHeader h = parse_header(reinterpret_cast<const unsigned char*>(head.data()), end,
-                                   total, where);
+  uint64_t total = 0;
+  const NpyHeader h = [&] {
+    std::ifstream f;
+    return open_npy(path, arg, where, f, &total);
+  }();
+  const uint64_t end = h.data_offset;
   NpyView view;
   view.shape = h.shape;
   view.dtype = h.descr;

@@ -95,4 +95,17 @@ void Geometry::validate() const {
                 " tokens is too long (limit 2^31)");
 }
 
+int64_t checked_product(std::initializer_list<int64_t> factors, const std::string& arg,
+                        const std::string& what) {
+  int64_t p = 1;
+  for (int64_t f : factors) {
+    if (f < 0) throw Error(arg + ": " + what + " has a negative size " + std::to_string(f));
+    if (f == 0) return 0;  // an empty extent makes the product empty whatever the rest
+  }
+  for (int64_t f : factors)
+    if (__builtin_mul_overflow(p, f, &p))
+      throw Error(arg + ": " + what + " overflows 64-bit sizes; expected a smaller problem");
+  return p;
+}
+
 }  // namespace sta

@@ -16,6 +16,8 @@
 
 namespace sta::cli {
 
+// checked_product (overflow-safe size products naming the option) is in sta/shape.hpp.
+
 /// Command-line arguments after the subcommand: `--name value`, `--name=value`, bare flags
 /// and positionals. Options may repeat (e.g. one `--mask` per head).
 /// Options that are bare flags in every subcommand (the common --ragged).
@@ -85,10 +87,6 @@ struct Registrar {
   explicit Registrar(Command c) { registry()[c.name] = std::move(c); }
 };
 
-/// The product of `factors` (sizes >= 0); throws sta::Error "`arg`: ... overflows" instead
-/// of wrapping, so no later message or allocation sees a wrapped value.
-int64_t checked_product(std::initializer_list<int64_t> factors, const std::string& arg,
-                        const std::string& what);
 
 /// The memory a command may use, in bytes: $STA_MAX_MEMORY if set (the fuzz target sets it),
 /// else the machine's physical memory.

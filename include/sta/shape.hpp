@@ -1,6 +1,7 @@
 #pragma once
 // Shapes of the video canvas, its tiles and the text tokens that follow it (SPEC section 1).
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 
 namespace sta {
@@ -18,6 +19,12 @@ struct Extent3 {
   bool operator==(const Extent3& o) const { return t == o.t && h == o.h && w == o.w; }
   bool operator!=(const Extent3& o) const { return !(*this == o); }
 };
+
+/// The product of sizes >= 0 (an empty extent makes it 0), or sta::Error naming `arg` and
+/// `what` (e.g. "[B,H,S,D]") instead of a wrapped value when a size is negative or the
+/// product overflows 64 bits. For every size product computed from user input.
+int64_t checked_product(std::initializer_list<int64_t> factors, const std::string& arg,
+                        const std::string& what);
 
 /// "T,H,W" (e.g. "30,48,80").
 std::string to_string(const Extent3& e);
