@@ -113,10 +113,82 @@ void refuse_unused(const Args& args, const std::vector<std::string>& options,
     if (args.has(o)) throw Error(o + ": not used by " + command + "; " + why);
 }
 
-std::vector<std::string> common_option_names() {
-  return {"--video", "--tile",  "--mask",   "--text-length", "--text-pad",
-          "--layout", "--ragged", "--strategy", "--step", "--layer", "--help"};
+OptionTable join(OptionTable a, const OptionTable& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
 }
+
+std::vector<std::string> flag_names(const OptionTable& table) {
+  std::vector<std::string> out;
+  for (const OptionSpec& o : table)
+    if (!*o.value) out.push_back(o.name);
+  return out;
+}
+
+std::vector<std::string> option_names(const OptionTable& table) {
+  std::vector<std::string> out;
+  for (const OptionSpec& o : table) out.push_back(o.name);
+  out.push_back("--help");  // answered by dispatch() before any command runs
+  return out;
+}
+
+std::string options_help(const OptionTable& table) {
+  // Two columns like the hand-written lists they replace: the option and its value in the
+  // first, the help wrapped at kWidth in the second.
+  constexpr size_t kColumn = 23, kWidth = 92;
+  std::string out;
+  for (const OptionSpec& o : table) {
+    std::string line = std::string("  ") + o.name + (*o.value ? std::string(" ") + o.value : "");
+    line += line.size() + 1 < kColumn ? std::string(kColumn - line.size(), ' ') : "  ";
+    bool first_word = true;
+    const std::string help = o.help;
+    size_t at = 0;
+    while (at < help.size()) {
+      size_t end = help.find(' ', at);
+      if (end == std::string::npos) end = help.size();
+      const std::string word = help.substr(at, end - at);
+      at = end + 1;
+      if (word.empty()) continue;
+      if (!first_word && line.size() + 1 + word.size() > kWidth) {
+        out += line + "\n";
+        line = std::string(kColumn, ' ');
+        first_word = true;
+      }
+      line += (first_word ? "" : " ") + word;
+      first_word = false;
+    }
+    out += line + "\n";
+  }
+  return out;
+}
+
+const OptionTable& common_options() {
+  static const OptionTable table = {
+      {"--video", "T,H,W",
+       "canvas in tokens (frames, height, width); H,W for a 2D image [default 30,48,80, "
+       "HunyuanVideo 720p]"},
+      {"--tile", "t,h,w", "tile in tokens [default 6,8,8, FastVideo's kernel tile]"},
+      {"--mask", "M",
+       "full | sta:Kt,Kh,Kw (window in TILES) | swa:Wt,Wh,Ww (window in TOKENS, NATTEN) | "
+       "swa-torus:Wt,Wh,Ww (wrap-around, Theorem 3.1); give once for all heads or once per "
+       "head, in head order"},
+      {"--text-length", "N", "real text tokens after the video [default 0]"},
+      {"--text-pad", "P", "text slots after the video, S = T*H*W + P (FastVideo: 256) [default 0]"},
+      {"--layout", "tiled|raster", "token order of the video part [default tiled]"},
+      {"--ragged", "",
+       "allow a canvas axis not divisible by the tile: ceil(L/t) tiles, the last one shorter "
+       "(SPEC 1 extension; sta masks stay dense/empty)"},
+      {"--strategy", "FILE",
+       "FastVideo mask strategy JSON (\"t_l_h\": [kt, kh, kw] in TILES); with --step S "
+       "--layer L, one sta mask per head, heads 0..H-1 of denoising step S, layer L (instead "
+       "of --mask; see `sta strategy --help`)"},
+      {"--step", "S", "the denoising step of --strategy FILE to use"},
+      {"--layer", "L", "the layer of --strategy FILE to use"},
+  };
+  return table;
+}
+
+std::vector<std::string> common_option_names() { return option_names(common_options()); }
 
 namespace {
 
@@ -195,24 +267,7 @@ void check_head_masks(const CommonOptions& c, int64_t heads) {
   validate_head_masks(c.masks, heads, c.geometry, c.mask_arg);
 }
 
-std::string common_help() {
-  return R"(Common options:
-  --video T,H,W        canvas in tokens (frames, height, width); H,W for a 2D image
-                       [default 30,48,80, HunyuanVideo 720p]
-  --tile t,h,w         tile in tokens [default 6,8,8, FastVideo's kernel tile]
-  --mask M             full | sta:Kt,Kh,Kw (window in TILES) | swa:Wt,Wh,Ww (window in
-                       TOKENS, NATTEN) | swa-torus:Wt,Wh,Ww (wrap-around, Theorem 3.1);
-                       give once for all heads or once per head, in head order
-  --text-length N      real text tokens after the video [default 0]
-  --text-pad P         text slots after the video, S = T*H*W + P (FastVideo: 256) [default 0]
-  --layout tiled|raster  token order of the video part [default tiled]
-  --ragged             allow a canvas axis not divisible by the tile: ceil(L/t) tiles, the
-                       last one shorter (SPEC 1 extension; sta masks stay dense/empty)
-  --strategy FILE      FastVideo mask strategy JSON ("t_l_h": [kt, kh, kw] in TILES); with
-  --step S --layer L   one sta mask per head, heads 0..H-1 of denoising step S, layer L
-                       (instead of --mask; see `sta strategy --help`)
-)";
-}
+std::string common_help() { return "Common options:\n" + options_help(common_options()); }
 
 std::map<std::string, Command>& registry() {
   static std::map<std::string, Command> commands;

@@ -23,9 +23,30 @@ namespace sta::cli {
 /// Options that are bare flags in every subcommand (the common --ragged).
 inline constexpr const char* kCommonFlags[] = {"--ragged"};
 
+/// One option of a command, declared once: the parser takes its flags from it, the
+/// unknown-option check its names, and --help its lines (gemma.cpp's util/args.h idea:
+/// one declaration visited for printing and parsing).
+struct OptionSpec {
+  const char* name;   ///< e.g. "--out"
+  const char* value;  ///< the value's placeholder, e.g. "FILE"; "" for a flag (no value)
+  const char* help;   ///< one paragraph, defaults in [brackets]; wrapped by options_help()
+};
+using OptionTable = std::vector<OptionSpec>;
+/// `a` followed by `b` (a command's own options, then the common ones).
+OptionTable join(OptionTable a, const OptionTable& b);
+/// The names of the flags (options without a value) of `table`.
+std::vector<std::string> flag_names(const OptionTable& table);
+/// The names of every option of `table`, and --help.
+std::vector<std::string> option_names(const OptionTable& table);
+/// The options part of --help: "  --name VALUE" in a column of kOptionColumn characters, the
+/// help wrapped beside it.
+std::string options_help(const OptionTable& table);
+
 class Args {
  public:
   /// `flags` lists the options that take no value (e.g. "--json"); all others take one.
+  /// A command passes flag_names() of its OptionTable. (No OptionTable overload: a braced
+  /// list of two names would be ambiguous between the two.)
   Args(int argc, char** argv, std::vector<std::string> flags);
 
   /// The last value of `name`, or `fallback` if absent.
@@ -38,7 +59,8 @@ class Args {
   /// Floating-point option; throws sta::Error naming the option if not a finite number.
   double get_double(const std::string& name, double fallback) const;
   const std::vector<std::string>& positionals() const { return positionals_; }
-  /// Throws sta::Error naming the first option not in `known` (catches typos).
+  /// Throws sta::Error naming the first option not in `known` (catches typos); a command
+  /// passes option_names() of its OptionTable.
   void check_known(const std::vector<std::string>& known) const;
 
  private:
@@ -63,12 +85,15 @@ void check_head_masks(const CommonOptions& c, int64_t heads);
 /// error naming it ("`opt`: not used by `command`; `why`"), never silently ignored.
 void refuse_unused(const Args& args, const std::vector<std::string>& options,
                    const std::string& command, const std::string& why);
-/// Names of the common options, for Args::check_known.
+/// The common options (SPEC section 7), one table shared by every command that takes them.
+const OptionTable& common_options();
+/// Names of the common options and --help, for Args::check_known.
 std::vector<std::string> common_option_names();
 /// Parses and validates the common options; defaults: Hunyuan canvas 30,48,80, tile 6,8,8,
 /// mask `default_mask`, no text, tiled layout.
 CommonOptions parse_common(const Args& args, const std::string& default_mask = "sta:3,3,3");
-/// Help text for the common options, shared by every subcommand's --help.
+/// Help text for the common options, shared by every subcommand's --help (generated from
+/// common_options()).
 std::string common_help();
 
 /// A subcommand: name, one-line summary, full help, entry point (returns the exit code).

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "cli.hpp"
+#include "cli_options.hpp"
 #include "sta/compare.hpp"
 #include "sta/error.hpp"
 #include "sta/layout.hpp"
@@ -25,11 +26,7 @@ B is the reference: an element is out of tolerance when |a - b| > atol + rtol * 
 NaN against a number (or a number against NaN) and inf against anything but the same inf
 count as out of tolerance; NaN against NaN and equal infinities agree.
 
-  --atol X     absolute tolerance, >= 0 [default 1e-5, the fp32 bound of SPEC section 6]
-  --rtol Y     relative tolerance, >= 0 [default 0]
-  --json       print one JSON object (max_abs_error, max_rel_error, worst, out_of_tolerance,
-               per_head, ok, ...); non-finite numbers are printed as null
-
+)") + options_help(compare_options()) + R"(
 Printed: max abs error, max rel error (over elements with b != 0), the worst element's
 flat index and (b,h,s,d) index, the number out of tolerance, and the max abs error per
 (b,h) head for 3-D [B,H,S] and 4-D [B,H,S,D] arrays. Any of --video, --tile, --text-length,
@@ -40,7 +37,7 @@ float16 or float64.
 Exit code: 0 all elements within tolerance, 1 some out of tolerance, 2 bad input
 (unreadable file, different shapes, bad option).
 
-)") + common_help();
+)" + common_help();
 
 std::string num(double x) {
   char buf[64];
@@ -70,10 +67,9 @@ struct HeadError {
 };
 
 int run_compare(int argc, char** argv) {
-  Args args(argc, argv, {"--json"});
-  auto known = common_option_names();
-  known.insert(known.end(), {"--atol", "--rtol", "--json"});
-  args.check_known(known);
+  const OptionTable table = command_table(compare_options(), true);
+  Args args(argc, argv, flag_names(table));
+  args.check_known(option_names(table));
   refuse_unused(args, {"--mask", "--strategy", "--step", "--layer"}, "sta compare",
                 "the common options only map the worst index to a token (see --help)");
   const auto& pos = args.positionals();

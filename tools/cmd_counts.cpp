@@ -4,25 +4,19 @@
 #include <string>
 
 #include "cli.hpp"
+#include "cli_options.hpp"
 #include "sta/blocks.hpp"
 #include "sta/error.hpp"
 
 namespace sta::cli {
 namespace {
 
-const char* kHelp = R"(sta counts: classify every (query block, key block) of the video attention map
+const std::string kHelp = std::string(R"(sta counts: classify every (query block, key block) of the video attention map
 as dense (all pairs allowed), mixed (some) or empty (none), for one head.
 
 Usage: sta counts [common options] [--order tiled|raster] [--block Bq,Bk] [--torus] [--json]
 
-  --order tiled|raster  token order the blocks cut [default: tiled, FastVideo's kernel order]
-  --block Bq,Bk         rows,columns per block in tokens [default: tile volume; tiled order
-                        requires tile-sized blocks, raster order takes any size]
-  --torus               use swa-torus instead of swa (wrap-around; Theorem 3.1 exactly)
-  --json                print one JSON object: dense, mixed, empty, total, sparsity, ...;
-                        with several --mask, one entry per head under "heads" and the
-                        totals summed at the top level
-
+)") + options_help(counts_options()) + R"(
 )";
 
 struct HeadResult {
@@ -47,10 +41,9 @@ std::string head_json(const HeadResult& r, const Geometry& g) {
 }
 
 int run_counts(int argc, char** argv) {
-  Args args(argc, argv, {"--json", "--torus"});
-  auto known = common_option_names();
-  known.insert(known.end(), {"--order", "--block", "--torus", "--json"});
-  args.check_known(known);
+  const OptionTable table = command_table(counts_options(), true);
+  Args args(argc, argv, flag_names(table));
+  args.check_known(option_names(table));
   if (!args.positionals().empty())
     throw Error("unexpected argument '" + args.positionals()[0] + "' (see sta counts --help)");
   // counts orders blocks with --order; --layout (the order of tensors in a file) has no

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cli.hpp"
+#include "cli_options.hpp"
 #include "sta/attention.hpp"
 #include "sta/blocks.hpp"
 #include "sta/error.hpp"
@@ -16,7 +17,7 @@
 namespace sta::cli {
 namespace {
 
-const char* kHelp = R"(sta demo: a short tour on built-in defaults.
+const std::string kHelp = std::string(R"(sta demo: a short tour on built-in defaults.
 
 1. Block counts on the HunyuanVideo 720p shape (video 30,48,80 tokens, tile 6,8,8): STA with a
    3,3,3-tile window against token-wise SWA 19,25,25 (about the same sparsity), in tiled order.
@@ -24,7 +25,8 @@ const char* kHelp = R"(sta demo: a short tour on built-in defaults.
    by every backend and compared with the double-precision reference.
 
 Usage: sta demo [--seed N]
-)";
+
+)") + options_help(demo_options());
 
 void print_counts(const char* label, const Geometry& g, const Mask& m) {
   const auto t0 = std::chrono::steady_clock::now();
@@ -38,8 +40,9 @@ void print_counts(const char* label, const Geometry& g, const Mask& m) {
 }
 
 int run_demo(int argc, char** argv) {
-  Args args(argc, argv, {});
-  args.check_known({"--seed", "--help"});
+  const OptionTable& table = demo_options();
+  Args args(argc, argv, flag_names(table));
+  args.check_known(option_names(table));
   const uint64_t seed = static_cast<uint64_t>(args.get_int("--seed", 2025, 0, INT64_MAX));
 
   Geometry hunyuan;  // defaults: 30x48x80 canvas, 6x8x8 tiles

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "cli.hpp"
+#include "cli_options.hpp"
 #include "sta/error.hpp"
 #include "sta/golden.hpp"
 
@@ -34,33 +35,18 @@ effective), text length and padding, scale, dtype and rounding, seed, backend, l
 version, suggested tolerances (SPEC 6) and the SHA-256 of each file. The manifest is written
 last: a folder with a manifest is complete.
 
-  --preset NAME   a built-in problem (--list shows them); small presets are computed by the
-                  double-precision reference, large ones by the sta backend (tested
-                  against the reference)
-  --dir DIR       output folder, created if missing; existing golden files are not replaced
-                  without --force
-  --seed N        input generator seed [default 0]
-  --precision P   fp32 | bf16: the arithmetic of the outputs (SPEC 6's bf16 mode: q, k, v
-                  and P rounded to bf16, fp32 accumulation, as FastVideo's GPU kernels;
-                  the reference computes in double on the bf16-rounded inputs); recorded
-                  in the manifest with the bf16 tolerance 2e-2 [default fp32]
-  --round R       round q, k, v to bf16 or fp16 values first (stored rounded, as float32)
-                  to check a port that runs in that dtype [default none]
-  --batch, --heads, --dim   custom problem sizes [defaults 1, 1, 128]
-  --backend B     custom problems: who computes the outputs [default reference]
-  --grad          also write dout.npy (from the seed) and the gradients dq.npy, dk.npy,
-                  dv.npy of sum(out * dout) (SPEC 8, fp32), tolerances in manifest "grad"
-  --list          list the presets and exit
-
+)") + options_help(golden_options()) + R"(
 Check a port: load q, k, v (convert to your dtype), run your kernel with the manifest's
 windows, compare with out.npy and lse.npy: `sta compare mine.npy DIR/out.npy --atol X`
 with X from manifest "tolerances". See examples/.
 
-)") + common_help();
+)" + common_help();
 
-const char* kVerifyHelp = R"(sta verify: check a golden folder written by `sta golden`; trusts nothing in it.
+const std::string kVerifyHelp = std::string(R"(sta verify: check a golden folder written by `sta golden`; trusts nothing in it.
 
 Usage: sta verify DIR [--hashes-only] [--threads N]
+
+)") + options_help(verify_options()) + R"(
 
 1. every file is a regular file of exactly the size its shape needs (checked before
    hashing), with golden's .npy header and the manifest's SHA-256;
@@ -81,11 +67,9 @@ bool exists(const std::string& path) {
 }
 
 int run_golden(int argc, char** argv) {
-  Args args(argc, argv, {"--force", "--list", "--grad"});
-  auto known = common_option_names();
-  known.insert(known.end(), {"--preset", "--dir", "--seed", "--round", "--precision", "--force", "--list",
-                             "--batch", "--heads", "--dim", "--backend", "--grad"});
-  args.check_known(known);
+  const OptionTable table = command_table(golden_options(), true);
+  Args args(argc, argv, flag_names(table));
+  args.check_known(option_names(table));
   if (args.has("--list")) {
     std::printf("%-10s %-22s %6s %8s %5s %-10s %s\n", "preset", "video / tile", "heads", "S", "D",
                 "backend", "description");
@@ -177,8 +161,9 @@ int run_golden(int argc, char** argv) {
 }
 
 int run_verify(int argc, char** argv) {
-  Args args(argc, argv, {"--hashes-only"});
-  args.check_known({"--hashes-only", "--threads", "--help"});
+  const OptionTable& table = verify_options();
+  Args args(argc, argv, flag_names(table));
+  args.check_known(option_names(table));
   if (args.positionals().size() != 1) throw Error("DIR: expected exactly one golden folder (see sta verify --help)");
   const int threads = static_cast<int>(args.get_int("--threads", 0, 1, 4096));
   if (threads > 0) omp_set_num_threads(threads);

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "cli.hpp"
+#include "cli_options.hpp"
 #include "sta/backward.hpp"
 #include "sta/error.hpp"
 #include "sta/npy.hpp"
@@ -23,26 +24,10 @@ Usage: sta grad --q Q.npy --k K.npy --v V.npy --dout DO.npy --dq DQ.npy --dk DK.
                 [--out O.npy --lse L.npy] [--stats STATS.json] [common options] [--backend B]
                 [--round R] [--scale X] [--threads N] [--force] [--allow-nonfinite]
 
-  --q, --k, --v FILE   queries, keys, values as for sta run: float32 or float16 .npy,
-                       [B,H,S,D] with S = T*H*W + text-pad, video tokens in --layout order
-  --dout FILE          gradient of the loss with respect to out, [B,H,S,D]
-  --dq, --dk, --dv FILE  outputs, float32 [B,H,S,D] (required): the gradients of
-                       sum(out * dout) (SPEC 8); padded text keys get 0
-  --out, --lse FILE    the forward's out [B,H,S,D] and lse [B,H,S] (sta run --out --lse);
-                       give both or neither [default: recomputed with --backend]
-  --stats FILE         JSON: backend, isa, gemm, threads, the backward kernel's own block
-                       counters dense, mixed, empty, shape, masks, seconds
-  --backend B          reference (double, slow; ignores --out/--lse) | natten | sta | dense
-                       [default: sta if every mask is sta or full, else natten]
-  --round R            none | bf16 | fp16: round q, k, v first, as sta run does [default: none]
-  --scale X            softmax scale, > 0 [default: 1/sqrt(D)]
-  --threads N          OpenMP threads; results are bit-identical for any N
-  --force              replace existing output files [default: refuse]
-  --allow-nonfinite    accept NaN/Inf in the inputs [default: an error naming the file]
-
+)") + options_help(grad_options()) + R"(
 fp32 arithmetic only. Outputs are written atomically. Exit code 0 on success, 2 on bad input.
 
-)") + common_help();
+)" + common_help();
 
 /// A [B,H,S,D] (rank 4) or [B,H,S] (rank 3) input, finite unless allowed.
 NpyArray read_tensor(const Args& args, const std::string& name, size_t rank, bool allow_nonfinite) {
@@ -151,12 +136,9 @@ std::string stats_json(const AttentionStats& stats, const AttentionOptions& opti
 }
 
 int run_grad(int argc, char** argv) {
-  Args args(argc, argv, {"--force", "--allow-nonfinite"});
-  auto known = common_option_names();
-  known.insert(known.end(), {"--q", "--k", "--v", "--dout", "--dq", "--dk", "--dv", "--out", "--lse",
-                             "--stats", "--backend", "--round", "--scale", "--threads", "--force",
-                             "--allow-nonfinite"});
-  args.check_known(known);
+  const OptionTable table = command_table(grad_options(), true);
+  Args args(argc, argv, flag_names(table));
+  args.check_known(option_names(table));
   if (!args.positionals().empty())
     throw Error("unexpected argument '" + args.positionals()[0] +
                 "'; inputs are given as --q/--k/--v/--dout (see sta grad --help)");

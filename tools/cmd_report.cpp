@@ -9,6 +9,7 @@
 #include <string>
 
 #include "cli.hpp"
+#include "cli_options.hpp"
 #include "sta/error.hpp"
 #include "sta/file_io.hpp"
 #include "sta/report.hpp"
@@ -16,18 +17,14 @@
 namespace sta::cli {
 namespace {
 
-const char* kHelp = R"(sta report: write one self-contained HTML page (inline CSS and SVG, no scripts, no
+const std::string kHelp = std::string(R"(sta report: write one self-contained HTML page (inline CSS and SVG, no scripts, no
 network) that explains STA with the library's own numbers: block counts of preset shapes
 (HunyuanVideo, a 2D image), the theorem check, block maps, windows, and optionally a chart
 of a Google Benchmark run.
 
 Usage: sta report --out DIR [--bench BENCH.json] [--force]
 
-  --out DIR          folder for index.html (created if missing)
-  --bench FILE       Google Benchmark JSON (--benchmark_format=json or --benchmark_out);
-                     adds a chart of wall time and effective GFLOP/s per benchmark
-  --force            replace an existing DIR/index.html
-)";
+)") + options_help(report_options()) + R"()";
 
 // Creates `dir` and its missing parents; throws naming --out if a component is not a folder.
 void make_dirs(const std::string& dir) {
@@ -49,8 +46,9 @@ void make_dirs(const std::string& dir) {
 }
 
 int run_report(int argc, char** argv) {
-  Args args(argc, argv, {"--force"});
-  args.check_known({"--out", "--bench", "--force", "--help"});
+  const OptionTable& table = report_options();
+  Args args(argc, argv, flag_names(table));
+  args.check_known(option_names(table));
   if (!args.positionals().empty())
     throw Error("unexpected argument '" + args.positionals()[0] + "' (see sta report --help)");
   if (!args.has("--out") || args.get("--out").empty())

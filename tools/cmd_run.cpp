@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "cli.hpp"
+#include "cli_options.hpp"
 #include "sta/attention.hpp"
 #include "sta/buffer.hpp"
 #include "sta/error.hpp"
@@ -27,37 +28,11 @@ Usage: sta run --q Q.npy --k K.npy --v V.npy --out OUT.npy [--lse LSE.npy]
                [--stats STATS.json] [common options] [--backend B] [--round R]
                [--precision P] [--scale X] [--threads N] [--force] [--allow-nonfinite]
 
-  --q, --k, --v FILE   queries, keys, values: float32 or float16 .npy (float64 is rounded
-                       to float32), C order, all of the same shape [B,H,S,D] with
-                       S = T*H*W + text-pad; video tokens in --layout order
-  --out FILE           output, float32 [B,H,S,D] (required)
-  --lse FILE           log-sum-exp per query, float32 [B,H,S], natural log; -inf for a
-                       query with no allowed key [default: not written]
-  --stats FILE         JSON: backend, precision, GEMM kernel, softmax isa, cpu, threads,
-                       the kernel's own block counters dense, mixed, empty (video blocks,
-                       summed over batches and heads), shape, masks, seconds,
-                       peak_rss_bytes [default: not written]
-  --backend B          reference (double accumulation, slow) | natten (tiled, masks mixed
-                       blocks) | sta (window tiles only; sta/full masks) | dense (full mask)
-                       [default: sta if every mask is sta or full, else natten]
-  --round R            none | bf16 | fp16: round inputs first, as a GPU run in that dtype
-                       would see them [default: none]
-  --precision P        fp32 | bf16: bf16 rounds q, k, v (and P before P V) to bf16 with fp32
-                       accumulation, like FastVideo's GPU kernels; the same results on every
-                       CPU (bf16 instructions where present, an exact emulation elsewhere);
-                       tolerance against the fp32 reference 2e-2 [default: fp32]
-  --scale X            softmax scale, > 0 [default: 1/sqrt(D)]
-  --threads N          OpenMP threads [default: OpenMP's default, e.g. OMP_NUM_THREADS];
-                       results are bit-identical for any N
-  --force              replace existing output files [default: refuse]
-  --allow-nonfinite    accept NaN/Inf in the inputs [default: an error naming the file]
-  --progress, --quiet  show / hide the per-head progress line on stderr
-                       [default: shown when stderr is a terminal]
-
+)") + options_help(run_options()) + R"(
 The --mask default is sta:3,3,3. Outputs are checked before computing and written
 atomically (temporary file, then rename). Exit code 0 on success, 2 on bad input.
 
-)") + common_help();
+)" + common_help();
 
 // The process's peak resident set so far (getrusage; Linux reports kilobytes).
 long long peak_rss_bytes() {
@@ -111,12 +86,9 @@ std::string json_int_array(const std::vector<int64_t>& items) {
 }
 
 int run_run(int argc, char** argv) {
-  Args args(argc, argv, {"--force", "--allow-nonfinite", "--progress", "--quiet"});
-  auto known = common_option_names();
-  known.insert(known.end(), {"--q", "--k", "--v", "--out", "--lse", "--stats", "--backend",
-                             "--round", "--precision", "--scale", "--threads", "--force", "--allow-nonfinite",
-                             "--progress", "--quiet"});
-  args.check_known(known);
+  const OptionTable table = command_table(run_options(), true);
+  Args args(argc, argv, flag_names(table));
+  args.check_known(option_names(table));
   if (!args.positionals().empty())
     throw Error("unexpected argument '" + args.positionals()[0] +
                 "'; inputs are given as --q/--k/--v (see sta run --help)");

@@ -4,13 +4,14 @@
 #include <string>
 
 #include "cli.hpp"
+#include "cli_options.hpp"
 #include "sta/error.hpp"
 #include "sta/strategy.hpp"
 
 namespace sta::cli {
 namespace {
 
-const char* kHelp = R"(sta strategy: summarise a FastVideo mask strategy file.
+const std::string kHelp = std::string(R"(sta strategy: summarise a FastVideo mask strategy file.
 
 Usage: sta strategy FILE [--video T,H,W] [--tile t,h,w] [--json]
 
@@ -28,12 +29,7 @@ Prints: the number of keys; the steps, layers and heads present and whether ever
 step x layer x head has a key; the window histogram (window -> keys, with the effective
 window STA covers on this canvas); the sparsity per step and overall.
 
-  --video T,H,W   canvas in tokens [default 30,48,80, HunyuanVideo 720p]
-  --tile t,h,w    tile in tokens [default 6,8,8] -> default grid 5x6x10 = 300 tiles
-  --json          print one JSON object: file, keys, steps, layers, heads, complete, video,
-                  tile, tiles, histogram [{window, effective, keys}], per_step [{step, keys,
-                  sparsity, sparsity_fastvideo}], sparsity, sparsity_fastvideo
-
+)") + options_help(strategy_options()) + R"(
 Sparsity is the fraction of the video attention map masked out (text tokens not counted):
   sparsity = 1 - sum over keys of prod(effective window) / (keys x tiles in the grid)
 where the effective window is what the clamped STA mask covers per axis (SPEC section 2:
@@ -61,8 +57,9 @@ std::string number(double x) {
 }
 
 int run_strategy(int argc, char** argv) {
-  Args args(argc, argv, {"--json"});
-  args.check_known({"--video", "--tile", "--json", "--help"});
+  const OptionTable& table = strategy_options();
+  Args args(argc, argv, flag_names(table));
+  args.check_known(option_names(table));
   if (args.positionals().empty())
     throw Error("FILE: missing; usage: sta strategy FILE [--video T,H,W] [--tile t,h,w] [--json]");
   if (args.positionals().size() > 1)

@@ -5,13 +5,14 @@
 #include <string>
 
 #include "cli.hpp"
+#include "cli_options.hpp"
 #include "sta/error.hpp"
 #include "sta/theory.hpp"
 
 namespace sta::cli {
 namespace {
 
-const char* kHelp = R"(sta theorems: check the paper's Theorems 3.1 (tiled NATTEN) and 3.2 (STA) against
+const std::string kHelp = std::string(R"(sta theorems: check the paper's Theorems 3.1 (tiled NATTEN) and 3.2 (STA) against
 the block classifier over a sweep of cube canvases L = n*T (n = 1..12 tiles, T in
 {1,2,3,4,6,8}), odd windows W <= L, in 3D and 2D.
 
@@ -21,9 +22,7 @@ Modes: torus    (swa-torus mask: 3.1 claimed exact when the touched span fits, 2
        sta      (Theorem 3.2: exact for odd K <= n)
 
 Usage: sta theorems [--json] [--verbose]
-  --json     one JSON object with a summary per (theorem, mode) and every failing row
-  --verbose  print every row (thousands)
-Exit code 0 when every exact claim holds, 1 otherwise.
+)") + options_help(theorems_options()) + R"(Exit code 0 when every exact claim holds, 1 otherwise.
 )";
 
 std::string counts_str(const BlockCounts& c) {
@@ -36,8 +35,9 @@ struct Summary {
 };
 
 int run_theorems(int argc, char** argv) {
-  Args args(argc, argv, {"--json", "--verbose"});
-  args.check_known({"--json", "--verbose", "--help"});
+  const OptionTable& table = theorems_options();
+  Args args(argc, argv, flag_names(table));
+  args.check_known(option_names(table));
   const auto rows = check_theorems();
   std::map<std::string, Summary> by_mode;
   std::vector<const TheoremCheck*> failures;

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "cli.hpp"
+#include "cli_options.hpp"
 #include "sta/error.hpp"
 #include "sta/npy.hpp"
 #include "sta/viz.hpp"
@@ -12,7 +13,7 @@
 namespace sta::cli {
 namespace {
 
-const char* kHelp = R"(sta viz: draw block classification and windows as SVG pictures (open them in a browser).
+const std::string kHelp = std::string(R"(sta viz: draw block classification and windows as SVG pictures (open them in a browser).
 
 Usage: sta viz blocks [common options] [--compare M] [--order O] [--block Bq,Bk]
                       [--range q0:q1,k0:k1] [--max-cells N] --out FILE.svg [--force]
@@ -24,41 +25,19 @@ blocks   the block map of the video attention map: query blocks down, key blocks
          each cell dense (blue), mixed (orange) or empty (grey), counts and sparsity above.
          Several panels side by side: give --mask twice, or --compare M, e.g. STA against
          SWA at a similar window; or one mask with --order twice (raster vs tiled order).
-  --compare M        add a panel with mask M (same syntax as --mask)
-  --order O          tiled | raster, once for all panels or once per panel [tiled]
-  --block Bq,Bk      block size in tokens for raster-order panels [tile volume]
-  --range q0:q1,k0:k1  zoom: draw query blocks [q0, q1) and key blocks [k0, k1)
-  --max-cells N      above N cells per side, each drawn cell aggregates g x g blocks [150]
-  --title TEXT       replace the picture's title
-
+)") + options_help(viz_blocks_options()) + R"(
 window   the canvas seen from one query token: its tile, the key tiles it attends (for
          STA the effective window: an even K covers K+1 tiles), the window outline, and at
          the borders the dashed centred window that STA / SWA shift instead of shrinking.
          3D canvases get one panel per frame of tiles. Uses the first --mask. With --ragged
          the short edge tiles are drawn at their real size.
-  --query t,y,x      query token in canvas coordinates (y,x on a 2D canvas) [canvas centre]
-
+)" + options_help(viz_window_options()) + R"(
 recall   where one query's attention mass falls: the softmax of scale * q.k over every
          valid key (full attention) as a heat map per frame (summed over frames beyond 16
          frames), the mask's window drawn over it, and the fraction of the mass inside it.
-  --q, --k FILE      [B,H,S,D] float32/float16 .npy, video rows in --layout order,
-                     S = T*H*W + text pad
-  --batch B, --head H  which slice [0, 0]; with one --mask per head, the head's mask
-  --query t,y,x      query token [canvas centre]
-  --scale S          softmax scale [1/sqrt(D)]
-  --heat log|linear  colour scale [log: 4 decades below the maximum]
-
+)" + options_help(viz_recall_options()) + R"(
 Common to all:
-  --out FILE.svg     output file (required); never overwritten without --force
-  --force            replace an existing output file
-
-)";
-
-std::vector<std::string> with_common(std::vector<std::string> extra) {
-  auto known = common_option_names();
-  known.insert(known.end(), extra.begin(), extra.end());
-  return known;
-}
+)" + options_help(viz_output_options()) + "\n";
 
 std::string require_out(const Args& args) {
   if (!args.has("--out") || args.get("--out").empty())
@@ -81,8 +60,7 @@ void write_svg(const Args& args, const std::string& out, const Svg& svg) {
 }
 
 int run_blocks(const Args& args) {
-  args.check_known(with_common({"--compare", "--order", "--block", "--range", "--max-cells",
-                                "--title", "--out", "--force"}));
+  args.check_known(option_names(command_table(viz_blocks_options(), true, viz_output_options())));
   const std::string out = require_out(args);
   refuse_unused(args, {"--layout"}, "sta viz blocks", "expected --order tiled|raster per panel");
   CommonOptions c = parse_common(args);
@@ -131,7 +109,7 @@ int run_blocks(const Args& args) {
 }
 
 int run_window(const Args& args) {
-  args.check_known(with_common({"--query", "--out", "--force"}));
+  args.check_known(option_names(command_table(viz_window_options(), true, viz_output_options())));
   const std::string out = require_out(args);
   const CommonOptions c = parse_common(args);
   if (c.masks.size() != 1)
@@ -148,8 +126,7 @@ std::string format_scale(double scale) {
 }
 
 int run_recall(const Args& args) {
-  args.check_known(with_common({"--q", "--k", "--batch", "--head", "--query", "--scale", "--heat",
-                                "--out", "--force"}));
+  args.check_known(option_names(command_table(viz_recall_options(), true, viz_output_options())));
   const std::string out = require_out(args);
   if (!args.has("--q")) throw Error("--q: missing; expected --q Q.npy ([B,H,S,D] queries)");
   if (!args.has("--k")) throw Error("--k: missing; expected --k K.npy ([B,H,S,D] keys)");
@@ -198,7 +175,10 @@ int run_viz(int argc, char** argv) {
   if (argc < 1)
     throw Error("missing picture: expected 'sta viz blocks|window|recall ...' (see sta viz --help)");
   const std::string what = argv[0];
-  Args args(argc - 1, argv + 1, {"--force"});
+  // The flags of every picture: each picture then checks its own names.
+  const OptionTable all = join(join(viz_blocks_options(), viz_window_options()),
+                               command_table(viz_recall_options(), true, viz_output_options()));
+  Args args(argc - 1, argv + 1, flag_names(all));
   if (!args.positionals().empty())
     throw Error("unexpected argument '" + args.positionals()[0] + "' (see sta viz --help)");
   if (what == "blocks") return run_blocks(args);
