@@ -100,6 +100,9 @@ TEST(CliOptions, OptionsHelpIsTwoColumnsAndWrapped) {
   EXPECT_EQ(cli::flag_names(stable), (std::vector<std::string>{"--flag"}));
   EXPECT_EQ(cli::option_names(stable),
             (std::vector<std::string>{"--alpha", "--a-very-long-option-name", "--flag", "--help"}));
+  // A bracketed default is never split across lines.
+  EXPECT_NE(cli::common_help().find("[default 30,48,80, HunyuanVideo 720p]"), std::string::npos)
+      << cli::common_help();
   // Every generated help line fits 92 columns (no table has a word that long).
   for (const auto& c : cli::all_command_options()) {
     std::istringstream in(cli::options_help(c.options));

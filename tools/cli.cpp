@@ -23,7 +23,7 @@ namespace sta::cli {
 Args::Args(int argc, char** argv, std::vector<std::string> flags) {
   // Common flags take no value in every subcommand (a command that does not know them
   // still rejects them by name through check_known).
-  for (const char* f : kCommonFlags) flags.push_back(f);
+  for (const std::string& f : flag_names(common_options())) flags.push_back(f);
   for (int i = 0; i < argc; ++i) {
     std::string a = argv[i];
     if (a.size() > 2 && a.compare(0, 2, "--") == 0) {
@@ -146,6 +146,15 @@ std::string options_help(const OptionTable& table) {
     while (at < help.size()) {
       size_t end = help.find(' ', at);
       if (end == std::string::npos) end = help.size();
+      // A short bracketed group ("[default 0]") stays on one line, as in the hand-written
+      // lists; a long one wraps like prose.
+      if (help[at] == '[') {
+        const size_t close = help.find(']', at);
+        size_t group_end = close == std::string::npos ? end : help.find(' ', close);
+        if (group_end == std::string::npos) group_end = help.size();
+        if (close != std::string::npos && group_end - at <= kWidth - kColumn)
+          end = group_end;
+      }
       const std::string word = help.substr(at, end - at);
       at = end + 1;
       if (word.empty()) continue;

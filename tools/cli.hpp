@@ -20,8 +20,6 @@ namespace sta::cli {
 
 /// Command-line arguments after the subcommand: `--name value`, `--name=value`, bare flags
 /// and positionals. Options may repeat (e.g. one `--mask` per head).
-/// Options that are bare flags in every subcommand (the common --ragged).
-inline constexpr const char* kCommonFlags[] = {"--ragged"};
 
 /// One option of a command, declared once: the parser takes its flags from it, the
 /// unknown-option check its names, and --help its lines (gemma.cpp's util/args.h idea:
@@ -45,7 +43,8 @@ std::string options_help(const OptionTable& table);
 class Args {
  public:
   /// `flags` lists the options that take no value (e.g. "--json"); all others take one.
-  /// A command passes flag_names() of its OptionTable. (No OptionTable overload: a braced
+  /// A command passes flag_names() of its OptionTable; the flags of common_options() (the
+  /// --ragged flag) are flags in every command. (No OptionTable overload: a braced
   /// list of two names would be ambiguous between the two.)
   Args(int argc, char** argv, std::vector<std::string> flags);
 
