@@ -36,8 +36,9 @@ inline const OptionTable& run_options() {
        "[default: none]"},
       {"--precision", "P",
        "fp32 | bf16: bf16 rounds q, k, v (and P before P V) to bf16 with fp32 accumulation, "
-       "like FastVideo's GPU kernels; the same results on every CPU (bf16 instructions where "
-       "present, an exact emulation elsewhere); tolerance against the fp32 reference 2e-2 "
+       "like FastVideo's GPU kernels; the same semantics on every CPU (bf16 instructions where "
+       "present, an exact emulation elsewhere; results agree within fp32 rounding, except a P "
+       "value at a bf16 rounding tie); tolerance against the fp32 reference 2e-2 "
        "[default: fp32]"},
       {"--scale", "X", "softmax scale, > 0 [default: 1/sqrt(D)]"},
       {"--threads", "N",
