@@ -123,6 +123,10 @@ TEST_F(CliGrad, BadInputExitsTwoNamingTheArgument) {
            path("q.npy") + " --video 2,4,4 --tile 1,2,2 --text-pad 5" + grads("z"),
        "--q"},  // S does not match the geometry
       {inputs() + grads("w") + " --backend dense --mask sta:1,1,1", "--mask"},
+      // An output that is an input is refused even with --force (it would overwrite it).
+      {inputs() + " --dq " + path("q.npy") + " --dk " + path("dk_f.npy") + " --dv " +
+           path("dv_f.npy") + " --force",
+       "same file as the input --q"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.args);

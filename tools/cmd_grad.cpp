@@ -2,7 +2,6 @@
 // GPU port's backward is checked against. Thin: parse and check everything, call
 // sta::attention_backward(), write.
 #include <omp.h>
-#include <sys/stat.h>
 
 #include <chrono>
 #include <cstdio>
@@ -47,25 +46,23 @@ NpyArray read_tensor(const Args& args, const std::string& name, size_t rank, boo
   return a;
 }
 
-/// The output options: each required one given, none existing without --force, all distinct.
-std::vector<std::pair<std::string, std::string>> output_paths(const Args& args, bool force) {
-  std::vector<std::pair<std::string, std::string>> outputs;
+/// The output options, resolved and checked before any work by the shared rule (check_outputs:
+/// each required one given, creatable, none existing without --force, all distinct from each
+/// other and from every input). Returns them in the order --dq, --dk, --dv[, --stats].
+std::vector<PathArg> output_paths(const Args& args, bool force) {
+  std::vector<PathArg> outputs;
   for (const char* name : {"--dq", "--dk", "--dv", "--stats"}) {
     if (!args.has(name)) {
       if (std::string(name) == "--stats") continue;
       throw Error(std::string(name) + ": missing; expected an output .npy file name");
     }
-    const std::string path = args.get(name);
-    if (path.empty()) throw Error(std::string(name) + ": empty path; expected a file name");
-    struct stat st {};
-    if (!force && ::stat(path.c_str(), &st) == 0)
-      throw Error(std::string(name) + " '" + path + "': exists; refusing to overwrite it (pass --force)");
-    for (const auto& [other, other_path] : outputs)
-      if (other_path == path)
-        throw Error(std::string(name) + " '" + path + "': same file as " + other +
-                    "; expected distinct output files");
-    outputs.emplace_back(name, path);
+    outputs.push_back({name, args.get(name)});
   }
+  std::vector<PathArg> inputs;
+  for (const char* name : {"--q", "--k", "--v", "--dout", "--out", "--lse"}) {
+    if (args.has(name)) inputs.push_back({name, args.get(name)});
+  }
+  check_outputs(outputs, inputs, force);
   return outputs;
 }
 
@@ -171,6 +168,8 @@ int run_grad(int argc, char** argv) {
   }
   const AttentionShape shape = check_shapes(args, options, q, others);
   validate_attention(shape, options, backend);
+  // The forward's fp32 range rule (numbers the kernels cannot hold are refused, not NaN).
+  check_score_range(q, k, v, options.effective_scale(shape.dim), shape.dim, args.has("--scale"));
 
   if (threads > 0) omp_set_num_threads(threads);
   std::vector<float> dq(static_cast<size_t>(shape.elements())), dk(dq.size()), dv(dq.size());
@@ -182,7 +181,7 @@ int run_grad(int argc, char** argv) {
 
   const std::vector<float>* grads[] = {&dq, &dk, &dv};
   for (size_t i = 0; i < 3; ++i)
-    write_npy(outputs[i].second, grads[i]->data(), q.shape, force, outputs[i].first);
+    write_npy(outputs[i].path, grads[i]->data(), q.shape, force, outputs[i].arg);
   if (args.has("--stats"))
     write_file_atomic(args.get("--stats"), stats_json(stats, options, shape, seconds, !given), force, "--stats");
   const BlockCounts& c = stats.counts;
@@ -191,7 +190,7 @@ int run_grad(int argc, char** argv) {
               to_string(stats.backend).c_str(), stats.isa.c_str(), stats.gemm.c_str(), stats.threads,
               shape_to_string(q.shape).c_str(), static_cast<long long>(c.dense),
               static_cast<long long>(c.mixed), static_cast<long long>(c.empty), seconds,
-              outputs[0].second.c_str(), outputs[1].second.c_str(), outputs[2].second.c_str());
+              outputs[0].path.c_str(), outputs[1].path.c_str(), outputs[2].path.c_str());
   return 0;
 }
 
