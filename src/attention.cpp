@@ -116,20 +116,6 @@ void validate_attention(const AttentionShape& shape, const AttentionOptions& opt
 
 namespace {
 
-/// RNE to bf16: add half an ulp of the kept part (plus one if it is odd), drop 16 bits.
-float round_bf16(float x) {
-  uint32_t b;
-  std::memcpy(&b, &x, sizeof b);
-  if ((b & 0x7fffffffu) > 0x7f800000u) {
-    b = (b | 0x00400000u) & 0xffff0000u;  // NaN stays a (quiet) NaN
-  } else {
-    b = (b + 0x7fffu + ((b >> 16) & 1u)) & 0xffff0000u;
-  }
-  float y;
-  std::memcpy(&y, &b, sizeof y);
-  return y;
-}
-
 /// RNE to fp16 (1 sign, 5 exponent, 10 mantissa bits), returned as the float it represents.
 float round_fp16(float x) {
   if (std::isnan(x)) return x;
@@ -152,7 +138,8 @@ float round_fp16(float x) {
 
 void round_inputs(float* data, int64_t n, InputRounding rounding) {
   if (rounding == InputRounding::kBf16) {
-    for (int64_t i = 0; i < n; ++i) data[i] = round_bf16(data[i]);
+    // One rounding rule for the whole library: the kernels' (simd/gemm.hpp).
+    for (int64_t i = 0; i < n; ++i) data[i] = simd::bf16_to_float(simd::float_to_bf16(data[i]));
   } else if (rounding == InputRounding::kFp16) {
     for (int64_t i = 0; i < n; ++i) data[i] = round_fp16(data[i]);
   }

@@ -312,7 +312,7 @@ void load_queries(const GemmPlan& gp, const float* q, int64_t rows, Scratch& scr
   float* dst = reinterpret_cast<float*>(scratch.q.get());
   std::memcpy(dst, q, static_cast<size_t>(rows * gp.dim) * sizeof(float));
   if (gp.bf16) {
-    for (int64_t i = 0; i < rows * gp.dim; ++i) dst[i] = simd::bf16_to_float(simd::float_to_bf16(dst[i]));
+    round_inputs(dst, rows * gp.dim, InputRounding::kBf16);
   }
 }
 
@@ -417,9 +417,7 @@ void pack_block(const GemmPlan& gp, const KeySpace& ks, bool is_k, const float* 
   if (gp.bf16 && !gp.native) {  // emulation: the packed fp32 values rounded to bf16 values
     float* f = static_cast<float*>(dst);
     const int64_t padded = simd::padded_keys(kb.count);
-    auto round_range = [f](int64_t from, int64_t n) {
-      for (int64_t i = from; i < from + n; ++i) f[i] = simd::bf16_to_float(simd::float_to_bf16(f[i]));
-    };
+    auto round_range = [f](int64_t from, int64_t n) { round_inputs(f + from, n, InputRounding::kBf16); };
     if (is_k || layout == simd::PackedLayout::kF32Rows) {
       round_range(simd::packed_k_offset(layout, kb.padded, gp.dim), padded * gp.dim);
     } else {
