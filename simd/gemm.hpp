@@ -37,6 +37,7 @@
 //   (bench_gemm_bf16 .../misaligned).
 #include <cstdint>
 #include <cstring>
+#include <string>
 
 namespace sta::simd {
 
@@ -160,5 +161,8 @@ const GemmKernels* find_gemm_kernels(const char* name);
 /// without a usable bf16 family (or with STA_GEMM naming an fp32 one) this returns an fp32
 /// family: the flash loop then emulates bf16 on it (rounded operands, exact products).
 const GemmKernels& gemm_kernels(bool bf16);
+/// What stats and manifests call `kernels` running in bf16 mode or not: its name, plus
+/// " (bf16 emulated)" for an fp32 family in bf16 mode.
+std::string gemm_run_name(const GemmKernels& kernels, bool bf16);
 
 }  // namespace sta::simd

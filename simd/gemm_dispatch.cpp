@@ -192,4 +192,8 @@ const GemmKernels& gemm_kernels(bool bf16) {
   return *chosen[bf16 ? 1 : 0];
 }
 
+std::string gemm_run_name(const GemmKernels& kernels, bool bf16) {
+  return bf16 && !kernels.bf16() ? std::string(kernels.name) + " (bf16 emulated)" : kernels.name;
+}
+
 }  // namespace sta::simd

@@ -233,13 +233,9 @@ AttentionStats attention(const AttentionShape& shape, const AttentionOptions& op
   stats.precision = options.precision;
   detail::FlashConfig config;
   config.bf16 = options.precision == Precision::kBf16;
-  if (!options.gemm.empty()) {
-    config.gemm = simd::find_gemm_kernels(options.gemm.c_str());
-    stats.gemm = config.gemm->name;
-    if (config.bf16 && !config.gemm->bf16()) stats.gemm += " (bf16 emulated)";
-  } else {
-    stats.gemm = gemm_kernel_name(options.precision);
-  }
+  config.gemm = options.gemm.empty() ? &simd::gemm_kernels(config.bf16)
+                                      : simd::find_gemm_kernels(options.gemm.c_str());
+  stats.gemm = simd::gemm_run_name(*config.gemm, config.bf16);
   stats.counts = detail::flash_attention(shape, g, options.masks,
                                          static_cast<float>(options.effective_scale(shape.dim)),
                                          mode, qp, kp, vp, op, lp, kernels, config, &stats.threads);

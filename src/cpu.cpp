@@ -68,8 +68,7 @@ std::string cpu_description() {
 
 std::string gemm_kernel_name(Precision precision) {
   const bool bf16 = precision == Precision::kBf16;
-  const simd::GemmKernels& k = simd::gemm_kernels(bf16);
-  return bf16 && !k.bf16() ? std::string(k.name) + " (bf16 emulated)" : std::string(k.name);
+  return simd::gemm_run_name(simd::gemm_kernels(bf16), bf16);
 }
 
 std::vector<std::string> gemm_kernel_names(Precision precision) {
