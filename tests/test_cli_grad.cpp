@@ -114,7 +114,17 @@ TEST_F(CliGrad, BadInputExitsTwoNamingTheArgument) {
     std::string args, names;
   };
   ASSERT_EQ(run_cli("grad " + inputs() + grads("x")).exit_code, 0);
+  {  // q with a value float16 cannot hold, for --round fp16 (the rule run applies too)
+    std::vector<float> big(static_cast<size_t>(kB * kH * kS * kD), 0.5f);
+    big[3] = 70000.0f;
+    write_npy(path("qbig.npy"), big.data(), {kB, kH, kS, kD}, false, "qbig");
+  }
+  const std::string others = " --k " + path("k.npy") + " --v " + path("v.npy") + " --dout " +
+                             path("dout.npy") + " " + kGeometry;
   const std::vector<Case> cases = {
+      {"--q " + path("qbig.npy") + others + grads("b") + " --round fp16", "--q"},
+      // The forward's lse is [B,H,S]: a 4-D file is refused naming it.
+      {inputs() + grads("l") + " --out " + path("v.npy") + " --lse " + path("k.npy"), "--lse"},
       {inputs() + " --dq " + path("a.npy") + " --dk " + path("b.npy"), "--dv"},
       {inputs() + grads("y") + " --out " + path("q.npy"), "--out"},
       {inputs() + grads("x"), "--dq"},  // exists, no --force

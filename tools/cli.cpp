@@ -370,19 +370,6 @@ void check_work(double flops, const std::string& arg, const std::string& what) {
   }
 }
 
-double max_abs_finite(const NpyArray& a) {
-  float m = 0.0f;
-  for (float x : a.data)
-    if (std::isfinite(x)) m = std::max(m, std::fabs(x));
-  return m;
-}
-
-void check_score_range(const NpyArray& q, const NpyArray& k, const NpyArray& v, double scale,
-                       int64_t dim, bool scale_given) {
-  check_score_range(max_abs_finite(q), max_abs_finite(k), max_abs_finite(v),
-                    q.shape.size() == 4 ? q.shape[2] : 1, scale, dim, scale_given);
-}
-
 void check_score_range(double mq, double mk, double mv, int64_t seq_len, double scale,
                        int64_t dim, bool scale_given) {
   constexpr double kLimit = 1e37;

@@ -138,11 +138,7 @@ void check_attention_cost(const AttentionShape& shape, const AttentionOptions& o
 /// finite maxima over each tensor: D*max|q|*max|k|, scale*D*max|q|*max|k|, scale*max|q| and
 /// S*max|v| must all stay below 1e37 (FLT_MAX is 3.4e38; the margin covers summation order).
 /// Throws sta::Error naming --q/--k/--v (or --scale when `scale_given`) and the bound.
-void check_score_range(const NpyArray& q, const NpyArray& k, const NpyArray& v, double scale,
-                       int64_t dim, bool scale_given);
-/// The largest finite |x| of `a` (0 for an empty array).
-double max_abs_finite(const NpyArray& a);
-/// check_score_range() on the largest finite magnitudes of q, k, v (from scan_floats) and S.
+/// The rule is applied to the largest finite magnitudes of q, k, v (from scan_floats) and S.
 void check_score_range(double max_q, double max_k, double max_v, int64_t seq, double scale,
                        int64_t dim, bool scale_given);
 

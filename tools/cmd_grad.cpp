@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "cli.hpp"
+#include "cli_inputs.hpp"
 #include "cli_options.hpp"
 #include "sta/backward.hpp"
 #include "sta/error.hpp"
@@ -28,24 +29,6 @@ fp32 arithmetic only. Outputs are written atomically. Exit code 0 on success, 2 
 
 )" + common_help();
 
-/// A [B,H,S,D] (rank 4) or [B,H,S] (rank 3) input, finite unless allowed.
-NpyArray read_tensor(const Args& args, const std::string& name, size_t rank, bool allow_nonfinite) {
-  const std::string path = args.get(name);
-  if (path.empty()) throw Error(name + ": missing; expected a float32 or float16 .npy file (sta grad --help)");
-  NpyArray a = read_npy(path, name);
-  if (a.shape.size() != rank)
-    throw Error(name + " '" + path + "': shape " + shape_to_string(a.shape) + " is not " +
-                std::to_string(rank) + "-D; expected " + (rank == 4 ? "[B,H,S,D]" : "[B,H,S]"));
-  if (!allow_nonfinite) {
-    try {
-      check_finite(a, name + " '" + path + "'");
-    } catch (const Error& e) {
-      throw Error(std::string(e.what()) + " (pass --allow-nonfinite to run anyway)");
-    }
-  }
-  return a;
-}
-
 /// The output options, resolved and checked before any work by the shared rule (check_outputs:
 /// each required one given, creatable, none existing without --force, all distinct from each
 /// other and from every input). Returns them in the order --dq, --dk, --dv[, --stats].
@@ -64,44 +47,6 @@ std::vector<PathArg> output_paths(const Args& args, bool force) {
   }
   check_outputs(outputs, inputs, force);
   return outputs;
-}
-
-AttentionOptions parse_options(const Args& args) {
-  const CommonOptions common = parse_common(args);
-  AttentionOptions options;
-  options.geometry = common.geometry;
-  options.masks = common.masks;
-  options.layout = common.layout;
-  options.rounding = parse_rounding(args.get("--round", "none"), "--round");
-  if (args.has("--scale")) {
-    options.scale = args.get_double("--scale", 0.0);
-    if (options.scale <= 0.0)
-      throw Error("--scale: " + args.get("--scale") + " is not > 0; expected a positive softmax scale");
-  }
-  return options;
-}
-
-/// Checks every tensor against q's [B,H,S,D] and the geometry; returns the shape.
-AttentionShape check_shapes(const Args& args, const AttentionOptions& options, const NpyArray& q,
-                            const std::vector<std::pair<std::string, const NpyArray*>>& others) {
-  for (const auto& [name, a] : others) {
-    std::vector<int64_t> want = q.shape;
-    if (name == "--lse") want.pop_back();
-    if (a->shape != want)
-      throw Error(name + " '" + args.get(name) + "': shape " + shape_to_string(a->shape) +
-                  " differs from " + shape_to_string(want) + " (from --q); expected the same [B,H,S" +
-                  (name == "--lse" ? "]" : ",D]"));
-  }
-  const AttentionShape shape{q.shape[0], q.shape[1], q.shape[2], q.shape[3]};
-  const Geometry& g = options.geometry;
-  if (shape.seq != g.seq_len())
-    throw Error("--q '" + args.get("--q") + "': S = " + std::to_string(shape.seq) + " but --video " +
-                to_string(g.canvas) + " and --text-pad " + std::to_string(g.text_pad) + " need S = " +
-                std::to_string(g.seq_len()));
-  if (shape.batch < 1 || shape.heads < 1 || shape.dim < 1)
-    throw Error("--q '" + args.get("--q") + "': shape " + shape_to_string(q.shape) +
-                " has an empty axis; expected B, H, S, D >= 1");
-  return shape;
 }
 
 std::string stats_json(const AttentionStats& stats, const AttentionOptions& options,
@@ -143,52 +88,50 @@ int run_grad(int argc, char** argv) {
     throw Error(std::string(args.has("--out") ? "--out" : "--lse") +
                 ": give both --out and --lse (the forward's results), or neither to recompute them");
 
-  const AttentionOptions options = parse_options(args);
-  bool all_tile_masks = true;
-  for (const Mask& m : options.masks)
-    all_tile_masks = all_tile_masks && (m.kind == MaskKind::kSta || m.kind == MaskKind::kFull);
-  const Backend backend = args.has("--backend") ? parse_backend(args.get("--backend"), "--backend")
-                                                : (all_tile_masks ? Backend::kSta : Backend::kNatten);
+  const CommonOptions common = parse_common(args);
+  const AttentionOptions options = parse_attention_options(args, common, /*with_precision=*/false);
+  const Backend backend = backend_option(args, options.masks);
   const int threads = static_cast<int>(args.get_int("--threads", 0, 1, 4096));
   const bool force = args.has("--force"), allow_nonfinite = args.has("--allow-nonfinite");
   const auto outputs = output_paths(args, force);
 
-  const NpyArray q = read_tensor(args, "--q", 4, allow_nonfinite);
-  const NpyArray k = read_tensor(args, "--k", 4, allow_nonfinite);
-  const NpyArray v = read_tensor(args, "--v", 4, allow_nonfinite);
-  const NpyArray dout = read_tensor(args, "--dout", 4, allow_nonfinite);
+  const Input q = read_input(args, "--q", 4, allow_nonfinite, "sta grad");
+  const Input k = read_input(args, "--k", 4, allow_nonfinite, "sta grad");
+  const Input v = read_input(args, "--v", 4, allow_nonfinite, "sta grad");
+  const Input dout = read_input(args, "--dout", 4, allow_nonfinite, "sta grad");
   const bool given = args.has("--out");
-  NpyArray out, lse;
-  std::vector<std::pair<std::string, const NpyArray*>> others{{"--k", &k}, {"--v", &v}, {"--dout", &dout}};
+  Input out, lse;
+  std::vector<const Input*> same{&dout};
   if (given) {
-    out = read_tensor(args, "--out", 4, true);  // the forward's: -inf lse is legitimate
-    lse = read_tensor(args, "--lse", 3, true);
-    others.push_back({"--out", &out});
-    others.push_back({"--lse", &lse});
+    out = read_input(args, "--out", 4, true, "sta grad");  // the forward's: -inf lse is legitimate
+    lse = read_input(args, "--lse", 3, true, "sta grad");
+    same.push_back(&out);
+    same.push_back(&lse);
   }
-  const AttentionShape shape = check_shapes(args, options, q, others);
-  validate_attention(shape, options, backend);
-  // The forward's fp32 range rule (numbers the kernels cannot hold are refused, not NaN).
-  check_score_range(q, k, v, options.effective_scale(shape.dim), shape.dim, args.has("--scale"));
+  const AttentionShape shape = check_attention_inputs(args, common, options, backend, q, k, v, same);
+  const double elements = static_cast<double>(shape.elements());
+  check_memory(4.0 * (6.0 * elements + 2.0 * static_cast<double>(shape.batch * shape.heads * shape.seq)),
+               "--q", "gradients on shape " + shape_to_string(q.view.shape));
+  check_attention_cost(shape, options, backend, 4.0 * 4.0 * elements, "--q");
 
   if (threads > 0) omp_set_num_threads(threads);
   std::vector<float> dq(static_cast<size_t>(shape.elements())), dk(dq.size()), dv(dq.size());
   const auto start = std::chrono::steady_clock::now();
   const AttentionStats stats = attention_backward(
-      shape, options, q.data.data(), k.data.data(), v.data.data(), given ? out.data.data() : nullptr,
-      given ? lse.data.data() : nullptr, dout.data.data(), dq.data(), dk.data(), dv.data(), backend);
+      shape, options, q.view.data(), k.view.data(), v.view.data(), given ? out.view.data() : nullptr,
+      given ? lse.view.data() : nullptr, dout.view.data(), dq.data(), dk.data(), dv.data(), backend);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
   const std::vector<float>* grads[] = {&dq, &dk, &dv};
   for (size_t i = 0; i < 3; ++i)
-    write_npy(outputs[i].path, grads[i]->data(), q.shape, force, outputs[i].arg);
+    write_npy(outputs[i].path, grads[i]->data(), q.view.shape, force, outputs[i].arg);
   if (args.has("--stats"))
     write_file_atomic(args.get("--stats"), stats_json(stats, options, shape, seconds, !given), force, "--stats");
   const BlockCounts& c = stats.counts;
   std::printf("sta grad: backend %s (%s, %s, %d threads), shape %s, blocks dense %lld mixed %lld "
               "empty %lld, %.3f s -> %s %s %s\n",
               to_string(stats.backend).c_str(), stats.isa.c_str(), stats.gemm.c_str(), stats.threads,
-              shape_to_string(q.shape).c_str(), static_cast<long long>(c.dense),
+              shape_to_string(q.view.shape).c_str(), static_cast<long long>(c.dense),
               static_cast<long long>(c.mixed), static_cast<long long>(c.empty), seconds,
               outputs[0].path.c_str(), outputs[1].path.c_str(), outputs[2].path.c_str());
   return 0;

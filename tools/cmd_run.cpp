@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "cli.hpp"
+#include "cli_inputs.hpp"
 #include "cli_options.hpp"
 #include "sta/attention.hpp"
 #include "sta/buffer.hpp"
@@ -41,38 +42,6 @@ long long peak_rss_bytes() {
   return static_cast<long long>(usage.ru_maxrss) * 1024;
 }
 
-std::string required(const Args& args, const std::string& name, const std::string& what) {
-  const std::string v = args.get(name);
-  if (!args.has(name) || v.empty()) throw Error(name + ": missing; expected " + what);
-  return v;
-}
-
-/// An input tensor: memory-mapped when it is float32 (no copy: the end-to-end time of a run
-/// is the kernel's plus little else), with one parallel pass for finiteness and magnitude.
-struct Input {
-  NpyView view;
-  FloatScan scan;
-};
-
-Input read_input(const Args& args, const std::string& name, bool allow_nonfinite) {
-  const std::string path =
-      required(args, name, "a [B,H,S,D] float32 or float16 .npy file (sta run --help)");
-  Input in{view_npy(path, name), {}};
-  const NpyView& a = in.view;
-  if (a.shape.size() != 4)
-    throw Error(name + " '" + path + "': shape " + shape_to_string(a.shape) +
-                " is not 4-D; expected [B,H,S,D] (batch, heads, sequence, head dim)");
-  in.scan = scan_floats(a.data(), a.elements());
-  if (!allow_nonfinite) {
-    try {
-      check_finite(a.data(), a.shape, in.scan, name + " '" + path + "'");
-    } catch (const Error& e) {
-      throw Error(std::string(e.what()) + " (pass --allow-nonfinite to run anyway)");
-    }
-  }
-  return in;
-}
-
 std::string json_string_array(const std::vector<std::string>& items) {
   std::string s = "[";
   for (size_t i = 0; i < items.size(); ++i) s += (i ? ", \"" : "\"") + json_escape(items[i]) + "\"";
@@ -94,74 +63,30 @@ int run_run(int argc, char** argv) {
                 "'; inputs are given as --q/--k/--v (see sta run --help)");
 
   const CommonOptions common = parse_common(args);
-  AttentionOptions options;
-  options.geometry = common.geometry;
-  options.masks = common.masks;
-  options.layout = common.layout;
-  options.rounding = parse_rounding(args.get("--round", "none"), "--round");
-  options.precision = parse_precision(args.get("--precision", "fp32"), "--precision");
-  if (args.has("--scale")) {
-    options.scale = args.get_double("--scale", 0.0);
-    if (options.scale <= 0.0)
-      throw Error("--scale: " + args.get("--scale") + " is not > 0; expected a positive softmax scale");
-    // The fast backends multiply by the scale in float32: it must be a normal float32.
-    if (options.scale < FLT_MIN || options.scale > FLT_MAX)
-      throw Error("--scale: " + args.get("--scale") + " is not representable in float32; " +
-                  "expected a value in [1.2e-38, 3.4e38]");
-  }
-  bool all_tile_masks = true;
-  for (const Mask& m : options.masks)
-    all_tile_masks = all_tile_masks && (m.kind == MaskKind::kSta || m.kind == MaskKind::kFull);
-  const Backend backend = args.has("--backend")
-                              ? parse_backend(args.get("--backend"), "--backend")
-                              : (all_tile_masks ? Backend::kSta : Backend::kNatten);
+  const AttentionOptions options = parse_attention_options(args, common, /*with_precision=*/true);
+  const Backend backend = backend_option(args, options.masks);
   const int threads = static_cast<int>(args.get_int("--threads", 0, 1, 4096));
   const bool force = args.has("--force");
   const bool allow_nonfinite = args.has("--allow-nonfinite");
 
   // Every output is checked before the (possibly long) computation: creatable, distinct
   // from each other and from the inputs (a link or ./o.npy is the same file as o.npy).
-  const std::string out_path = required(args, "--out", "an output .npy file name");
+  const std::string out_path = args.get("--out");
+  if (!args.has("--out") || out_path.empty()) throw Error("--out: missing; expected an output .npy file name");
   std::vector<PathArg> outputs{{"--out", out_path}};
   if (args.has("--lse")) outputs.push_back({"--lse", args.get("--lse")});
   if (args.has("--stats")) outputs.push_back({"--stats", args.get("--stats")});
   check_outputs(outputs, {{"--q", args.get("--q")}, {"--k", args.get("--k")}, {"--v", args.get("--v")}},
                 force);
 
-  const Input qi = read_input(args, "--q", allow_nonfinite);
-  const Input ki = read_input(args, "--k", allow_nonfinite);
-  const Input vi = read_input(args, "--v", allow_nonfinite);
+  const Input qi = read_input(args, "--q", 4, allow_nonfinite, "sta run");
+  const Input ki = read_input(args, "--k", 4, allow_nonfinite, "sta run");
+  const Input vi = read_input(args, "--v", 4, allow_nonfinite, "sta run");
   const NpyView& q = qi.view;
   const NpyView& k = ki.view;
   const NpyView& v = vi.view;
-  for (const auto& [name, a] : {std::pair<const char*, const NpyView*>{"--k", &k}, {"--v", &v}})
-    if (a->shape != q.shape)
-      throw Error(std::string(name) + " '" + args.get(name) + "': shape " +
-                  shape_to_string(a->shape) + " differs from --q shape " +
-                  shape_to_string(q.shape) + "; expected q, k, v of the same [B,H,S,D]");
-
-  AttentionShape shape{q.shape[0], q.shape[1], q.shape[2], q.shape[3]};
+  const AttentionShape shape = check_attention_inputs(args, common, options, backend, qi, ki, vi, {});
   const Geometry& g = options.geometry;
-  if (shape.seq != g.seq_len())
-    throw Error("--q '" + args.get("--q") + "': S = " + std::to_string(shape.seq) +
-                " (shape " + shape_to_string(q.shape) + ") but --video " + to_string(g.canvas) +
-                " and --text-pad " + std::to_string(g.text_pad) + " need S = " +
-                std::to_string(g.video_tokens()) + " + " + std::to_string(g.text_pad) + " = " +
-                std::to_string(g.seq_len()));
-  if (shape.batch < 1 || shape.heads < 1 || shape.dim < 1)
-    throw Error("--q '" + args.get("--q") + "': shape " + shape_to_string(q.shape) +
-                " has an empty axis; expected B, H, S, D >= 1");
-  check_head_masks(common, shape.heads);
-  validate_attention(shape, options, backend);
-  check_score_range(qi.scan.max_abs_finite, ki.scan.max_abs_finite, vi.scan.max_abs_finite,
-                    shape.seq, options.effective_scale(shape.dim), shape.dim, args.has("--scale"));
-  // fp16 holds |x| < 65520; larger values would round to inf and the output to NaN.
-  if (options.rounding == InputRounding::kFp16)
-    for (const auto& [name, in] : {std::pair<const char*, const Input*>{"--q", &qi}, {"--k", &ki}, {"--v", &vi}})
-      if (in->scan.max_abs_finite >= 65520.0)
-        throw Error(std::string(name) + " '" + args.get(name) + "': a value of magnitude " +
-                    std::to_string(in->scan.max_abs_finite) + " does not fit float16 (--round fp16); " +
-                    "expected |x| <= 65504");
   const double out_elements = static_cast<double>(shape.elements());
   check_memory(4.0 * (4.0 * out_elements + 2.0 * static_cast<double>(shape.batch * shape.heads * shape.seq)),
                "--q", "attention on shape " + shape_to_string(q.shape));

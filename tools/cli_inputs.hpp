@@ -1,0 +1,49 @@
+// The inputs of the computing commands (`sta run`, `sta grad`): attention options from the
+// command line, .npy tensors memory-mapped and scanned once, and every check on them before
+// any work (shapes, geometry, per-head masks, float32/float16 range, memory, cost). One
+// place, so the two commands cannot drift apart in what they accept.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "cli.hpp"
+#include "sta/attention.hpp"
+#include "sta/npy.hpp"
+
+namespace sta::cli {
+
+/// Attention options shared by run and grad: geometry, masks and layout from `common`,
+/// --round, --precision (when `with_precision`) and --scale (a positive normal float32).
+AttentionOptions parse_attention_options(const Args& args, const CommonOptions& common,
+                                         bool with_precision);
+
+/// --backend if given, else the SPEC 7 default: sta when every mask is made of whole tiles
+/// (sta or full), natten otherwise.
+Backend backend_option(const Args& args, const std::vector<Mask>& masks);
+
+/// One input tensor: float32 memory-mapped (no copy), other dtypes widened; one parallel
+/// pass found its non-finite values and largest finite magnitude.
+struct Input {
+  std::string arg;  ///< the option, e.g. "--q"
+  std::string path;
+  NpyView view;
+  FloatScan scan;
+};
+
+/// Reads option `name` as an Input of `rank` (4: [B,H,S,D], 3: [B,H,S]); refuses a missing
+/// option, another rank, and (unless `allow_nonfinite`) NaN or infinity. `command` names the
+/// help to point at ("sta run").
+Input read_input(const Args& args, const std::string& name, size_t rank, bool allow_nonfinite,
+                 const std::string& command);
+
+/// Checks q's [B,H,S,D] against `same` (each must have q's shape, or q's without D when rank
+/// 3), the geometry's S, non-empty axes, the per-head masks, the backend, the float32 range
+/// rule on q, k, v (check_score_range) and, with --round fp16, the float16 range. Returns the
+/// shape.
+AttentionShape check_attention_inputs(const Args& args, const CommonOptions& common,
+                                      const AttentionOptions& options, Backend backend,
+                                      const Input& q, const Input& k, const Input& v,
+                                      const std::vector<const Input*>& same);
+
+}  // namespace sta::cli
