@@ -12,6 +12,7 @@
 #include <fstream>
 #include <initializer_list>
 #include <map>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -33,14 +34,7 @@ using detail::golden_line;
 
 constexpr const char* kGoldenGenerator = "irwin-hall-12/xoshiro256**/splitmix64";
 
-std::string int_list(const std::vector<int64_t>& v) {
-  std::string s = "[";
-  for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
-  return s + "]";
-}
-
-std::string extent_json(const Extent3& e) { return int_list({e.t, e.h, e.w}); }
-
+std::vector<int64_t> extent_list(const Extent3& e) { return {e.t, e.h, e.w}; }
 
 // The inputs of a problem: generated, then rounded as recorded.
 void make_inputs(const GoldenProblem& p, std::vector<float>* q, std::vector<float>* k,
@@ -79,59 +73,43 @@ std::string manifest_json(const GoldenProblem& p, const AttentionStats& st,
                           const std::vector<FileEntry>& files,
                           const std::string& version,
                           const std::string& cpu,
-                          const std::string& grad_json) {
+                          const detail::GradRecord* grad) {
   const Geometry& g = p.options.geometry;
   const double tol = golden_tolerance(p.options.rounding, p.options.precision);
-  std::string masks, eff;
+  std::vector<std::string> masks, effective;
   for (int64_t h = 0; h < p.shape.heads; ++h) {
     const Mask& m = mask_for_head(p.options.masks, h);
-    masks += (h ? ", " : "") + json_quote(to_string(m));
+    masks.push_back(to_string(m));
     Mask e = m;
     if (m.kind == MaskKind::kSta) e.window = effective_sta_window(m.window, g.tiles());
-    eff += (h ? ", " : "") + json_quote(to_string(e));
+    effective.push_back(to_string(e));
   }
-  char scale[64], tols[160];
-  std::snprintf(scale, sizeof scale, "%.17g", p.options.effective_scale(p.shape.dim));
-  std::snprintf(tols, sizeof tols, "{\"out\": {\"atol\": %g, \"rtol\": 0}, \"lse\": {\"atol\": %g, \"rtol\": 0}}",
-                tol, tol);
-  std::string j = "{\n";
-  j += "  \"format\": " + json_quote(kGoldenFormat) + ",\n";
-  j += "  \"library_version\": " + json_quote(version) + ",\n";
-  j += "  \"preset\": " + json_quote(p.preset) + ",\n";
-  j += "  \"description\": " + json_quote(p.description) + ",\n";
-  j += "  \"shape\": {\"B\": " + std::to_string(p.shape.batch) + ", \"H\": " +
-       std::to_string(p.shape.heads) + ", \"S\": " + std::to_string(p.shape.seq) +
-       ", \"D\": " + std::to_string(p.shape.dim) + "},\n";
-  j += "  \"layout\": " + json_quote(to_string(p.options.layout)) + ",\n";
-  j += "  \"video\": " + extent_json(g.canvas) + ",\n";
-  j += "  \"tile\": " + extent_json(g.tile) + ",\n";
-  j += "  \"tiles\": " + extent_json(g.tiles()) + ",\n";
-  j += "  \"ragged\": " + std::string(g.ragged ? "true" : "false") + ",\n";
-  j += "  \"text_length\": " + std::to_string(g.text_length) + ",\n";
-  j += "  \"text_pad\": " + std::to_string(g.text_pad) + ",\n";
-  j += "  \"masks\": [" + masks + "],\n";
-  j += "  \"effective_masks\": [" + eff + "],\n";
-  j += "  \"scale\": " + std::string(scale) + ",\n";
-  j += "  \"dtype\": \"float32\",\n";
-  j += "  \"rounding\": " + json_quote(to_string(p.options.rounding)) + ",\n";
-  j += "  \"precision\": " + json_quote(to_string(p.options.precision)) + ",\n";
-  j += "  \"seed\": " + std::to_string(p.seed) + ",\n";
-  j += "  \"generator\": " + json_quote(kGoldenGenerator) + ",\n";
-  j += "  \"backend\": " + json_quote(to_string(p.backend)) + ",\n";
-  j += "  \"isa\": " + json_quote(st.isa) + ",\n";
-  j += "  \"gemm\": " + json_quote(st.gemm) + ",\n";
-  j += "  \"cpu\": " + json_quote(cpu) + ",\n";
-  j += "  \"block_counts\": {\"dense\": " + std::to_string(st.counts.dense) + ", \"mixed\": " +
-       std::to_string(st.counts.mixed) + ", \"empty\": " + std::to_string(st.counts.empty) + "},\n";
-  j += "  \"tolerances\": " + std::string(tols) + ",\n";
-  j += grad_json;
-  j += "  \"files\": {";
-  for (size_t i = 0; i < files.size(); ++i)
-    j += std::string(i ? ",\n" : "\n") + "    " + json_quote(files[i].name) + ": {\"shape\": " +
-         int_list(files[i].shape) + ", \"bytes\": " + std::to_string(files[i].bytes) +
-         ", \"sha256\": " + json_quote(files[i].sha256) + "}";
-  j += "\n  }\n}\n";
-  return j;
+  JsonWriter j;
+  j.begin_object(/*lines=*/true);
+  j.field("format", kGoldenFormat).field("library_version", version);
+  j.field("preset", p.preset).field("description", p.description);
+  j.key("shape").begin_object().field("B", p.shape.batch).field("H", p.shape.heads);
+  j.field("S", p.shape.seq).field("D", p.shape.dim).end_object();
+  j.field("layout", to_string(p.options.layout));
+  j.field("video", extent_list(g.canvas)).field("tile", extent_list(g.tile)).field("tiles", extent_list(g.tiles()));
+  j.field("ragged", g.ragged).field("text_length", g.text_length).field("text_pad", g.text_pad);
+  j.field("masks", masks).field("effective_masks", effective);
+  j.field("scale", p.options.effective_scale(p.shape.dim)).field("dtype", "float32");
+  j.field("rounding", to_string(p.options.rounding)).field("precision", to_string(p.options.precision));
+  j.field("seed", p.seed).field("generator", kGoldenGenerator);
+  j.field("backend", to_string(p.backend)).field("isa", st.isa).field("gemm", st.gemm).field("cpu", cpu);
+  j.key("block_counts").begin_object().field("dense", st.counts.dense);
+  j.field("mixed", st.counts.mixed).field("empty", st.counts.empty).end_object();
+  j.key("tolerances").begin_object();
+  for (const char* name : {"out", "lse"}) j.key(name).begin_object().field("atol", tol).field("rtol", 0).end_object();
+  j.end_object();
+  if (grad) detail::write_grad_member(j, *grad);
+  j.key("files").begin_object(/*lines=*/true);
+  for (const FileEntry& f : files) {
+    j.key(f.name).begin_object().field("shape", f.shape).field("bytes", f.bytes);
+    j.field("sha256", f.sha256).end_object();
+  }
+  return j.end_object().end_object().str();
 }
 
 // An unsigned 64-bit integer written in the manifest exactly (a JSON double cannot hold a
@@ -262,9 +240,9 @@ GoldenWriteResult write_golden_folder(const std::string& dir, const GoldenProble
   put("v.npy", v, shape4);
   put("out.npy", out, shape4);
   put("lse.npy", lse, shape3);
-  const std::string grad_json =
-      o.grad ? detail::write_golden_grads(p.shape, p.options, p.backend, p.seed, q, k, v, out, lse, put) : "";
-  result.manifest = manifest_json(p, result.stats, files, STA_VERSION, cpu_description(), grad_json);
+  std::optional<detail::GradRecord> grad;
+  if (o.grad) grad = detail::write_golden_grads(p.shape, p.options, p.backend, p.seed, q, k, v, out, lse, put);
+  result.manifest = manifest_json(p, result.stats, files, STA_VERSION, cpu_description(), grad ? &*grad : nullptr);
   write_file_atomic(dir + "/manifest.json", result.manifest, o.force, o.arg);
   return result;
 }
@@ -423,8 +401,9 @@ bool verify_manifest(const JsonValue& m, const std::string& where, const GoldenP
   const std::string cpu = m.has("cpu") ? m.at("cpu", where).as_string(where + " cpu") : "";
   st.counts = expected_counts(p, where);
   const std::string version = m.at("library_version", where).as_string(where + " library_version");
-  const std::string grad = m.has("grad") ? detail::golden_grad_json(m, where, p.backend) : "";
-  JsonValue regenerated = parse_json(manifest_json(p, st, files, version, cpu, grad),
+  std::optional<detail::GradRecord> grad;
+  if (m.has("grad")) grad = detail::grad_record(m, where, p.backend);
+  JsonValue regenerated = parse_json(manifest_json(p, st, files, version, cpu, grad ? &*grad : nullptr),
                                      "regenerated manifest");
   // Fields older folders may lack, with the value their absence means ("" = any: what ran
   // where is informational). A field added to manifest_json() is checked with no code here.

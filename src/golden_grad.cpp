@@ -6,6 +6,7 @@
 #include <cstdarg>
 #include <cstdlib>
 #include <cstdio>
+#include <utility>
 
 #include "sta/backward.hpp"
 #include "sta/compare.hpp"
@@ -73,11 +74,11 @@ void golden_line(GoldenReport* report, const char* format, ...) {
   if (report->on_line) report->on_line(line);
 }
 
-std::string write_golden_grads(const AttentionShape& shape, const AttentionOptions& options,
-                               Backend backend, uint64_t seed, const std::vector<float>& q,
-                               const std::vector<float>& k, const std::vector<float>& v,
-                               const std::vector<float>& out, const std::vector<float>& lse,
-                               const GoldenPut& put) {
+GradRecord write_golden_grads(const AttentionShape& shape, const AttentionOptions& options,
+                              Backend backend, uint64_t seed, const std::vector<float>& q,
+                              const std::vector<float>& k, const std::vector<float>& v,
+                              const std::vector<float>& out, const std::vector<float>& lse,
+                              const GoldenPut& put) {
   const Gradients g = compute_grads(shape, options, backend, seed, q.data(), k.data(), v.data(),
                                     out.data(), lse.data());
   const std::vector<int64_t> shape4 = {shape.batch, shape.heads, shape.seq, shape.dim};
@@ -85,28 +86,26 @@ std::string write_golden_grads(const AttentionShape& shape, const AttentionOptio
   put("dq.npy", g.dq, shape4);
   put("dk.npy", g.dk, shape4);
   put("dv.npy", g.dv, shape4);
-  return golden_grad_json(backend, prescribed_tolerance(g.dq), prescribed_tolerance(g.dk),
-                          prescribed_tolerance(g.dv));
+  return {backend, prescribed_tolerance(g.dq), prescribed_tolerance(g.dk), prescribed_tolerance(g.dv)};
 }
 
-std::string golden_grad_json(Backend backend, double tol_dq, double tol_dk, double tol_dv) {
-  char tols[320];
-  std::snprintf(tols, sizeof tols,
-                "{\"dq\": {\"atol\": %.17g, \"rtol\": 0}, \"dk\": {\"atol\": %.17g, \"rtol\": 0}, "
-                "\"dv\": {\"atol\": %.17g, \"rtol\": 0}}",
-                tol_dq, tol_dk, tol_dv);
-  return "  \"grad\": {\"backend\": \"" + to_string(backend) + "\", \"dout_stream\": " +
-         std::to_string(kDoutStream) +
-         ", \"loss\": \"sum(out * dout)\", \"rule\": \"fp32: max abs error <= 1e-4 * max(1, max |reference|) (SPEC 8)\", "
-         "\"tolerances\": " + tols + "},\n";
+void write_grad_member(JsonWriter& j, const GradRecord& grad) {
+  j.key("grad").begin_object(/*lines=*/true);
+  j.field("backend", to_string(grad.backend)).field("dout_stream", kDoutStream);
+  j.field("loss", "sum(out * dout)");
+  j.field("rule", "fp32: max abs error <= 1e-4 * max(1, max |reference|) (SPEC 8)");
+  j.key("tolerances").begin_object();
+  for (const auto& [name, atol] : {std::pair<const char*, double>{"dq", grad.dq}, {"dk", grad.dk}, {"dv", grad.dv}})
+    j.key(name).begin_object().field("atol", atol).field("rtol", 0).end_object();
+  j.end_object().end_object();
 }
 
-std::string golden_grad_json(const JsonValue& manifest, const std::string& where, Backend backend) {
+GradRecord grad_record(const JsonValue& manifest, const std::string& where, Backend backend) {
   const JsonValue& tols = manifest.at("grad", where).at("tolerances", where + " grad");
   auto tol = [&](const char* name) {
     return tols.at(name, where + " grad.tolerances").at("atol", where).as_number(where + " atol");
   };
-  return golden_grad_json(backend, tol("dq"), tol("dk"), tol("dv"));
+  return {backend, tol("dq"), tol("dk"), tol("dv")};
 }
 
 bool verify_golden_grads(const std::string& dir, const JsonValue& manifest, const std::string& where,

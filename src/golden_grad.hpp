@@ -20,21 +20,27 @@ void golden_line(GoldenReport* report, const char* format, ...) __attribute__((f
 using GoldenPut = std::function<void(const char* name, const std::vector<float>& data,
                                      const std::vector<int64_t>& shape)>;
 
+/// What the manifest's "grad" member records: the backend and per-gradient atol.
+struct GradRecord {
+  Backend backend;
+  double dq, dk, dv;
+};
+
 /// Generates dout (golden_fill, stream 3 of `seed`), computes dq, dk, dv with `backend` on
 /// the (already rounded) inputs and the forward's out and lse, writes the four files through
-/// `put`, and returns the manifest member `"grad": {...},\n` (backend, dout stream, rule and
-/// per-gradient atol = 1e-4 * max(1, max |gradient|), SPEC 8).
-std::string write_golden_grads(const AttentionShape& shape, const AttentionOptions& options,
-                               Backend backend, uint64_t seed, const std::vector<float>& q,
-                               const std::vector<float>& k, const std::vector<float>& v,
-                               const std::vector<float>& out, const std::vector<float>& lse,
-                               const GoldenPut& put);
+/// `put`, and returns the tolerances: atol = 1e-4 * max(1, max |gradient|) each (SPEC 8).
+GradRecord write_golden_grads(const AttentionShape& shape, const AttentionOptions& options,
+                              Backend backend, uint64_t seed, const std::vector<float>& q,
+                              const std::vector<float>& k, const std::vector<float>& v,
+                              const std::vector<float>& out, const std::vector<float>& lse,
+                              const GoldenPut& put);
 
-/// The manifest member `"grad": {...},\n` with the given per-gradient tolerances.
-std::string golden_grad_json(Backend backend, double tol_dq, double tol_dk, double tol_dv);
-/// The same member rebuilt from `manifest`'s own tolerances (verify compares every other
-/// field of it; verify_golden_grads then checks the tolerances against the SPEC 8 rule).
-std::string golden_grad_json(const JsonValue& manifest, const std::string& where, Backend backend);
+/// Writes the manifest member "grad": {backend, dout stream, loss, rule, tolerances}.
+void write_grad_member(JsonWriter& j, const GradRecord& grad);
+/// The record of `manifest`'s own "grad" member (verify regenerates the member from it and
+/// compares every other field; verify_golden_grads then checks the tolerances against the
+/// SPEC 8 rule).
+GradRecord grad_record(const JsonValue& manifest, const std::string& where, Backend backend);
 
 /// Regenerates dout from the seed (bit for bit against dout.npy), recomputes dq, dk, dv with
 /// `backend` from the folder's q, k, v and dout, and compares them with the files within the

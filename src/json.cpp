@@ -1,6 +1,8 @@
 #include "sta/json.hpp"
 
+#include <cassert>
 #include <cmath>
+#include <cstdlib>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -326,6 +328,82 @@ std::string json_quote(const std::string& s) {
     }
   }
   return out + "\"";
+}
+
+std::string json_number(double x) {
+  if (!std::isfinite(x)) throw Error("json_number: " + std::to_string(x) + " is not finite; JSON holds finite numbers only");
+  char buf[32];
+  for (int digits = 15; digits <= 17; ++digits) {
+    std::snprintf(buf, sizeof buf, "%.*g", digits, x);
+    if (std::strtod(buf, nullptr) == x) break;
+  }
+  return buf;
+}
+
+void JsonWriter::separate() {
+  if (stack_.empty()) {
+    assert(!done_ && "JsonWriter: one document only");
+    return;
+  }
+  if (stack_.back().object) {
+    assert(key_pending_ && "JsonWriter: an object member needs key() first");
+    return;  // key() wrote the separator
+  }
+  next_member();
+}
+
+void JsonWriter::next_member() {
+  Level& top = stack_.back();
+  if (top.members++) out_ += top.lines ? "," : ", ";
+  if (top.lines) out_ += "\n" + std::string(2 * stack_.size(), ' ');
+}
+
+JsonWriter& JsonWriter::key(const std::string& k) {
+  assert(!stack_.empty() && stack_.back().object && !key_pending_ && "JsonWriter: key() outside an object");
+  next_member();
+  out_ += json_quote(k) + ": ";
+  key_pending_ = true;
+  return *this;
+}
+
+JsonWriter& JsonWriter::raw(const std::string& text) {
+  separate();
+  out_ += text;
+  key_pending_ = false;
+  if (stack_.empty()) done_ = true;
+  return *this;
+}
+
+JsonWriter& JsonWriter::open(char bracket, bool object, bool lines) {
+  separate();
+  out_ += bracket;
+  key_pending_ = false;
+  stack_.push_back({object, lines});
+  return *this;
+}
+
+JsonWriter& JsonWriter::close(char bracket, bool object) {
+  (void)object;  // checked by the assert only
+  assert(!stack_.empty() && stack_.back().object == object && !key_pending_ && "JsonWriter: unbalanced end");
+  const Level top = stack_.back();
+  stack_.pop_back();
+  if (top.lines && top.members) out_ += "\n" + std::string(2 * stack_.size(), ' ');
+  out_ += bracket;
+  if (stack_.empty()) done_ = true;
+  return *this;
+}
+
+JsonWriter& JsonWriter::begin_object(bool lines) { return open('{', true, lines); }
+JsonWriter& JsonWriter::end_object() { return close('}', true); }
+JsonWriter& JsonWriter::begin_array(bool lines) { return open('[', false, lines); }
+JsonWriter& JsonWriter::end_array() { return close(']', false); }
+JsonWriter& JsonWriter::value(const std::string& s) { return raw(json_quote(s)); }
+JsonWriter& JsonWriter::value(bool b) { return raw(b ? "true" : "false"); }
+JsonWriter& JsonWriter::value(double x) { return raw(json_number(x)); }
+
+std::string JsonWriter::str() const {
+  assert(done_ && stack_.empty() && "JsonWriter: str() before the document is complete");
+  return out_ + "\n";
 }
 
 }  // namespace sta

@@ -2,6 +2,7 @@
 #include "cli_inputs.hpp"
 
 #include <cfloat>
+#include <cmath>
 #include <utility>
 
 #include "sta/error.hpp"
@@ -96,6 +97,19 @@ AttentionShape check_attention_inputs(const Args& args, const CommonOptions& com
                     std::to_string(in->scan.max_abs_finite) + " does not fit float16 (--round fp16); " +
                     "expected |x| <= 65504");
   return shape;
+}
+
+void write_stats_fields(JsonWriter& j, const AttentionStats& stats, const AttentionOptions& options,
+                        const AttentionShape& shape, double seconds) {
+  const BlockCounts& c = stats.counts;
+  std::vector<std::string> masks;
+  for (const Mask& m : options.masks) masks.push_back(to_string(m));
+  j.field("backend", to_string(stats.backend)).field("gemm", stats.gemm).field("threads", stats.threads);
+  j.field("dense", c.dense).field("mixed", c.mixed).field("empty", c.empty).field("total", c.total());
+  j.field("scale", options.effective_scale(shape.dim)).field("seconds", std::round(seconds * 1e6) / 1e6);
+  j.field("shape", std::vector<int64_t>{shape.batch, shape.heads, shape.seq, shape.dim});
+  j.field("layout", to_string(options.layout)).field("ragged", options.geometry.ragged);
+  j.field("masks", masks).field("round", to_string(options.rounding));
 }
 
 }  // namespace sta::cli

@@ -9,6 +9,7 @@
 
 #include "cli.hpp"
 #include "sta/attention.hpp"
+#include "sta/json.hpp"
 #include "sta/npy.hpp"
 
 namespace sta::cli {
@@ -45,5 +46,11 @@ AttentionShape check_attention_inputs(const Args& args, const CommonOptions& com
                                       const AttentionOptions& options, Backend backend,
                                       const Input& q, const Input& k, const Input& v,
                                       const std::vector<const Input*>& same);
+
+/// The members run and grad stats share, in this order: backend, gemm, threads, block
+/// counts (dense, mixed, empty, total), scale, seconds (to the microsecond), shape, layout,
+/// ragged, masks, round. `j` must be inside an object.
+void write_stats_fields(JsonWriter& j, const AttentionStats& stats, const AttentionOptions& options,
+                        const AttentionShape& shape, double seconds);
 
 }  // namespace sta::cli

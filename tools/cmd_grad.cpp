@@ -49,34 +49,6 @@ std::vector<PathArg> output_paths(const Args& args, bool force) {
   return outputs;
 }
 
-std::string stats_json(const AttentionStats& stats, const AttentionOptions& options,
-                       const AttentionShape& shape, double seconds, bool recomputed) {
-  const BlockCounts& c = stats.counts;
-  std::string masks;
-  for (const Mask& m : options.masks) masks += (masks.empty() ? "\"" : ", \"") + to_string(m) + "\"";
-  char nums[256];
-  std::snprintf(nums, sizeof nums,
-                "  \"dense\": %lld,\n  \"mixed\": %lld,\n  \"empty\": %lld,\n  \"total\": %lld,\n"
-                "  \"scale\": %.17g,\n  \"seconds\": %.6f,\n",
-                static_cast<long long>(c.dense), static_cast<long long>(c.mixed),
-                static_cast<long long>(c.empty), static_cast<long long>(c.total()),
-                options.effective_scale(shape.dim), seconds);
-  std::string json = "{\n  \"pass\": \"backward\",\n";
-  json += "  \"backend\": \"" + to_string(stats.backend) + "\",\n";
-  json += "  \"isa\": \"" + json_escape(stats.isa) + "\",\n";
-  json += "  \"gemm\": \"" + json_escape(stats.gemm) + "\",\n";
-  json += "  \"threads\": " + std::to_string(stats.threads) + ",\n";
-  json += nums;
-  json += "  \"shape\": [" + std::to_string(shape.batch) + ", " + std::to_string(shape.heads) + ", " +
-          std::to_string(shape.seq) + ", " + std::to_string(shape.dim) + "],\n";
-  json += "  \"layout\": \"" + to_string(options.layout) + "\",\n";
-  json += "  \"ragged\": " + std::string(options.geometry.ragged ? "true" : "false") + ",\n";
-  json += "  \"masks\": [" + masks + "],\n";
-  json += "  \"round\": \"" + to_string(options.rounding) + "\",\n";
-  json += "  \"out_lse\": \"" + std::string(recomputed ? "recomputed" : "given") + "\"\n}\n";
-  return json;
-}
-
 int run_grad(int argc, char** argv) {
   const OptionTable table = command_table(grad_options(), true);
   Args args(argc, argv, flag_names(table));
@@ -125,8 +97,13 @@ int run_grad(int argc, char** argv) {
   const std::vector<float>* grads[] = {&dq, &dk, &dv};
   for (size_t i = 0; i < 3; ++i)
     write_npy(outputs[i].path, grads[i]->data(), q.view.shape, force, outputs[i].arg);
-  if (args.has("--stats"))
-    write_file_atomic(args.get("--stats"), stats_json(stats, options, shape, seconds, !given), force, "--stats");
+  if (args.has("--stats")) {
+    JsonWriter j;
+    j.begin_object(/*lines=*/true).field("pass", "backward");
+    write_stats_fields(j, stats, options, shape, seconds);
+    j.field("isa", stats.isa).field("out_lse", given ? "given" : "recomputed");
+    write_file_atomic(args.get("--stats"), j.end_object().str(), force, "--stats");
+  }
   const BlockCounts& c = stats.counts;
   std::printf("sta grad: backend %s (%s, %s, %d threads), shape %s, blocks dense %lld mixed %lld "
               "empty %lld, %.3f s -> %s %s %s\n",

@@ -42,18 +42,6 @@ long long peak_rss_bytes() {
   return static_cast<long long>(usage.ru_maxrss) * 1024;
 }
 
-std::string json_string_array(const std::vector<std::string>& items) {
-  std::string s = "[";
-  for (size_t i = 0; i < items.size(); ++i) s += (i ? ", \"" : "\"") + json_escape(items[i]) + "\"";
-  return s + "]";
-}
-
-std::string json_int_array(const std::vector<int64_t>& items) {
-  std::string s = "[";
-  for (size_t i = 0; i < items.size(); ++i) s += (i ? ", " : "") + std::to_string(items[i]);
-  return s + "]";
-}
-
 int run_run(int argc, char** argv) {
   const OptionTable table = command_table(run_options(), true);
   Args args(argc, argv, flag_names(table));
@@ -117,35 +105,15 @@ int run_run(int argc, char** argv) {
 
   const BlockCounts& c = stats.counts;
   if (args.has("--stats")) {
-    std::vector<std::string> masks;
-    for (const Mask& m : options.masks) masks.push_back(to_string(m));
-    char nums[512];
-    std::snprintf(nums, sizeof nums,
-                  "  \"dense\": %lld,\n  \"mixed\": %lld,\n  \"empty\": %lld,\n  \"total\": %lld,\n"
-                  "  \"scale\": %.17g,\n  \"seconds\": %.6f,\n  \"peak_rss_bytes\": %lld,\n",
-                  static_cast<long long>(c.dense), static_cast<long long>(c.mixed),
-                  static_cast<long long>(c.empty), static_cast<long long>(c.total()),
-                  options.effective_scale(shape.dim), seconds, peak_rss_bytes());
-    std::string json = "{\n";
-    json += "  \"backend\": \"" + to_string(stats.backend) + "\",\n";
-    json += "  \"precision\": \"" + to_string(stats.precision) + "\",\n";
-    json += "  \"gemm\": \"" + json_escape(stats.gemm) + "\",\n";
-    json += "  \"cpu\": \"" + json_escape(cpu_description()) + "\",\n";
-    json += "  \"isa\": \"" + json_escape(simd_isa()) + "\",\n";
-    json += "  \"kernel_isa\": \"" + json_escape(stats.isa) + "\",\n";
-    json += "  \"threads\": " + std::to_string(stats.threads) + ",\n";
-    json += nums;
-    json += "  \"shape\": " + json_int_array(q.shape) + ",\n";
-    json += "  \"dtype\": \"" + json_escape(q.dtype) + "\",\n";
-    json += "  \"video\": " + json_int_array({g.canvas.t, g.canvas.h, g.canvas.w}) + ",\n";
-    json += "  \"tile\": " + json_int_array({g.tile.t, g.tile.h, g.tile.w}) + ",\n";
-    json += "  \"text_length\": " + std::to_string(g.text_length) + ",\n";
-    json += "  \"text_pad\": " + std::to_string(g.text_pad) + ",\n";
-    json += "  \"ragged\": " + std::string(g.ragged ? "true" : "false") + ",\n";
-    json += "  \"layout\": \"" + to_string(options.layout) + "\",\n";
-    json += "  \"masks\": " + json_string_array(masks) + ",\n";
-    json += "  \"round\": \"" + to_string(options.rounding) + "\"\n}\n";
-    write_file_atomic(args.get("--stats"), json, force, "--stats");
+    JsonWriter j;
+    j.begin_object(/*lines=*/true);
+    write_stats_fields(j, stats, options, shape, seconds);
+    j.field("precision", to_string(stats.precision)).field("cpu", cpu_description());
+    j.field("isa", simd_isa()).field("kernel_isa", stats.isa).field("peak_rss_bytes", peak_rss_bytes());
+    j.field("dtype", q.dtype).field("video", std::vector<int64_t>{g.canvas.t, g.canvas.h, g.canvas.w});
+    j.field("tile", std::vector<int64_t>{g.tile.t, g.tile.h, g.tile.w});
+    j.field("text_length", g.text_length).field("text_pad", g.text_pad);
+    write_file_atomic(args.get("--stats"), j.end_object().str(), force, "--stats");
   }
   std::printf("sta run: backend %s (%s, gemm %s, softmax %s, %d threads), shape %s, blocks "
               "dense %lld mixed %lld empty %lld, %.3f s -> %s\n",

@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace sta {
@@ -49,5 +50,71 @@ JsonValue read_json_file(const std::string& path);
 
 /// `s` as a JSON string literal, quotes included.
 std::string json_quote(const std::string& s);
+
+/// `x` as a JSON number: the shortest of %.15g..%.17g that reads back as the same double
+/// (0.1 -> "0.1", not "0.10000000000000001"). Throws sta::Error for NaN and infinities,
+/// which JSON cannot hold.
+std::string json_number(double x);
+
+/// Builds a JSON document in the order members are added (manifests and stats read best
+/// in a fixed, meaningful order). A container opened with `lines` puts each member on its
+/// own line, indented by its depth; others are written inline. Misuse (a value where a key
+/// is due, unbalanced ends, str() before the end) is a programming error and asserts.
+///
+///   JsonWriter j;
+///   j.begin_object(true).field("backend", "sta").field("shape", std::vector<int64_t>{1, 2});
+///   j.key("counts").begin_object().field("dense", 3).end_object();
+///   std::string text = j.end_object().str();   // {\n  "backend": "sta", ...\n}\n
+class JsonWriter {
+ public:
+  JsonWriter& begin_object(bool lines = false);
+  JsonWriter& end_object();
+  JsonWriter& begin_array(bool lines = false);
+  JsonWriter& end_array();
+  /// The key of the next member of the current object.
+  JsonWriter& key(const std::string& k);
+
+  JsonWriter& value(const std::string& s);
+  JsonWriter& value(const char* s) { return value(std::string(s)); }
+  JsonWriter& value(bool b);
+  JsonWriter& value(double x);  ///< json_number(x)
+  template <class T, std::enable_if_t<std::is_integral_v<T> && !std::is_same_v<T, bool>, int> = 0>
+  JsonWriter& value(T x) {
+    return raw(std::to_string(x));  // exact, also beyond 2^53
+  }
+  /// An array of values, inline.
+  template <class T>
+  JsonWriter& value(const std::vector<T>& items) {
+    begin_array();
+    for (const T& x : items) value(x);
+    return end_array();
+  }
+  JsonWriter& null() { return raw("null"); }
+
+  /// key(k).value(v).
+  template <class T>
+  JsonWriter& field(const std::string& k, const T& v) {
+    return key(k).value(v);
+  }
+
+  /// The document, with a final newline; every container must be closed.
+  std::string str() const;
+
+ private:
+  struct Level {
+    bool object;
+    bool lines;
+    int64_t members = 0;
+  };
+  JsonWriter& raw(const std::string& text);  // one value, after the separator
+  JsonWriter& open(char bracket, bool object, bool lines);
+  JsonWriter& close(char bracket, bool object);
+  void separate();     // before a value: checks the key, or starts an array member
+  void next_member();  // the separator and indentation before a member
+  std::string out_;
+  std::vector<Level> stack_;
+  bool key_pending_ = false;
+  bool done_ = false;
+};
 
 }  // namespace sta
