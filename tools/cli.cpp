@@ -493,11 +493,6 @@ void check_outputs(const std::vector<PathArg>& outputs, const std::vector<PathAr
   }
 }
 
-std::string json_escape(const std::string& s) {
-  const std::string quoted = json_quote(s);
-  return quoted.substr(1, quoted.size() - 2);
-}
-
 void write_file_atomic(const std::string& path, const std::string& contents, bool force,
                        const std::string& arg) {
   sta::write_file_atomic(path, contents, force, arg);

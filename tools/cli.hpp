@@ -155,9 +155,6 @@ void check_outputs(const std::vector<PathArg>& outputs, const std::vector<PathAr
 /// The canonical form of `path` for identity checks: realpath of its folder + its name.
 std::string resolved_path(const std::string& path);
 
-/// The contents of a JSON string literal for `s` (sta::json_quote without the quotes).
-std::string json_escape(const std::string& s);
-
 /// Writes `contents` to `path` with sta::write_file_atomic (include/sta/file_io.hpp):
 /// atomic, never replaces an existing file unless `force`; throws sta::Error naming `arg`.
 void write_file_atomic(const std::string& path, const std::string& contents, bool force,

@@ -12,6 +12,7 @@
 #include "cli_options.hpp"
 #include "sta/compare.hpp"
 #include "sta/error.hpp"
+#include "sta/json.hpp"
 #include "sta/layout.hpp"
 #include "sta/npy.hpp"
 
@@ -45,13 +46,6 @@ std::string num(double x) {
   return buf;
 }
 
-std::string json_num(double x) {
-  if (!std::isfinite(x)) return "null";
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.9g", x);
-  return buf;
-}
-
 std::vector<int64_t> unravel(int64_t flat, const std::vector<int64_t>& shape) {
   std::vector<int64_t> index(shape.size());
   for (size_t a = shape.size(); a-- > 0;) {
@@ -65,6 +59,134 @@ struct HeadError {
   double max_abs = 0.0;
   int64_t out_of_tolerance = 0;
 };
+
+/// Everything `sta compare` reports: the one-pass statistics, per-head maxima and where the
+/// worst element sits (flat, multi-index, and on the canvas when the geometry was given).
+struct Comparison {
+  std::string path_a, path_b;
+  const NpyArray* a = nullptr;
+  const NpyArray* b = nullptr;
+  double atol = 0.0, rtol = 0.0;
+  ArrayDiff diff;
+  bool per_head = false;            // [B,H,S(,D)] arrays: errors per (b, h)
+  std::vector<HeadError> heads;     // B*H entries when per_head
+  std::vector<int64_t> index;       // multi-index of the worst element
+  bool has_token = false, text_token = false;
+  TokenCoord token{};               // video token of the worst element
+  int64_t text_index = 0;           // or its text slot
+  bool ok() const { return diff.out_of_tolerance == 0; }
+};
+
+Comparison compare_arrays(const NpyArray& a, const NpyArray& b, double atol, double rtol,
+                          const Geometry* g, Layout layout) {
+  Comparison c;
+  c.a = &a;
+  c.b = &b;
+  c.atol = atol;
+  c.rtol = rtol;
+  const int64_t n = a.elements();
+  c.per_head = a.shape.size() == 3 || a.shape.size() == 4;
+  // An empty array (a zero extent, maybe beside huge ones) has no heads to list: the
+  // product of the other extents is never formed.
+  const int64_t heads = c.per_head && n > 0 ? a.shape[0] * a.shape[1] : 0;
+  const int64_t per_head_elems = heads > 0 ? n / heads : 0;
+  c.diff = diff_arrays(a.data.data(), b.data.data(), n, atol, rtol);
+  c.heads.resize(static_cast<size_t>(heads));
+  for (int64_t i = 0; per_head_elems > 0 && i < n; ++i) {
+    const double y = b.data[static_cast<size_t>(i)];
+    const double e = element_error(a.data[static_cast<size_t>(i)], y);
+    HeadError& h = c.heads[static_cast<size_t>(i / per_head_elems)];
+    h.max_abs = std::max(h.max_abs, e);
+    if (out_of_tolerance(e, y, atol, rtol)) ++h.out_of_tolerance;
+  }
+  if (c.diff.worst < 0) return c;
+  c.index = unravel(c.diff.worst, a.shape);
+  if (g && c.per_head) {
+    const int64_t s = c.index[2];
+    c.has_token = true;
+    c.text_token = s >= g->video_tokens();
+    if (c.text_token) c.text_index = s - g->video_tokens();
+    else c.token = token_coord(*g, layout, s);
+  }
+  return c;
+}
+
+std::string comparison_json(const Comparison& c) {
+  const NpyArray& a = *c.a;
+  JsonWriter j;
+  j.begin_object().field("a", c.path_a).field("b", c.path_b).field("shape", a.shape);
+  j.field("dtype_a", a.dtype).field("dtype_b", c.b->dtype).field("elements", a.elements());
+  j.field("atol", c.atol).field("rtol", c.rtol);
+  j.key("max_abs_error").number_or_null(c.diff.max_abs).key("max_rel_error").number_or_null(c.diff.max_rel);
+  j.field("out_of_tolerance", c.diff.out_of_tolerance).field("nonfinite_mismatches", c.diff.nonfinite_mismatches);
+  if (c.diff.worst >= 0) {
+    const auto w = static_cast<size_t>(c.diff.worst);
+    j.key("worst").begin_object().field("flat", c.diff.worst).field("index", c.index);
+    j.key("a").number_or_null(a.data[w]).key("b").number_or_null(c.b->data[w]);
+    if (c.has_token) {
+      j.key("token").begin_object();
+      if (c.text_token) j.field("text", c.text_index);
+      else j.field("t", c.token.t).field("y", c.token.y).field("x", c.token.x);
+      j.end_object();
+    }
+    j.end_object();
+  }
+  if (c.per_head) {
+    j.key("per_head").begin_array();
+    for (size_t h = 0; h < c.heads.size(); ++h) {
+      const int64_t hh = static_cast<int64_t>(h);
+      j.begin_object().field("b", hh / a.shape[1]).field("h", hh % a.shape[1]);
+      j.key("max_abs_error").number_or_null(c.heads[h].max_abs);
+      j.field("out_of_tolerance", c.heads[h].out_of_tolerance).end_object();
+    }
+    j.end_array();
+  }
+  return j.field("ok", c.ok()).end_object().str();
+}
+
+void print_comparison(const Comparison& c, int64_t text_length) {
+  const NpyArray &a = *c.a, &b = *c.b;
+  std::printf("A: %s  %s %s\nB: %s  %s %s\n", c.path_a.c_str(), a.dtype.c_str(),
+              shape_to_string(a.shape).c_str(), c.path_b.c_str(), b.dtype.c_str(),
+              shape_to_string(b.shape).c_str());
+  std::printf("elements %lld, atol %s, rtol %s\n", static_cast<long long>(a.elements()),
+              num(c.atol).c_str(), num(c.rtol).c_str());
+  std::printf("max abs error: %s\n", num(c.diff.max_abs).c_str());
+  std::printf("max rel error: %s (over b != 0; inf if a != b where b == 0)\n", num(c.diff.max_rel).c_str());
+  if (c.diff.worst >= 0) {
+    const char* axis_names = c.index.size() == 4 ? "bhsd" : (c.index.size() == 3 ? "bhs" : nullptr);
+    std::string where = "(";
+    for (size_t d = 0; d < c.index.size(); ++d)
+      where += (d ? ", " : "") + (axis_names ? std::string(1, axis_names[d]) + " " : "") +
+               std::to_string(c.index[d]);
+    where += ")";
+    if (c.has_token && c.text_token)
+      where += ", text " + std::to_string(c.text_index) + (c.text_index >= text_length ? " (padding)" : "");
+    else if (c.has_token)
+      where += ", video token (t " + std::to_string(c.token.t) + ", y " + std::to_string(c.token.y) +
+               ", x " + std::to_string(c.token.x) + ")";
+    const auto w = static_cast<size_t>(c.diff.worst);
+    std::printf("worst element: flat %lld, index %s: a = %s, b = %s\n",
+                static_cast<long long>(c.diff.worst), where.c_str(), num(a.data[w]).c_str(),
+                num(b.data[w]).c_str());
+  }
+  std::printf("out of tolerance: %lld of %lld (%lld NaN/inf mismatches)\n",
+              static_cast<long long>(c.diff.out_of_tolerance), static_cast<long long>(a.elements()),
+              static_cast<long long>(c.diff.nonfinite_mismatches));
+  if (!c.heads.empty()) {
+    std::printf("max abs error per head:\n");
+    for (size_t h = 0; h < c.heads.size(); ++h) {
+      const HeadError& e = c.heads[h];
+      const int64_t hh = static_cast<int64_t>(h);
+      std::printf("  b %lld h %lld: %s%s\n", static_cast<long long>(hh / a.shape[1]),
+                  static_cast<long long>(hh % a.shape[1]), num(e.max_abs).c_str(),
+                  e.out_of_tolerance
+                      ? ("  (" + std::to_string(e.out_of_tolerance) + " out of tolerance)").c_str()
+                      : "");
+    }
+  }
+  std::printf("%s\n", c.ok() ? "OK: all elements within tolerance" : "FAIL: elements out of tolerance");
+}
 
 int run_compare(int argc, char** argv) {
   const OptionTable table = command_table(compare_options(), true);
@@ -90,122 +212,18 @@ int run_compare(int argc, char** argv) {
   if (a.shape != b.shape)
     throw Error("B '" + pos[1] + "': shape " + shape_to_string(b.shape) + " differs from A '" +
                 pos[0] + "' shape " + shape_to_string(a.shape) + "; expected the same shape");
-  const size_t ndim = a.shape.size();
-  const bool per_head = ndim == 3 || ndim == 4;
+  const bool per_head = a.shape.size() == 3 || a.shape.size() == 4;
   if (want_tokens && per_head && a.shape[2] != g.seq_len())
     throw Error("--video: S = " + std::to_string(a.shape[2]) + " in " + shape_to_string(a.shape) +
                 " but --video " + to_string(g.canvas) + " and --text-pad " +
                 std::to_string(g.text_pad) + " need S = " + std::to_string(g.seq_len()));
 
-  // Statistics in one pass (sta::diff_arrays); per-head maxima with the same element rules.
-  const int64_t n = a.elements();
-  // An empty array (a zero extent, maybe beside huge ones) has no heads to list: the
-  // product of the other extents is never formed.
-  const int64_t heads = per_head && n > 0 ? a.shape[0] * a.shape[1] : 0;
-  const int64_t per_head_elems = per_head && heads > 0 ? n / heads : 0;
-  const ArrayDiff diff = diff_arrays(a.data.data(), b.data.data(), n, atol, rtol);
-  const double max_abs = diff.max_abs, max_rel = diff.max_rel;
-  const int64_t worst = diff.worst, bad = diff.out_of_tolerance, nonfinite_bad = diff.nonfinite_mismatches;
-  std::vector<HeadError> head_errors(static_cast<size_t>(heads));
-  for (int64_t i = 0; per_head_elems > 0 && i < n; ++i) {
-    const double y = b.data[static_cast<size_t>(i)];
-    const double e = element_error(a.data[static_cast<size_t>(i)], y);
-    HeadError& h = head_errors[static_cast<size_t>(i / per_head_elems)];
-    h.max_abs = std::max(h.max_abs, e);
-    if (out_of_tolerance(e, y, atol, rtol)) ++h.out_of_tolerance;
-  }
-  const bool ok = bad == 0;
-
-  // Where the worst element sits: flat, multi-index, and on the canvas if asked.
-  std::vector<int64_t> index = worst >= 0 ? unravel(worst, a.shape) : std::vector<int64_t>{};
-  std::string token_text, token_json;
-  if (worst >= 0 && want_tokens && per_head) {
-    const int64_t s = index[2];
-    if (s < g.video_tokens()) {
-      const TokenCoord tc = token_coord(g, common.layout, s);
-      token_text = "video token (t " + std::to_string(tc.t) + ", y " + std::to_string(tc.y) +
-                   ", x " + std::to_string(tc.x) + ")";
-      token_json = "{\"t\": " + std::to_string(tc.t) + ", \"y\": " + std::to_string(tc.y) +
-                   ", \"x\": " + std::to_string(tc.x) + "}";
-    } else {
-      const int64_t t = s - g.video_tokens();
-      token_text = "text " + std::to_string(t) + (t >= g.text_length ? " (padding)" : "");
-      token_json = "{\"text\": " + std::to_string(t) + "}";
-    }
-  }
-  const char* axis_names = ndim == 4 ? "bhsd" : (ndim == 3 ? "bhs" : nullptr);
-  std::string index_text = "(";
-  for (size_t d = 0; d < index.size(); ++d) {
-    if (d) index_text += ", ";
-    if (axis_names) index_text += std::string(1, axis_names[d]) + " ";
-    index_text += std::to_string(index[d]);
-  }
-  index_text += ")";
-
-  if (args.has("--json")) {
-    std::string j = "{\"a\": \"" + json_escape(pos[0]) + "\", \"b\": \"" + json_escape(pos[1]) +
-                    "\", \"shape\": [";
-    for (size_t d = 0; d < ndim; ++d) j += (d ? ", " : "") + std::to_string(a.shape[d]);
-    j += "], \"dtype_a\": \"" + json_escape(a.dtype) + "\", \"dtype_b\": \"" +
-         json_escape(b.dtype) + "\", \"elements\": " + std::to_string(n) +
-         ", \"atol\": " + json_num(atol) + ", \"rtol\": " + json_num(rtol) +
-         ", \"max_abs_error\": " + json_num(max_abs) + ", \"max_rel_error\": " + json_num(max_rel) +
-         ", \"out_of_tolerance\": " + std::to_string(bad) +
-         ", \"nonfinite_mismatches\": " + std::to_string(nonfinite_bad);
-    if (worst >= 0) {
-      j += ", \"worst\": {\"flat\": " + std::to_string(worst) + ", \"index\": [";
-      for (size_t d = 0; d < index.size(); ++d) j += (d ? ", " : "") + std::to_string(index[d]);
-      j += "], \"a\": " + json_num(a.data[static_cast<size_t>(worst)]) +
-           ", \"b\": " + json_num(b.data[static_cast<size_t>(worst)]);
-      if (!token_json.empty()) j += ", \"token\": " + token_json;
-      j += "}";
-    }
-    if (per_head) {
-      j += ", \"per_head\": [";
-      for (int64_t h = 0; h < heads; ++h) {
-        const HeadError& e = head_errors[static_cast<size_t>(h)];
-        j += (h ? ", " : "") + std::string("{\"b\": ") + std::to_string(h / a.shape[1]) +
-             ", \"h\": " + std::to_string(h % a.shape[1]) +
-             ", \"max_abs_error\": " + json_num(e.max_abs) +
-             ", \"out_of_tolerance\": " + std::to_string(e.out_of_tolerance) + "}";
-      }
-      j += "]";
-    }
-    j += std::string(", \"ok\": ") + (ok ? "true" : "false") + "}";
-    std::printf("%s\n", j.c_str());
-    return ok ? 0 : 1;
-  }
-
-  std::printf("A: %s  %s %s\nB: %s  %s %s\n", pos[0].c_str(), a.dtype.c_str(),
-              shape_to_string(a.shape).c_str(), pos[1].c_str(), b.dtype.c_str(),
-              shape_to_string(b.shape).c_str());
-  std::printf("elements %lld, atol %s, rtol %s\n", static_cast<long long>(n), num(atol).c_str(),
-              num(rtol).c_str());
-  std::printf("max abs error: %s\n", num(max_abs).c_str());
-  std::printf("max rel error: %s (over b != 0; inf if a != b where b == 0)\n", num(max_rel).c_str());
-  if (worst >= 0) {
-    std::printf("worst element: flat %lld, index %s%s%s: a = %s, b = %s\n",
-                static_cast<long long>(worst), index_text.c_str(),
-                token_text.empty() ? "" : ", ", token_text.c_str(),
-                num(a.data[static_cast<size_t>(worst)]).c_str(),
-                num(b.data[static_cast<size_t>(worst)]).c_str());
-  }
-  std::printf("out of tolerance: %lld of %lld (%lld NaN/inf mismatches)\n",
-              static_cast<long long>(bad), static_cast<long long>(n),
-              static_cast<long long>(nonfinite_bad));
-  if (per_head && heads > 0) {
-    std::printf("max abs error per head:\n");
-    for (int64_t h = 0; h < heads; ++h) {
-      const HeadError& e = head_errors[static_cast<size_t>(h)];
-      std::printf("  b %lld h %lld: %s%s\n", static_cast<long long>(h / a.shape[1]),
-                  static_cast<long long>(h % a.shape[1]), num(e.max_abs).c_str(),
-                  e.out_of_tolerance
-                      ? ("  (" + std::to_string(e.out_of_tolerance) + " out of tolerance)").c_str()
-                      : "");
-    }
-  }
-  std::printf("%s\n", ok ? "OK: all elements within tolerance" : "FAIL: elements out of tolerance");
-  return ok ? 0 : 1;
+  Comparison c = compare_arrays(a, b, atol, rtol, want_tokens ? &g : nullptr, common.layout);
+  c.path_a = pos[0];
+  c.path_b = pos[1];
+  if (args.has("--json")) std::printf("%s", comparison_json(c).c_str());
+  else print_comparison(c, g.text_length);
+  return c.ok() ? 0 : 1;
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include "cli_options.hpp"
 #include "sta/blocks.hpp"
 #include "sta/error.hpp"
+#include "sta/json.hpp"
 
 namespace sta::cli {
 namespace {
@@ -24,20 +25,19 @@ struct HeadResult {
   BlockStats stats;
 };
 
-std::string head_json(const HeadResult& r, const Geometry& g) {
-  const BlockCounts& c = r.stats.counts;
-  std::string s = "{\"mask\": \"" + json_escape(to_string(r.mask)) + "\"";
-  if (r.mask.kind == MaskKind::kSta)
-    s += ", \"effective_window_tiles\": [" +
-         to_string(effective_sta_window(r.mask.window, g.tiles())) + "]";
-  char buf[256];
-  std::snprintf(buf, sizeof buf,
-                ", \"dense\": %lld, \"mixed\": %lld, \"empty\": %lld, \"total\": %lld, "
-                "\"sparsity\": %.10g, \"allowed_pairs\": %lld}",
-                static_cast<long long>(c.dense), static_cast<long long>(c.mixed),
-                static_cast<long long>(c.empty), static_cast<long long>(c.total()),
-                r.stats.sparsity(), static_cast<long long>(r.stats.allowed_pairs));
-  return s + buf;
+// The members of one head (or of all heads summed, with `mask` empty): mask and effective
+// window, then the counts.
+void head_fields(JsonWriter& j, const Mask* mask, const BlockStats& stats, const Geometry& g) {
+  if (mask) {
+    j.field("mask", to_string(*mask));
+    if (mask->kind == MaskKind::kSta) {
+      const Extent3 e = effective_sta_window(mask->window, g.tiles());
+      j.field("effective_window_tiles", std::vector<int64_t>{e.t, e.h, e.w});
+    }
+  }
+  const BlockCounts& c = stats.counts;
+  j.field("dense", c.dense).field("mixed", c.mixed).field("empty", c.empty).field("total", c.total());
+  j.field("sparsity", stats.sparsity()).field("allowed_pairs", stats.allowed_pairs);
 }
 
 int run_counts(int argc, char** argv) {
@@ -91,21 +91,25 @@ int run_counts(int argc, char** argv) {
                     "expected fewer heads or a smaller --video");
     }
     BlockStats all{sum, allowed, total_pairs};
-    std::string out = "{\"video\": [" + to_string(g.canvas) + "], \"tile\": [" +
-                      to_string(g.tile) + "], \"tiles\": [" + to_string(g.tiles()) +
-                      "], \"ragged\": " + (g.ragged ? "true" : "false") + ", \"order\": \"" + to_string(part.order) + "\", \"block\": [" +
-                      std::to_string(bq) + "," + std::to_string(bk) + "]";
+    auto extent = [](const Extent3& e) { return std::vector<int64_t>{e.t, e.h, e.w}; };
+    JsonWriter j;
+    j.begin_object().field("video", extent(g.canvas)).field("tile", extent(g.tile));
+    j.field("tiles", extent(g.tiles())).field("ragged", g.ragged).field("order", to_string(part.order));
+    j.field("block", std::vector<int64_t>{bq, bk});
     if (heads.size() == 1) {
-      const std::string h = head_json(heads[0], g);
-      out += ", " + h.substr(1);
+      head_fields(j, &heads[0].mask, heads[0].stats, g);
     } else {
-      const std::string s = head_json({Mask::full(), all}, g);
-      out += ", " + s.substr(s.find("\"dense\""), s.size() - 1 - s.find("\"dense\"")) +
-             ", \"heads\": [";
-      for (size_t i = 0; i < heads.size(); ++i) out += (i ? ", " : "") + head_json(heads[i], g);
-      out += "]}";
+      head_fields(j, nullptr, all, g);
+      j.key("heads").begin_array();
+      for (const HeadResult& h : heads) {
+        j.begin_object();
+        head_fields(j, &h.mask, h.stats, g);
+        j.end_object();
+      }
+      j.end_array();
     }
-    std::printf("%s\n", out.c_str());
+    const std::string out = j.end_object().str();
+    std::printf("%s", out.c_str());
     return 0;
   }
   std::printf("video %s tokens, tile %s tokens -> %s tiles%s (%lld per head), %s order, "

@@ -6,6 +6,7 @@
 #include "cli.hpp"
 #include "cli_options.hpp"
 #include "sta/error.hpp"
+#include "sta/json.hpp"
 #include "sta/strategy.hpp"
 
 namespace sta::cli {
@@ -44,18 +45,6 @@ To use one step and layer of a file as per-head masks in other commands, pass
 --strategy FILE --step S --layer L instead of --mask (see the common options).
 )";
 
-std::string int_list(const std::vector<int64_t>& v) {
-  std::string s;
-  for (size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + std::to_string(v[i]);
-  return s;
-}
-
-std::string number(double x) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.10g", x);
-  return buf;
-}
-
 int run_strategy(int argc, char** argv) {
   const OptionTable& table = strategy_options();
   Args args(argc, argv, flag_names(table));
@@ -81,26 +70,23 @@ int run_strategy(int argc, char** argv) {
   const int64_t keys = static_cast<int64_t>(s.entries.size());
 
   if (args.has("--json")) {
-    std::string out = "{\"file\": \"" + json_escape(s.source) + "\", \"keys\": " +
-                      std::to_string(keys) + ", \"steps\": [" + int_list(steps) +
-                      "], \"layers\": [" + int_list(layers) + "], \"heads\": [" +
-                      int_list(heads) + "], \"complete\": " + (complete ? "true" : "false") +
-                      ", \"video\": [" + to_string(g.canvas) + "], \"tile\": [" +
-                      to_string(g.tile) + "], \"tiles\": [" + to_string(grid) +
-                      "], \"histogram\": [";
-    for (size_t i = 0; i < histogram.size(); ++i)
-      out += std::string(i ? ", " : "") + "{\"window\": [" + to_string(histogram[i].window) +
-             "], \"effective\": [" + to_string(effective_sta_window(histogram[i].window, grid)) +
-             "], \"keys\": " + std::to_string(histogram[i].count) + "}";
-    out += "], \"per_step\": [";
-    for (size_t i = 0; i < per_step.size(); ++i)
-      out += std::string(i ? ", " : "") + "{\"step\": " + std::to_string(per_step[i].step) +
-             ", \"keys\": " + std::to_string(per_step[i].keys) +
-             ", \"sparsity\": " + number(per_step[i].sparsity) +
-             ", \"sparsity_fastvideo\": " + number(per_step[i].sparsity_raw) + "}";
-    out += "], \"sparsity\": " + number(all.sparsity) +
-           ", \"sparsity_fastvideo\": " + number(all.sparsity_raw) + "}";
-    std::printf("%s\n", out.c_str());
+    JsonWriter j;
+    j.begin_object().field("file", s.source).field("keys", keys);
+    j.field("steps", steps).field("layers", layers).field("heads", heads).field("complete", complete);
+    j.field("video", g.canvas.list()).field("tile", g.tile.list()).field("tiles", grid.list());
+    j.key("histogram").begin_array();
+    for (const auto& h : histogram) {
+      j.begin_object().field("window", h.window.list());
+      j.field("effective", effective_sta_window(h.window, grid).list()).field("keys", h.count).end_object();
+    }
+    j.end_array().key("per_step").begin_array();
+    for (const auto& p : per_step) {
+      j.begin_object().field("step", p.step).field("keys", p.keys).field("sparsity", p.sparsity);
+      j.field("sparsity_fastvideo", p.sparsity_raw).end_object();
+    }
+    j.end_array().field("sparsity", all.sparsity).field("sparsity_fastvideo", all.sparsity_raw);
+    const std::string out = j.end_object().str();
+    std::printf("%s", out.c_str());
     return 0;
   }
 

@@ -2,6 +2,7 @@
 // A small strict JSON reader (RFC 8259) for the files the tools read back: golden manifests,
 // stats and benchmark outputs. No dependency; depth-limited; errors name the source and the
 // byte offset. Not for FastVideo mask strategies, which have their own fast reader.
+#include <cmath>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -90,6 +91,8 @@ class JsonWriter {
     return end_array();
   }
   JsonWriter& null() { return raw("null"); }
+  /// value(x), or null for NaN and infinities (for statistics that may be non-finite).
+  JsonWriter& number_or_null(double x) { return std::isfinite(x) ? value(x) : null(); }
 
   /// key(k).value(v).
   template <class T>

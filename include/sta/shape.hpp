@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <string>
+#include <vector>
 
 namespace sta {
 
@@ -18,6 +19,8 @@ struct Extent3 {
   int64_t& operator[](int axis) { return axis == 0 ? t : (axis == 1 ? h : w); }
   bool operator==(const Extent3& o) const { return t == o.t && h == o.h && w == o.w; }
   bool operator!=(const Extent3& o) const { return !(*this == o); }
+  /// {t, h, w}, e.g. for a JSON array.
+  std::vector<int64_t> list() const { return {t, h, w}; }
 };
 
 /// The product of sizes >= 0 (an empty extent makes it 0), or sta::Error naming `arg` and
