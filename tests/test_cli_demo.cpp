@@ -6,9 +6,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <cinttypes>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -93,8 +93,10 @@ BlockCounts sta_counts(const Axis (&axes)[3], const int64_t (&k)[3]) {
   return product_counts(p, tiles);
 }
 
-BlockCounts operator+(const BlockCounts& a, const BlockCounts& b) {
-  return {a.dense + b.dense, a.mixed + b.mixed, a.empty + b.empty};
+BlockCounts sum(BlockCounts a, const BlockCounts& b) { return a += b; }
+
+std::string str(const BlockCounts& c) {
+  return std::to_string(c.dense) + "/" + std::to_string(c.mixed) + "/" + std::to_string(c.empty);
 }
 
 // The line of `output` that starts with `prefix`, or "" (ADD_FAILURE) if none.
@@ -157,17 +159,18 @@ TEST(CliDemo, RunsAndPrintsWhatItPromises) {
   EXPECT_EQ(total, 300 * 300);
   // Theorem 3.2 on a non-cube canvas: odd K = 3 <= n tiles on every axis, so every query tile
   // sees 3*3*3 key tiles, all dense.
-  EXPECT_EQ(sta, (BlockCounts{300 * 27, 0, 300 * 300 - 300 * 27}));
-  EXPECT_EQ(sta, sta_counts(hunyuan, {3, 3, 3}));
+  EXPECT_EQ(sta, (BlockCounts{300 * 27, 0, 300 * 300 - 300 * 27})) << str(sta);
+  EXPECT_EQ(sta, sta_counts(hunyuan, {3, 3, 3})) << str(sta);
   const BlockCounts swa = parse_part1(line_starting(r.output, "  SWA "), &total);
   EXPECT_EQ(total, 300 * 300);
-  EXPECT_EQ(swa, swa_counts(hunyuan, {19, 25, 25}));
+  EXPECT_EQ(swa, swa_counts(hunyuan, {19, 25, 25}))
+      << str(swa) << " vs " << str(swa_counts(hunyuan, {19, 25, 25}));
   EXPECT_GT(swa.mixed, 0);  // the point of the demo: SWA has mixed blocks, STA none
 
   // Part 2: video 12x16x24 in tiles of 6x8x8 (2*2*3 = 12 tiles), 2 heads, every backend.
   const Axis tiny[3] = {{12, 6}, {16, 8}, {24, 8}};
-  const BlockCounts sta_heads = sta_counts(tiny, {1, 1, 1}) + sta_counts(tiny, {2, 1, 3});
-  const BlockCounts swa_heads = swa_counts(tiny, {5, 7, 9}) + swa_counts(tiny, {9, 9, 9});
+  const BlockCounts sta_heads = sum(sta_counts(tiny, {1, 1, 1}), sta_counts(tiny, {2, 1, 3}));
+  const BlockCounts swa_heads = sum(swa_counts(tiny, {5, 7, 9}), swa_counts(tiny, {9, 9, 9}));
   const BlockCounts dense_heads{2 * 12 * 12, 0, 0};
   struct Expected {
     const char* prefix;
@@ -181,7 +184,8 @@ TEST(CliDemo, RunsAndPrintsWhatItPromises) {
                            {"  natten  bf16 swa:5,7,9 swa:9,9,9 ", swa_heads, 2e-2}};
   for (const Expected& want : runs) {
     const RunLine got = parse_part2(line_starting(r.output, want.prefix));
-    EXPECT_EQ(got.counts, want.counts) << want.prefix;
+    EXPECT_EQ(got.counts, want.counts) << want.prefix << ": " << str(got.counts) << " vs "
+                                       << str(want.counts);
     EXPECT_GE(got.error, 0.0) << want.prefix;
     EXPECT_LT(got.error, want.tolerance) << want.prefix;
     EXPECT_EQ(got.verdict, "ok") << want.prefix;
