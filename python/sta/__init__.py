@@ -275,8 +275,8 @@ def _as_f32(x: Any, arg: str, notes: List[str]) -> Tuple[np.ndarray, _Origin]:
         notes.append(f"{arg}: {order}{dt.name} converted to float32")
         a = x.astype(np.float32)
     else:
-        raise TypeError(f"{arg}: dtype {x.dtype.str}; expected float32, float16, float64 or "
-                        "bfloat16 (ml_dtypes.bfloat16, or its bits as uint16)")
+        raise TypeError(f"{arg}: dtype {dt}; expected float32, float16, float64 or bfloat16 "
+                        "(ml_dtypes.bfloat16, or its bits as uint16)")
     if not a.flags.c_contiguous:
         notes.append(f"{arg}: non-contiguous array copied")
         a = np.ascontiguousarray(a)
