@@ -247,6 +247,26 @@ class HeaderParser {
   const std::string& where_;
 };
 
+// Bytes per element of `descr`, which must be one of the three little-endian float dtypes
+// spelled exactly as NumPy writes them. Any other byte order is refused by name: reading
+// '>f8' bytes as '<f8' would give silently wrong numbers, and '=' (native) does not say
+// which machine wrote the file.
+int dtype_item_size(const std::string& descr, const std::string& where) {
+  if (descr == "<f4") return 4;
+  if (descr == "<f2") return 2;
+  if (descr == "<f8") return 8;
+  std::string shown;
+  for (char c : descr) shown += (c >= 0x20 && c < 0x7f) ? c : '?';
+  if (shown.size() > 40) shown = shown.substr(0, 40) + "...";
+  if (!shown.empty() && shown[0] == '>')
+    throw Error(where + ": big-endian dtype '" + shown + "' is not supported; " +
+                kExpectedDtype + " (save x.astype('<f4'))");
+  if (!shown.empty() && shown[0] == '=')
+    throw Error(where + ": unsupported dtype '" + shown + "': native byte order ('=') does not " +
+                "say which; " + kExpectedDtype);
+  throw Error(where + ": unsupported dtype '" + shown + "'; " + kExpectedDtype);
+}
+
 // Checks magic, version and dict of the first `end` bytes of a file of `total` bytes and
 // that the data that follows has exactly the size the header promises.
 NpyHeader parse_header(const unsigned char* p, uint64_t end, uint64_t total,
@@ -254,21 +274,7 @@ NpyHeader parse_header(const unsigned char* p, uint64_t end, uint64_t total,
   const uint64_t prefix = p[6] == 1 ? 10 : 12;
   NpyHeader h = HeaderParser(p + prefix, static_cast<size_t>(end - prefix), where).parse();
   h.data_offset = end;
-  if (h.descr == "<f4") {
-    h.item_size = 4;
-  } else if (h.descr == "<f2") {
-    h.item_size = 2;
-  } else if (h.descr == "<f8") {
-    h.item_size = 8;
-  } else {
-    std::string shown;
-    for (char c : h.descr) shown += (c >= 0x20 && c < 0x7f) ? c : '?';
-    if (shown.size() > 40) shown = shown.substr(0, 40) + "...";
-    if (shown == ">f4" || shown == ">f2" || shown == ">f8")
-      throw Error(where + ": big-endian dtype '" + shown + "' is not supported; " +
-                  kExpectedDtype + " (save x.astype('<f4'))");
-    throw Error(where + ": unsupported dtype '" + shown + "'; " + kExpectedDtype);
-  }
+  h.item_size = dtype_item_size(h.descr, where);
   // A zero extent makes any shape empty (and an empty array is fine), so only non-empty
   // shapes can overflow.
   int64_t elements = 1;

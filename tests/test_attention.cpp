@@ -19,6 +19,7 @@
 #include "sta/error.hpp"
 #include "sta/reference.hpp"
 #include "attention_harness.hpp"
+#include "isa_param.hpp"
 #include "test_helpers.hpp"
 
 namespace sta {
@@ -124,7 +125,9 @@ TEST(Attention, SameBitsForOneAndTwoThreads) {
   testing::expect_same_bits_for_one_and_two_threads(g, 64, Layout::kTiled, 51);
 }
 
-TEST(Attention, EverySupportedIsaMatchesReference) {
+class AttentionEachIsa : public testing::EachIsa {};
+
+TEST_P(AttentionEachIsa, MatchesReference) {
   Geometry g;
   g.canvas = {2, 6, 10};
   g.tile = {1, 3, 5};  // 15 keys per tile: exercises the vector tails
@@ -132,19 +135,27 @@ TEST(Attention, EverySupportedIsaMatchesReference) {
   g.text_pad = 4;
   const Problem p = make_problem(g, {Mask::swa({1, 3, 7})}, 1, 1, 64, Layout::kTiled, 61);
   const Oracle want = oracle(p);
-  for (simd::Isa isa : {simd::Isa::kScalar, simd::Isa::kAvx2, simd::Isa::kAvx512}) {
-    if (!simd::isa_supported(isa)) continue;
-    SCOPED_TRACE(simd::isa_name(isa));
-    std::vector<float> out(static_cast<size_t>(p.shape.elements()));
-    std::vector<float> lse(static_cast<size_t>(p.shape.seq));
-    detail::flash_attention(p.shape, g, p.options.masks,
-                            static_cast<float>(p.options.effective_scale(p.shape.dim)),
-                            detail::FlashMode::kNatten, p.q.data(), p.k.data(), p.v.data(),
-                            out.data(), lse.data(), simd::softmax_kernels_for(isa), {}, nullptr);
-    EXPECT_LT(max_abs_error(out, want.out), 1e-5);
-    EXPECT_LT(max_abs_error(lse, want.lse), 1e-5);
+  std::vector<float> out(static_cast<size_t>(p.shape.elements()));
+  std::vector<float> lse(static_cast<size_t>(p.shape.seq));
+  detail::flash_attention(p.shape, g, p.options.masks,
+                          static_cast<float>(p.options.effective_scale(p.shape.dim)),
+                          detail::FlashMode::kNatten, p.q.data(), p.k.data(), p.v.data(),
+                          out.data(), lse.data(), simd::softmax_kernels_for(isa()), {}, nullptr);
+  EXPECT_LT(max_abs_error(out, want.out), 1e-5);
+  EXPECT_LT(max_abs_error(lse, want.lse), 1e-5);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllIsas, AttentionEachIsa, ::testing::ValuesIn(testing::kAllIsas),
+                         testing::isa_test_name);
+
+TEST(Attention, ChosenIsaIsNamedAndSupported) {
+  const std::string name = simd_isa();
+  ASSERT_TRUE(name == "avx512" || name == "avx2" || name == "scalar") << name;
+  for (simd::Isa isa : testing::kAllIsas) {
+    if (name == simd::isa_name(isa)) {
+      EXPECT_TRUE(simd::isa_supported(isa)) << name;
+    }
   }
-  EXPECT_TRUE(simd_isa() == "avx512" || simd_isa() == "avx2" || simd_isa() == "scalar");
 }
 
 TEST(Attention, TuningKnobsDoNotChangeTheResult) {
@@ -188,48 +199,49 @@ TEST(Attention, RoundedInputsMatchReferenceOnRoundedInputs) {
   }
 }
 
-TEST(OnlineSoftmax, AllIsasFollowTheFormula) {
+class OnlineSoftmaxEachIsa : public testing::EachIsa {};
+
+TEST_P(OnlineSoftmaxEachIsa, FollowsTheFormula) {
   // Rows: ordinary scores, a row masked entirely, a row masked in part; 37 columns (tails).
   const int64_t rows = 3, cols = 37, ld = 40;
-  for (simd::Isa isa : {simd::Isa::kScalar, simd::Isa::kAvx2, simd::Isa::kAvx512}) {
-    if (!simd::isa_supported(isa)) continue;
-    SCOPED_TRACE(simd::isa_name(isa));
-    std::vector<float> s(rows * ld, 0.0f);
-    for (int64_t j = 0; j < cols; ++j) {
-      s[j] = 0.25f * static_cast<float>(j % 11) - 1.0f;
-      s[ld + j] = -kInf;
-      s[2 * ld + j] = j % 3 == 0 ? -kInf : static_cast<float>(j) * 0.1f;
-    }
-    const std::vector<float> raw = s;
-    std::vector<float> m = {0.5f, -kInf, -kInf}, l = {2.0f, 0.0f, 0.0f}, alpha(3);
-    const float scale = 0.7f;
-    simd::softmax_kernels_for(isa).online_softmax(s.data(), ld, rows, cols, scale, m.data(),
+  std::vector<float> s(rows * ld, 0.0f);
+  for (int64_t j = 0; j < cols; ++j) {
+    s[j] = 0.25f * static_cast<float>(j % 11) - 1.0f;
+    s[ld + j] = -kInf;
+    s[2 * ld + j] = j % 3 == 0 ? -kInf : static_cast<float>(j) * 0.1f;
+  }
+  const std::vector<float> raw = s;
+  std::vector<float> m = {0.5f, -kInf, -kInf}, l = {2.0f, 0.0f, 0.0f}, alpha(3);
+  const float scale = 0.7f;
+  simd::softmax_kernels_for(isa()).online_softmax(s.data(), ld, rows, cols, scale, m.data(),
                                                   l.data(), alpha.data());
-    for (int64_t r = 0; r < rows; ++r) {
-      double mx = -kInf;
-      for (int64_t j = 0; j < cols; ++j) mx = std::max(mx, scale * static_cast<double>(raw[r * ld + j]));
-      const double old_max = r == 0 ? 0.5 : -kInf;
-      const double new_max = std::max(mx, old_max);
-      if (std::isinf(new_max)) {
-        EXPECT_EQ(m[r], -kInf);
-        EXPECT_EQ(l[r], 0.0f);
-        EXPECT_EQ(alpha[r], 1.0f);
-        for (int64_t j = 0; j < cols; ++j) EXPECT_EQ(s[r * ld + j], 0.0f);
-        continue;
-      }
-      double sum = 0.0;
-      for (int64_t j = 0; j < cols; ++j) {
-        const double p = std::exp(scale * static_cast<double>(raw[r * ld + j]) - new_max);
-        EXPECT_NEAR(s[r * ld + j], p, 1e-6 * std::max(1.0, p));
-        sum += p;
-      }
-      const double a = std::exp(old_max - new_max);
-      EXPECT_NEAR(m[r], new_max, 1e-6);
-      EXPECT_NEAR(alpha[r], a, 1e-6);
-      EXPECT_NEAR(l[r], (r == 0 ? 2.0 : 0.0) * a + sum, 1e-5);
+  for (int64_t r = 0; r < rows; ++r) {
+    double mx = -kInf;
+    for (int64_t j = 0; j < cols; ++j) mx = std::max(mx, scale * static_cast<double>(raw[r * ld + j]));
+    const double old_max = r == 0 ? 0.5 : -kInf;
+    const double new_max = std::max(mx, old_max);
+    if (std::isinf(new_max)) {
+      EXPECT_EQ(m[r], -kInf);
+      EXPECT_EQ(l[r], 0.0f);
+      EXPECT_EQ(alpha[r], 1.0f);
+      for (int64_t j = 0; j < cols; ++j) EXPECT_EQ(s[r * ld + j], 0.0f);
+      continue;
     }
+    double sum = 0.0;
+    for (int64_t j = 0; j < cols; ++j) {
+      const double p = std::exp(scale * static_cast<double>(raw[r * ld + j]) - new_max);
+      EXPECT_NEAR(s[r * ld + j], p, 1e-6 * std::max(1.0, p));
+      sum += p;
+    }
+    const double a = std::exp(old_max - new_max);
+    EXPECT_NEAR(m[r], new_max, 1e-6);
+    EXPECT_NEAR(alpha[r], a, 1e-6);
+    EXPECT_NEAR(l[r], (r == 0 ? 2.0 : 0.0) * a + sum, 1e-5);
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(AllIsas, OnlineSoftmaxEachIsa, ::testing::ValuesIn(testing::kAllIsas),
+                         testing::isa_test_name);
 
 TEST(RoundInputs, Bf16HandComputed) {
   // bf16 keeps 7 mantissa bits: ties go to the even neighbour.

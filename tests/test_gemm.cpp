@@ -102,12 +102,23 @@ std::string where(const char* fam, int64_t rows, int64_t keys, int64_t dim, uint
          " D=" + std::to_string(dim) + " seed=" + std::to_string(seed);
 }
 
+/// The instruction set a family needs beyond plain x86-64, named when its tests are skipped.
+std::string instructions_of(const std::string& family) {
+  if (family == "avx512-f32") return "AVX-512 (F, BW, DQ, VL, CD) with FMA";
+  if (family == "avx2-f32") return "AVX2 with FMA";
+  if (family == "avx512bf16-bf16") return "AVX512-BF16 (with AVX-512)";
+  if (family == "amx-bf16") return "AMX-BF16 (with AVX-512 and the OS's AMX tile permission)";
+  return "none (portable)";
+}
+
 class GemmFamily : public ::testing::TestWithParam<const char*> {
  protected:
-  const GemmKernels* family() {
-    const GemmKernels* fam = find_gemm_kernels(GetParam());
-    return fam;
+  void SetUp() override {
+    if (find_gemm_kernels(GetParam()) == nullptr)
+      GTEST_SKIP() << GetParam() << ": not usable on this CPU: missing instruction set "
+                   << instructions_of(GetParam());
   }
+  const GemmKernels* family() { return find_gemm_kernels(GetParam()); }
 };
 
 void check_qk(const GemmKernels& fam, int64_t rows, int64_t keys, int64_t dim, uint64_t seed) {
@@ -196,7 +207,7 @@ void check_pv(const GemmKernels& fam, int64_t rows, int64_t keys, int64_t dim, b
 
 TEST_P(GemmFamily, QkMatchesNaiveGemm) {
   const GemmKernels* fam = family();
-  if (fam == nullptr) GTEST_SKIP() << GetParam() << ": not usable on this CPU (missing instruction set)";
+  ASSERT_NE(fam, nullptr);  // SetUp skipped the families this CPU lacks
   uint64_t seed = 1;
   for (int64_t dim : kDims) {
     for (int64_t rows : kRows) {
@@ -207,7 +218,7 @@ TEST_P(GemmFamily, QkMatchesNaiveGemm) {
 
 TEST_P(GemmFamily, PvMatchesNaiveGemm) {
   const GemmKernels* fam = family();
-  if (fam == nullptr) GTEST_SKIP() << GetParam() << ": not usable on this CPU (missing instruction set)";
+  ASSERT_NE(fam, nullptr);  // SetUp skipped the families this CPU lacks
   uint64_t seed = 1000;
   for (int64_t dim : kDims) {
     for (int64_t rows : kRows) {
@@ -221,7 +232,7 @@ TEST_P(GemmFamily, PvMatchesNaiveGemm) {
 
 TEST_P(GemmFamily, FlashShapeBothAlphaModes) {
   const GemmKernels* fam = family();
-  if (fam == nullptr) GTEST_SKIP() << GetParam() << ": not usable on this CPU (missing instruction set)";
+  ASSERT_NE(fam, nullptr);  // SetUp skipped the families this CPU lacks
   // FastVideo's block: 384 queries x 384 keys, D = 128 (a whole tile against a whole tile).
   check_qk(*fam, 384, 384, 128, 77);
   check_pv(*fam, 384, 384, 128, false, 78);

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <unistd.h>
 
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -52,6 +53,55 @@ TEST(GoldenFill, DeterministicAndApproximatelyStandardNormal) {
   var /= a.size();
   EXPECT_NEAR(mean, 0.0, 0.01);
   EXPECT_NEAR(var, 1.0, 0.02);
+}
+
+// First values of golden_fill for a few (seed, stream) pairs, as float32 bits. Computed by
+// tests/data/golden_fill_known_answers.py from the written definition (docs/semantics.md
+// section 10), not by this library: the "same bits on every platform" promise, pinned.
+struct GoldenKnownAnswer {
+  uint64_t seed;
+  uint64_t stream;
+  uint32_t bits[8];
+};
+constexpr GoldenKnownAnswer kGoldenKnownAnswers[] = {
+    {0x0000000000000000ull, 0, {0xbfd5095eu, 0x3efb26c0u, 0xbffae8aau, 0x3eb4dcc8u, 0x3f06cd46u, 0xbf9e2e3au, 0x3fb3baccu, 0xbf3d1cc7u}},
+    {0x0000000000000007ull, 1, {0x3f5b1aa2u, 0xbf0700c6u, 0xbfa2ae4eu, 0x3f249ac1u, 0xbf0e4bc0u, 0x3f75bbd8u, 0x3ebbef08u, 0x3f245f68u}},
+    {0x00000000000007e9ull, 2, {0x3fad877bu, 0x3f90fea8u, 0xbe980cecu, 0xbf41b776u, 0xbfec6298u, 0xbf0ae962u, 0x3f3de8c9u, 0x3fb8963eu}},
+    {0xdeadbeefcafef00dull, 3, {0xbf9b6796u, 0xbf85725eu, 0xbd5690d0u, 0x40045682u, 0xbf75da71u, 0xbf913b7au, 0x3e07f190u, 0x3f2b6daau}},
+    {0xffffffffffffffffull, 0, {0xc01de7dcu, 0xbcbcf8c0u, 0xbf92886cu, 0x3f344edbu, 0xbfe86bc0u, 0xbf5b9c03u, 0x3ff38f6au, 0xbe443aacu}},
+    {0x8000000000000000ull, 1, {0x3e499b3cu, 0x3c3eba00u, 0x3fe88de2u, 0x3e233540u, 0xbf9064f8u, 0xbe9b57deu, 0x3ea43ebeu, 0x3ce69e40u}},
+};
+
+uint32_t float_bits(float f) {
+  uint32_t b;
+  std::memcpy(&b, &f, sizeof b);
+  return b;
+}
+
+TEST(GoldenFill, KnownAnswersFromTheWrittenDefinition) {
+  for (const GoldenKnownAnswer& want : kGoldenKnownAnswers) {
+    std::vector<float> got(8);
+    golden_fill(got.data(), 8, want.seed, want.stream);
+    for (int i = 0; i < 8; ++i)
+      EXPECT_EQ(float_bits(got[i]), want.bits[i])
+          << "seed 0x" << std::hex << want.seed << std::dec << " stream " << want.stream
+          << " value " << i << " (" << got[i] << ")";
+  }
+}
+
+TEST(GoldenFill, StreamInPiecesGivesTheKnownAnswers) {
+  // GoldenStream must continue where the last piece stopped (sta verify reads in chunks).
+  for (const GoldenKnownAnswer& want : kGoldenKnownAnswers) {
+    GoldenStream stream(want.seed, want.stream);
+    std::vector<float> got(8);
+    stream.fill(got.data(), 3);
+    stream.fill(got.data() + 3, 0);
+    stream.fill(got.data() + 3, 5);
+    for (int i = 0; i < 8; ++i)
+      EXPECT_EQ(float_bits(got[i]), want.bits[i])
+          << "seed 0x" << std::hex << want.seed << std::dec << " stream " << want.stream
+          << " value " << i;
+  }
 }
 
 TEST(Sha256, KnownVectors) {

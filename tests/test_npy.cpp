@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -309,6 +310,61 @@ TEST(NpyRead, RejectsFortranOrderAndUnsupportedDtypes) {
     expect_rejected(make_npy(dict_for(dtype, "(4,)"), four), "unsupported dtype");
   expect_rejected(make_npy("{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (4,), }", four),
                   "structured");
+}
+
+// Big-endian bytes of `values` (independent of the reader): what NumPy writes for '>f8'.
+std::string be_bytes(const std::vector<double>& values) {
+  std::string out = le_bytes(values);
+  for (size_t i = 0; i < out.size(); i += 8) std::reverse(out.begin() + i, out.begin() + i + 8);
+  return out;
+}
+
+// Expects `what()` of the error thrown by `read` to name `needles`; `label` says which path.
+template <typename Read>
+void expect_refused(Read read, const std::vector<std::string>& needles, const std::string& label) {
+  try {
+    read();
+    ADD_FAILURE() << label << ": accepted";
+  } catch (const Error& e) {
+    for (const std::string& n : needles)
+      EXPECT_NE(std::string(e.what()).find(n), std::string::npos)
+          << label << ": expected '" << n << "' in: " << e.what();
+  }
+}
+
+TEST(NpyRead, RejectsEveryByteOrderButLittleEndian) {
+  // Reading big-endian (or native '=') bytes as little-endian would give silently wrong
+  // numbers. Each file holds exactly as many bytes as its dtype needs, so only the byte
+  // order can make the reader refuse it; both the copying and the mapping reader are held.
+  const std::vector<double> values{1.0, -2.5, 3.25, 1e-3};
+  const std::string be8 = be_bytes(values);  // 32 bytes: 4 x 8, 8 x 4 or 16 x 2
+  struct Case {
+    const char* dtype;
+    const char* shape;
+    const char* says;
+  };
+  const Case cases[] = {
+      {">f8", "(4,)", "big-endian"},  {">f4", "(8,)", "big-endian"},  {">f2", "(16,)", "big-endian"},
+      {">i4", "(8,)", "big-endian"},  {">i8", "(4,)", "big-endian"},  {">i2", "(16,)", "big-endian"},
+      {">u4", "(8,)", "big-endian"},  {">c8", "(4,)", "big-endian"},  {">c16", "(2,)", "big-endian"},
+      {">b1", "(32,)", "big-endian"}, {"=f8", "(4,)", "native byte order"},
+      {"=f4", "(8,)", "native byte order"}, {"=f2", "(16,)", "native byte order"},
+      {"|f4", "(8,)", "unsupported dtype"}, {"f4", "(8,)", "unsupported dtype"}};
+  TempDir dir;
+  for (const Case& c : cases) {
+    const std::string bytes = make_npy(dict_for(c.dtype, c.shape), be8);
+    const std::vector<std::string> says{c.says, std::string("'") + c.dtype + "'", "'<f4'"};
+    expect_refused([&] { read_npy_bytes(bytes, "--q"); }, says, std::string(c.dtype) + " bytes");
+    const std::string path = dir.file(std::string("x") + std::to_string(&c - cases) + ".npy");
+    std::ofstream(path, std::ios::binary) << bytes;
+    std::vector<std::string> named = says;
+    named.push_back("--v '" + path + "'");  // the argument and the file
+    expect_refused([&] { read_npy(path, "--v"); }, named, std::string(c.dtype) + " read_npy");
+    expect_refused([&] { view_npy(path, "--v"); }, named, std::string(c.dtype) + " view_npy");
+  }
+  // The same values little-endian are read (the cases above fail only for the byte order).
+  const NpyArray le = read_npy_bytes(make_npy(dict_for("<f8", "(4,)"), le_bytes(values)), "--q");
+  EXPECT_EQ(le.data, (std::vector<float>{1.0f, -2.5f, 3.25f, static_cast<float>(1e-3)}));
 }
 
 TEST(NpyRead, RejectsMalformedHeaderDicts) {

@@ -27,9 +27,19 @@ const std::vector<GoldenPreset>& golden_presets();
 /// The preset called `name`; throws sta::Error naming `arg` and listing the presets.
 const GoldenPreset& find_golden_preset(const std::string& name, const std::string& arg = "--preset");
 
-/// Fills `n` floats with approximately N(0,1) values (Irwin-Hall sum of 12 uniforms of 24
-/// bits, minus 6) from xoshiro256** seeded by splitmix64(seed, stream). Only exact integer
-/// and double arithmetic: the same bits on every platform and compiler.
+/// Fills `n` floats with approximately N(0,1) values: the same bits on every platform and
+/// compiler (only exact integer and double arithmetic). The definition, all integers modulo
+/// 2^64 (docs/semantics.md section 10; tests pin it by known answers):
+///  * splitmix64 step on a state x: x += 0x9E3779B97F4A7C15; z = x;
+///    z = (z ^ z>>30) * 0xBF58476D1CE4E5B9; z = (z ^ z>>27) * 0x94D049BB133111EB;
+///    output z ^ z>>31.
+///  * m = seed ^ (0xA0761D6478BD642F * (stream + 1)); x = one splitmix64 output on state m;
+///    the xoshiro256** state s[0..3] = four successive splitmix64 outputs from state x.
+///  * xoshiro256** next(): r = rotl(s1 * 5, 7) * 9; t = s1 << 17; s2 ^= s0; s3 ^= s1;
+///    s1 ^= s2; s0 ^= s3; s2 ^= t; s3 = rotl(s3, 45); returns r.
+///  * value i: sum of (next() >> 40) over 12 consecutive draws (Irwin-Hall, 24-bit uniforms),
+///    then float32(sum / 2^24 - 6) rounded to nearest even (the double is exact).
+/// Golden folders use stream 0 for q, 1 for k, 2 for v, 3 for dout.
 void golden_fill(float* data, int64_t n, uint64_t seed, uint64_t stream);
 
 /// golden_fill() in pieces: fill(a, n1) then fill(b, n2) gives the values golden_fill would

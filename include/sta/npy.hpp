@@ -30,7 +30,8 @@ std::string shape_to_string(const std::vector<int64_t>& shape);
 
 /// Parses the bytes of an .npy file (format 1.0, 2.0 or 3.0; dtype '<f4', '<f2' or '<f8';
 /// C order). Throws sta::Error whose message starts with `arg` and says what was expected on
-/// a bad magic, an unsupported version, dtype or Fortran order, a malformed header dict, a
+/// a bad magic, an unsupported version, dtype (any byte order but '<', e.g. '>f8' or '=f4',
+/// is refused by name, never read as little-endian) or Fortran order, a malformed header dict, a
 /// shape that is negative, overflows or exceeds kMaxNpyElements, or data that is shorter or
 /// longer than the header says. Never crashes; allocates only for data actually present.
 NpyArray read_npy_bytes(const std::string& bytes, const std::string& arg);

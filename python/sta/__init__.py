@@ -253,17 +253,26 @@ def _as_f32(x: Any, arg: str, notes: List[str]) -> Tuple[np.ndarray, _Origin]:
         else:
             raise TypeError(f"{arg}: {type(x).__name__}; expected a numpy array, a CPU "
                             "torch.Tensor or an object with __array__ / __dlpack__")
+    # A big-endian array (e.g. np.load of a '>f4' file) knows its byte order: numpy converts
+    # it to little-endian values (never a reinterpretation of the bytes); the C++ side takes
+    # little-endian only.
+    big = x.dtype.byteorder == ">" and x.dtype.kind in "fu"
+    if big:
+        x = x.astype(x.dtype.newbyteorder("<"))
+    order = "big-endian " if big else ""
     dt = x.dtype
     if dt == np.float32:
+        if big:
+            notes.append(f"{arg}: big-endian float32 converted to little-endian")
         a = x
     elif dt.name == "bfloat16":  # ml_dtypes.bfloat16
         notes.append(f"{arg}: bfloat16 converted to float32")
         a = _bf16_bits_to_f32(x.view(np.uint16))
     elif dt == np.uint16:
-        notes.append(f"{arg}: uint16 read as bfloat16 bits, converted to float32")
+        notes.append(f"{arg}: {order}uint16 read as bfloat16 bits, converted to float32")
         a = _bf16_bits_to_f32(x)
     elif dt in (np.float16, np.float64):
-        notes.append(f"{arg}: {dt.name} converted to float32")
+        notes.append(f"{arg}: {order}{dt.name} converted to float32")
         a = x.astype(np.float32)
     else:
         raise TypeError(f"{arg}: dtype {dt}; expected float32, float16, float64 or bfloat16 "
@@ -271,8 +280,7 @@ def _as_f32(x: Any, arg: str, notes: List[str]) -> Tuple[np.ndarray, _Origin]:
     if not a.flags.c_contiguous:
         notes.append(f"{arg}: non-contiguous array copied")
         a = np.ascontiguousarray(a)
-    if a.dtype.byteorder == ">":
-        a = a.astype("<f4")
+    assert a.dtype == np.dtype("<f4"), a.dtype  # what the C++ side reads in place
     return a, origin
 
 
