@@ -322,7 +322,9 @@ TEST(Precision, BackwardRunsOnTheRequestedGemmFamily) {
     const AttentionStats st = attention_backward(p.shape, p.options, p.q.data(), p.k.data(), p.v.data(),
                                                  fwd.out.data(), fwd.lse.data(), dout.data(),
                                                  d[0].data(), d[1].data(), d[2].data(), Backend::kSta);
-    if (!family.empty()) EXPECT_EQ(st.gemm.rfind(family, 0), 0u) << st.gemm;
+    if (!family.empty()) {
+      EXPECT_EQ(st.gemm.rfind(family, 0), 0u) << st.gemm;
+    }
     if (family.empty()) {
       for (int i = 0; i < 3; ++i) base[i] = d[i];
       continue;
