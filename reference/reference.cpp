@@ -6,6 +6,8 @@
 #include <vector>
 
 #include "sta/error.hpp"
+#include "sta/layout.hpp"
+#include "sta/mask.hpp"
 
 namespace sta {
 
@@ -18,6 +20,11 @@ void reference_attention(const AttentionShape& shape, const AttentionOptions& op
   const double scale = options.effective_scale(D);
   const int64_t heads_total = shape.batch * shape.heads;
 
+  // Canvas coordinates of every video token, found once (the mask is asked for S^2 pairs).
+  std::vector<TokenCoord> coord(static_cast<size_t>(g.video_tokens()));
+  for (int64_t s = 0; s < g.video_tokens(); ++s) coord[static_cast<size_t>(s)] = token_coord(g, options.layout, s);
+  const TokenCoord none{0, 0, 0};
+
 #pragma omp parallel
   {
     std::vector<double> score(static_cast<size_t>(S));
@@ -25,7 +32,7 @@ void reference_attention(const AttentionShape& shape, const AttentionOptions& op
 #pragma omp for collapse(2) schedule(static)
     for (int64_t bh = 0; bh < heads_total; ++bh)
       for (int64_t i = 0; i < S; ++i) {
-        const Mask& mask = mask_for_head(options.masks, bh % shape.heads);
+        const QueryMask mask(g, mask_for_head(options.masks, bh % shape.heads), options.layout, i);
         const float* qi = q + (bh * S + i) * D;
         const float* kb = k + bh * S * D;
         const float* vb = v + bh * S * D;
@@ -33,7 +40,7 @@ void reference_attention(const AttentionShape& shape, const AttentionOptions& op
         double m = -std::numeric_limits<double>::infinity();
         bool any = false;
         for (int64_t j = 0; j < S; ++j) {
-          allowed[j] = mask_allows(g, mask, options.layout, i, j);
+          allowed[j] = mask.allows(j, j < g.video_tokens() ? coord[static_cast<size_t>(j)] : none);
           if (!allowed[j]) continue;
           double dot = 0.0;
           for (int64_t d = 0; d < D; ++d) dot += static_cast<double>(qi[d]) * kb[j * D + d];

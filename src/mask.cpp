@@ -108,11 +108,19 @@ bool video_mask_allows(const Geometry& g, const Mask& mask, const TokenCoord& q,
   return true;
 }
 
+QueryMask::QueryMask(const Geometry& g, const Mask& mask, Layout layout, int64_t q)
+    : video_(g.video_tokens()), valid_keys_(g.valid_keys()), text_query_(q >= g.video_tokens()) {
+  const TokenCoord qc = text_query_ ? TokenCoord{0, 0, 0} : token_coord(g, layout, q);
+  const int64_t c[3] = {qc.t, qc.y, qc.x};
+  for (int a = 0; a < 3; ++a) {
+    len_[a] = g.canvas[a];
+    axis_[a] = allowed_keys_on_axis(mask.kind, mask.window[a], g.canvas[a], g.tile[a], c[a]);
+  }
+}
+
 bool mask_allows(const Geometry& g, const Mask& mask, Layout layout, int64_t q, int64_t k) {
-  const int64_t v = g.video_tokens();
-  if (k >= g.valid_keys()) return false;  // padded text keys are never attended
-  if (q >= v || k >= v) return true;      // text query, or video query and valid text key
-  return video_mask_allows(g, mask, token_coord(g, layout, q), token_coord(g, layout, k));
+  const bool video_key = k < g.video_tokens();
+  return QueryMask(g, mask, layout, q).allows(k, video_key ? token_coord(g, layout, k) : TokenCoord{0, 0, 0});
 }
 
 void validate_head_masks(const std::vector<Mask>& masks, int64_t heads, const Geometry& g,

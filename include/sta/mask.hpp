@@ -87,6 +87,28 @@ bool video_mask_allows(const Geometry& g, const Mask& mask, const TokenCoord& q,
 /// video-video by the mask, anything else iff the key is a valid (non-padding) token.
 bool mask_allows(const Geometry& g, const Mask& mask, Layout layout, int64_t q, int64_t k);
 
+/// mask_allows() for one query and every key, with the query's per-axis key intervals found
+/// once (the double reference asks for all S^2 pairs: this makes a pair three compares).
+/// mask_allows() itself is written with it, so the two cannot differ.
+class QueryMask {
+ public:
+  QueryMask(const Geometry& g, const Mask& mask, Layout layout, int64_t q);
+  /// mask_allows(g, mask, layout, q, k); `kc` is token_coord(g, layout, k) when k is a video
+  /// token (it is not read otherwise).
+  bool allows(int64_t k, const TokenCoord& kc) const {
+    if (k >= valid_keys_) return false;  // padded text keys are never attended
+    if (text_query_ || k >= video_) return true;
+    return interval_contains(axis_[0], len_[0], kc.t) && interval_contains(axis_[1], len_[1], kc.y) &&
+           interval_contains(axis_[2], len_[2], kc.x);
+  }
+
+ private:
+  int64_t video_, valid_keys_;
+  bool text_query_;
+  AxisInterval axis_[3];
+  int64_t len_[3];
+};
+
 /// One mask per head: `masks` holds either one mask for all heads or exactly `heads` masks.
 /// Throws sta::Error naming `arg` otherwise.
 void validate_head_masks(const std::vector<Mask>& masks, int64_t heads, const Geometry& g,
