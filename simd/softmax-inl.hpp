@@ -113,6 +113,24 @@ inline void store_bf16<xsimd::avx512bw>(const xsimd::batch<float, xsimd::avx512b
 }
 #endif
 
+/// Stores two full vectors of p (2 * lanes values) rounded to bf16.
+template <class Arch>
+inline void store_bf16_pair(const xsimd::batch<float, Arch>& p0,
+                            const xsimd::batch<float, Arch>& p1, uint16_t* dst) {
+  constexpr int64_t kLanes = static_cast<int64_t>(xsimd::batch<float, Arch>::size);
+  store_bf16<Arch>(p0, dst, kLanes);
+  store_bf16<Arch>(p1, dst + kLanes, kLanes);
+}
+#if defined(__AVX512BF16__)
+/// One vcvtne2ps2bf16 rounds both vectors (2 uops for 32 values instead of 4).
+template <>
+inline void store_bf16_pair<xsimd::avx512bw>(const xsimd::batch<float, xsimd::avx512bw>& p0,
+                                             const xsimd::batch<float, xsimd::avx512bw>& p1,
+                                             uint16_t* dst) {
+  _mm512_storeu_si512(dst, reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(p1, p0)));
+}
+#endif
+
 template <class Arch, POut kOut>
 inline void online_softmax_body(float* scores, int64_t ld, int64_t rows, int64_t cols,
                                 float scale, float* row_max, float* row_sum, float* alpha,
@@ -196,8 +214,12 @@ inline void online_softmax_body(float* scores, int64_t ld, int64_t rows, int64_t
       const Batch p0 = p_exp<Arch, kOut>(xsimd::fma(Batch::load_unaligned(s + j), vscale, vshift));
       const Batch p1 =
           p_exp<Arch, kOut>(xsimd::fma(Batch::load_unaligned(s + j + kLanes), vscale, vshift));
-      put(p0, s, pb, j, kLanes);
-      put(p1, s, pb, j + kLanes, kLanes);
+      if constexpr (kOut == POut::kBf16Out) {
+        store_bf16_pair<Arch>(p0, p1, pb + j);
+      } else {
+        put(p0, s, pb, j, kLanes);
+        put(p1, s, pb, j + kLanes, kLanes);
+      }
       sum0 += p0;
       sum1 += p1;
     }

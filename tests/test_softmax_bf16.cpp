@@ -38,11 +38,13 @@ std::vector<NamedKernel> bf16_kernels() {
   return out;
 }
 
-/// One row per x: column 0 holds x, the other 15 are masked (-inf); the running max is 0 and
-/// the running sum 0, so the new max stays 0 and the row sum returned is the kernel's fp32
-/// p = exp(x) itself (a sum of p and exact zeros).
+/// One row per x: column col(r) = r % 32 holds x (every lane of a vector pair in turn), the
+/// other 31 are masked (-inf); the running max is 0 and the running sum 0, so the new max
+/// stays 0 and the row sum returned is the kernel's fp32 p = exp(x) itself (a sum of p and
+/// exact zeros).
 struct ExpProbe {
-  static constexpr int64_t kCols = 16;
+  static constexpr size_t kCols = 32;
+  static size_t col(size_t r) { return r % kCols; }
   std::vector<float> x;
   std::vector<float> scores, row_max, row_sum, alpha;
   std::vector<simd::bf16_t> p;
@@ -50,15 +52,16 @@ struct ExpProbe {
   explicit ExpProbe(std::vector<float> xs) : x(std::move(xs)) {
     const size_t rows = x.size();
     scores.assign(rows * kCols, -kInf);
-    for (size_t r = 0; r < rows; ++r) scores[r * kCols] = x[r];
+    for (size_t r = 0; r < rows; ++r) scores[r * kCols + col(r)] = x[r];
     row_max.assign(rows, 0.0f);
     row_sum.assign(rows, 0.0f);
     alpha.assign(rows, 0.0f);
     p.assign(rows * kCols, 0xffff);
   }
   void run(simd::OnlineSoftmaxBf16Fn fn) {
-    fn(scores.data(), kCols, static_cast<int64_t>(x.size()), kCols, 1.0f, row_max.data(),
-       row_sum.data(), alpha.data(), p.data(), kCols);
+    const auto cols = static_cast<int64_t>(kCols);
+    fn(scores.data(), cols, static_cast<int64_t>(x.size()), cols, 1.0f, row_max.data(),
+       row_sum.data(), alpha.data(), p.data(), cols);
   }
 };
 
@@ -83,9 +86,9 @@ TEST(SoftmaxBf16, ExpMeetsItsStatedBoundOverTheWholeRange) {
       ASSERT_EQ(probe.alpha[r], 1.0f) << "x = " << xs[r];
       // P is the kernel's fp32 p rounded to nearest even (vcvtneps2bf16 flushes p < 2^-126).
       const simd::bf16_t expect = got < 0x1p-126f ? simd::bf16_t{0} : simd::float_to_bf16(got);
-      ASSERT_EQ(probe.p[r * ExpProbe::kCols], expect) << "x = " << xs[r] << " p = " << got;
-      for (int64_t j = 1; j < ExpProbe::kCols; ++j) {
-        ASSERT_EQ(probe.p[r * ExpProbe::kCols + j], 0) << "masked key, x = " << xs[r];
+      for (size_t j = 0; j < ExpProbe::kCols; ++j) {
+        ASSERT_EQ(probe.p[r * ExpProbe::kCols + j], j == ExpProbe::col(r) ? expect : 0)
+            << "x = " << xs[r] << " p = " << got << " column " << j;
       }
     }
     std::printf("[ %s ] exp max relative error: %.3g (p >= 2^-24), %.3g (2^-126 <= p < 2^-24)\n",
@@ -104,13 +107,13 @@ TEST(SoftmaxBf16, SpecialValues) {
     ExpProbe probe(xs);
     probe.run(k.fn);
     EXPECT_TRUE(std::isnan(probe.row_sum[0]));
-    EXPECT_TRUE(std::isnan(simd::bf16_to_float(probe.p[0])));
+    EXPECT_TRUE(std::isnan(simd::bf16_to_float(probe.p[ExpProbe::col(0)])));
     for (size_t r = 1; r < 3; ++r) {
       EXPECT_EQ(probe.row_sum[r], 0.0f) << "x = " << xs[r];
-      EXPECT_EQ(probe.p[r * ExpProbe::kCols], 0) << "x = " << xs[r];
+      EXPECT_EQ(probe.p[r * ExpProbe::kCols + ExpProbe::col(r)], 0) << "x = " << xs[r];
     }
     EXPECT_EQ(probe.row_sum[3], 1.0f);
-    EXPECT_EQ(simd::bf16_to_float(probe.p[3 * ExpProbe::kCols]), 1.0f);
+    EXPECT_EQ(simd::bf16_to_float(probe.p[3 * ExpProbe::kCols + ExpProbe::col(3)]), 1.0f);
   }
 }
 
