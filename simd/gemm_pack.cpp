@@ -2,6 +2,7 @@
 // Portable code: it runs once per (batch, head) and key block, O(keys * D), against the
 // O(rows * keys * D) of the kernels that read it.
 #include <cstring>
+#include <vector>
 
 #include "gemm.hpp"
 
@@ -56,17 +57,27 @@ void pack_k(PackedLayout layout, const float* k, int64_t ldk, int64_t keys, int6
       break;
     }
     case PackedLayout::kBf16Panels: {
-      // (key, d) at p*Dp*32 + (d/2)*64 + (key%32)*2 + d%2: each key's row is read once, in
-      // order, and written as (d, d+1) pairs 64 values apart.
+      // (key, d) at p*Dp*32 + (d/2)*64 + (key%32)*2 + d%2: per panel, the 32 key rows are
+      // converted into a row-major scratch of (d, d+1) pairs (contiguous, so it vectorises),
+      // then the (d, d+1) pairs are transposed into the panel, 32 keys' pairs per 128 bytes.
       const int64_t dp = padded_dim_bf16(dim);
       bf16_t* out = static_cast<bf16_t*>(dst) + key0 * dp;
-      for (int64_t key = 0; key < padded; ++key) {
-        bf16_t* col = out + (key / kKeyPanel) * dp * kKeyPanel + (key % kKeyPanel) * 2;
-        const float* row = k + key * ldk;
+      std::vector<bf16_t> rows(static_cast<size_t>(kKeyPanel * dp));
+      for (int64_t p = 0; p < padded / kKeyPanel; ++p) {
+        for (int64_t j = 0; j < kKeyPanel; ++j) {
+          const int64_t key = p * kKeyPanel + j;
+          bf16_t* row = rows.data() + j * dp;
+          if (key < keys) {
+            rows_to_bf16(k + key * ldk, ldk, 1, dim, dp, row, dp);
+          } else {
+            std::memset(row, 0, static_cast<size_t>(dp) * sizeof(bf16_t));
+          }
+        }
+        bf16_t* panel = out + p * dp * kKeyPanel;
         for (int64_t d = 0; d < dp; d += 2) {
-          const bool real = key < keys;
-          col[(d / 2) * 2 * kKeyPanel] = real && d < dim ? float_to_bf16(row[d]) : 0;
-          col[(d / 2) * 2 * kKeyPanel + 1] = real && d + 1 < dim ? float_to_bf16(row[d + 1]) : 0;
+          for (int64_t j = 0; j < kKeyPanel; ++j) {
+            std::memcpy(panel + d * kKeyPanel + j * 2, rows.data() + j * dp + d, 2 * sizeof(bf16_t));
+          }
         }
       }
       break;
@@ -95,14 +106,27 @@ void pack_v(PackedLayout layout, const float* v, int64_t ldv, int64_t keys, int6
       break;
     }
     case PackedLayout::kBf16Panels: {
+      // (key, c) at (c/32)*kp*32 + (key/2)*64 + (c%32)*2 + key%2: a key pair's two rows,
+      // converted, interleave into one run of 32 (key, key+1) pairs per column panel.
       bf16_t* out = static_cast<bf16_t*>(dst);
-      for (int64_t cp = 0; cp < dim_panels(dim); ++cp) {
-        bf16_t* panel = out + cp * kp * kDimPanel + key0 * kDimPanel;
-        for (int64_t j = 0; j < padded; ++j) {
+      const int64_t dp = padded_dim_bf16(dim);
+      std::vector<bf16_t> two(static_cast<size_t>(2 * dp));
+      for (int64_t j = 0; j < padded; j += 2) {
+        for (int64_t h = 0; h < 2; ++h) {
+          bf16_t* row = two.data() + h * dp;
+          if (j + h < keys) {
+            rows_to_bf16(v + (j + h) * ldv, ldv, 1, dim, dp, row, dp);
+          } else {
+            std::memset(row, 0, static_cast<size_t>(dp) * sizeof(bf16_t));
+          }
+        }
+        for (int64_t cp = 0; cp < dim_panels(dim); ++cp) {
+          bf16_t* panel = out + cp * kp * kDimPanel + (key0 + j) * kDimPanel;
+          const bf16_t* lo = two.data() + cp * kDimPanel;
+          const bf16_t* hi = lo + dp;
           for (int64_t c = 0; c < kDimPanel; ++c) {
-            const int64_t col = cp * kDimPanel + c;
-            const float x = j < keys && col < dim ? v[j * ldv + col] : 0.0f;
-            panel[(j / 2) * 2 * kDimPanel + c * 2 + j % 2] = float_to_bf16(x);
+            panel[2 * c] = lo[c];
+            panel[2 * c + 1] = hi[c];
           }
         }
       }
