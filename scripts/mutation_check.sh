@@ -28,11 +28,30 @@ patches=("$@")
 if [ ${#patches[@]} -eq 0 ]; then
   patches=("$root"/tests/mutations/*.patch)
 fi
-patches=("${patches[@]/#\~/$HOME}")
+for i in "${!patches[@]}"; do patches[$i]="$(realpath "${patches[$i]}")"; done
 
-# The working tree as it is (uncommitted edits included), without build folders.
+# A patch left applied by an interrupted run (a reused STA_MUTATION_DIR) is reverted first.
+if [ -f "$scratch/applied" ]; then
+  (cd "$tree" && git apply -R "$(cat "$scratch/applied")")
+  rm -f "$scratch/applied"
+fi
+# The working tree as it is (uncommitted edits included), without build folders. Only files
+# whose content differs are copied over a previous copy, so that a reused scratch build stays
+# incremental (unchanged files keep their times, changed ones get new ones).
+rm -rf "$scratch/staging"
+mkdir -p "$scratch/staging"
 (cd "$root" && git ls-files -z --cached --others --exclude-standard |
-   tar --null --ignore-failed-read -T - -cf - 2>/dev/null) | tar -xf - -C "$tree"
+   tar --null --ignore-failed-read -T - -cf - 2>/dev/null) | tar -xf - -C "$scratch/staging"
+(cd "$scratch/staging" && find . -type f) | while IFS= read -r f; do
+  if ! cmp -s "$scratch/staging/$f" "$tree/$f"; then
+    mkdir -p "$(dirname "$tree/$f")"
+    cp "$scratch/staging/$f" "$tree/$f"
+  fi
+done
+(cd "$tree" && find . -type f) | while IFS= read -r f; do
+  [ -e "$scratch/staging/$f" ] || rm -f "$tree/$f"
+done
+rm -rf "$scratch/staging"
 
 # The build folder is configured once; the sanitizer and fuzz passes are not run (slow,
 # and a mutation they alone would catch is not what this measures).
@@ -69,7 +88,9 @@ results=()
 for patch in "${patches[@]}"; do
   name="$(basename "$patch" .patch)"
   echo "== $name"
+  echo "$patch" >"$scratch/applied"
   if ! (cd "$tree" && git apply "$patch"); then
+    rm -f "$scratch/applied"
     results+=("$name|PATCH DOES NOT APPLY|")
     status=1
     continue
@@ -90,6 +111,7 @@ for patch in "${patches[@]}"; do
   fi
   # Reverting rewrites the files (new mtimes), so the next build recompiles them.
   (cd "$tree" && git apply -R "$patch")
+  rm -f "$scratch/applied"
 done
 
 echo
