@@ -81,7 +81,7 @@ if ! build_and_test baseline || [ -n "$failed" ]; then
   echo "$failed"
   exit 1
 fi
-echo "baseline: every test passed ($(grep -Eo '[0-9]+ tests passed|tests passed, [0-9]+ tests failed out of [0-9]+' "$logs/baseline.ctest.log" | head -1))"
+echo "baseline: $(grep -E 'tests passed' "$logs/baseline.ctest.log" | head -1)"
 
 status=0
 results=()
