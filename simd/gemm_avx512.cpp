@@ -14,7 +14,8 @@
 // stream from L2 (a 384 x 128 Q block, a 384 x 384 P block and the K/V tile all fit the
 // 2 MB L2). qk's two K panels are 2 x 16 KB for D = 128; pv's two V panels of 384 keys
 // would be 96 KB (twice L1), so pv walks the keys in chunks of kPvKeyChunk (32 KB of V),
-// adding each chunk's product into O.
+// adding each chunk's product into O. Each panel step prefetches the next step's panels
+// (K and V come from L3: a new key tile every block), a slice per row tile.
 // Everything ISA-specific stays in this file's anonymous namespace, so the linker can never
 // pick an AVX-512 copy of a helper for another translation unit (see softmax-inl.hpp).
 #include <immintrin.h>
@@ -116,19 +117,47 @@ STA_INLINE void tail_tile(int n, const float* a, int64_t lda, const float* b, co
   }
 }
 
+/// Memory the next panel step will read (up to two ranges), pulled into cache a slice per
+/// row tile while this step computes: its first tile would otherwise wait on L3 for every
+/// panel row.
+struct Upcoming {
+  const float* from[2] = {nullptr, nullptr};
+  int64_t floats[2] = {0, 0};
+};
+
+/// Prefetches row tile `tile`'s share (of `tiles`) of the upcoming memory into L1: spread
+/// over the tiles, the lines arrive while the FMAs run (into L1 measured 4-5 % faster on the
+/// whole dense loop than none, and a little faster than into L2, 1-thread best of 12).
+STA_INLINE void prefetch_slice(const Upcoming& next, int64_t tile, int64_t tiles) {
+#pragma GCC unroll 2
+  for (int i = 0; i < 2; ++i) {
+    const int64_t lines = next.floats[i] / 16;
+    const int64_t per_tile = (lines + tiles - 1) / tiles;
+    const int64_t end = std::min(lines, (tile + 1) * per_tile);
+    const char* base = reinterpret_cast<const char*>(next.from[i]);
+    for (int64_t l = tile * per_tile; l < end; ++l) {
+      _mm_prefetch(base + l * 64, _MM_HINT_T0);
+    }
+  }
+}
+
 /// All rows against one panel (or panel pair): full tiles, then the tail.
 template <int NV>
 STA_INLINE void panel_rows(const float* a, int64_t lda, int64_t rows, const float* b,
                            const float* b2, int64_t kdim, float* o, int64_t ldo, Epilogue ep,
-                           const float* alpha, __mmask16 m0, __mmask16 m1) {
+                           const float* alpha, __mmask16 m0, __mmask16 m1,
+                           const Upcoming& next = Upcoming{}) {
   constexpr int kRows = kTileRows<NV>;
   const bool has_alpha = ep == Epilogue::kAlpha;
+  const int64_t tiles = (rows + kRows - 1) / kRows;
   int64_t r = 0;
-  for (; r + kRows <= rows; r += kRows) {
+  for (int64_t t = 0; r + kRows <= rows; r += kRows, ++t) {
+    prefetch_slice(next, t, tiles);
     tile<kRows, NV>(a + r * lda, lda, b, b2, kdim, o + r * ldo, ldo, ep,
                     has_alpha ? alpha + r : nullptr, m0, m1);
   }
   if (r < rows) {
+    prefetch_slice(next, tiles - 1, tiles);
     tail_tile<NV>(static_cast<int>(rows - r), a + r * lda, lda, b, b2, kdim, o + r * ldo, ldo,
                   ep, has_alpha ? alpha + r : nullptr, m0, m1);
   }
@@ -152,8 +181,11 @@ void qk_avx512_f32(const void* q, int64_t ldq, int64_t rows, int64_t dim, const 
   const int64_t panel_elems = dim * kKeyPanel;
   int64_t p = 0;
   for (; p + 2 <= panels; p += 2) {
+    Upcoming next;
+    next.from[0] = kf + (p + 2) * panel_elems;
+    next.floats[0] = std::max<int64_t>(0, std::min<int64_t>(2, panels - p - 2)) * panel_elems;
     panel_rows<4>(qf, ldq, rows, kf + p * panel_elems, kf + (p + 1) * panel_elems, dim,
-                  s + p * kKeyPanel, lds, Epilogue::kStore, nullptr, 0xffff, 0xffff);
+                  s + p * kKeyPanel, lds, Epilogue::kStore, nullptr, 0xffff, 0xffff, next);
   }
   if (p < panels) {  // an odd last panel
     panel_rows<2>(qf, ldq, rows, kf + p * panel_elems, nullptr, dim, s + p * kKeyPanel, lds,
@@ -174,8 +206,19 @@ void pv_avx512_f32(const void* p, int64_t ldp, int64_t rows, int64_t kcols, cons
     const float* b = vf + (c0 / kDimPanel) * v_panel_stride;
     for (int64_t k0 = 0; k0 < kcols; k0 += kPvKeyChunk) {
       const int64_t kc = std::min(kPvKeyChunk, kcols - k0);
+      Upcoming next;
+      if (k0 + kc < kcols) {
+        next.from[0] = b + (k0 + kc) * kDimPanel;
+        next.from[1] = next.from[0] + v_panel_stride;
+        next.floats[0] = next.floats[1] = std::min(kPvKeyChunk, kcols - k0 - kc) * kDimPanel;
+      } else if (c0 + 4 * kDimPanel <= dim) {
+        next.from[0] = b + 2 * v_panel_stride;
+        next.from[1] = next.from[0] + v_panel_stride;
+        next.floats[0] = next.floats[1] = std::min(kPvKeyChunk, kcols) * kDimPanel;
+      }
       panel_rows<4>(pf + k0, ldp, rows, b + k0 * kDimPanel, b + v_panel_stride + k0 * kDimPanel,
-                    kc, o + c0, ldo, k0 == 0 ? first : Epilogue::kAdd, alpha, 0xffff, 0xffff);
+                    kc, o + c0, ldo, k0 == 0 ? first : Epilogue::kAdd, alpha, 0xffff, 0xffff,
+                    next);
     }
   }
   // The rest of D (under 64 columns): one panel at a time, all keys at once, masked columns.
