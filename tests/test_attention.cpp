@@ -240,6 +240,34 @@ TEST_P(OnlineSoftmaxEachIsa, FollowsTheFormula) {
   }
 }
 
+TEST_P(OnlineSoftmaxEachIsa, ExponentialIsAccurateOverItsWholeRange) {
+  // p = exp(x) for x from -104 to 0 (past fp32's smallest normal at x = -87.3) against the
+  // double formula: 1 ulp-level relative error where p is a normal float, at most the smallest
+  // normal below (0 for a masked key), NaN for a NaN score (SPEC 6: it propagates).
+  const int64_t cols = 1041;
+  constexpr double kSmallestNormal = 1.1754943508222875e-38;
+  std::vector<float> s(cols);
+  for (int64_t j = 0; j < cols; ++j) s[j] = -0.1f * static_cast<float>(j);
+  s[7] = std::numeric_limits<float>::quiet_NaN();
+  s[8] = -kInf;
+  const std::vector<float> raw = s;
+  float m = 0.0f, l = 0.0f, alpha = 0.0f;
+  simd::softmax_kernels_for(isa()).online_softmax(s.data(), cols, 1, cols, 1.0f, &m, &l, &alpha);
+  EXPECT_TRUE(std::isnan(s[7]));
+  EXPECT_TRUE(std::isnan(l));
+  EXPECT_EQ(s[8], 0.0f);
+  for (int64_t j = 0; j < cols; ++j) {
+    if (j == 7) continue;
+    const double exact = std::exp(static_cast<double>(raw[j]));
+    if (exact >= kSmallestNormal) {
+      EXPECT_NEAR(s[j], exact, 4e-7 * exact) << "x = " << raw[j];
+    } else {
+      EXPECT_LE(s[j], kSmallestNormal) << "x = " << raw[j];
+      EXPECT_GE(s[j], 0.0f) << "x = " << raw[j];
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(AllIsas, OnlineSoftmaxEachIsa, ::testing::ValuesIn(testing::kAllIsas),
                          testing::isa_test_name);
 

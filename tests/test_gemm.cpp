@@ -20,7 +20,7 @@ constexpr float kCanary = 12345.0f;
 // Rows past two register blocks of any family (AVX-512 and AMX block 16-32 rows).
 const int64_t kRows[] = {1, 2, 5, 13, 16, 17, 31, 32, 33, 47, 65};
 // Key-block sizes: below, at and past one and two panels (kKeyPanel = 32).
-const int64_t kKeys[] = {1, 7, 31, 32, 33, 64, 95};
+const int64_t kKeys[] = {1, 7, 31, 32, 33, 64, 95, 160, 257};
 const int64_t kDims[] = {1, 3, 16, 32, 33, 48, 64, 80, 96, 128, 192, 256};
 
 /// Families every test visits, usable or not: the missing ones are reported as skipped.
