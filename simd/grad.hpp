@@ -29,6 +29,18 @@ using GradScoresFn = void (*)(float* dp, int64_t lddp, const float* p, int64_t l
 using TransposeFn = void (*)(const float* src, int64_t lds, int64_t rows, int64_t cols,
                              float* dst, int64_t ldd, int64_t pad);
 
+/// O += A^T V for the backward's key-side GEMMs (dV += P^T dO, dK += dS^T Q) without a
+/// transpose: o[r*ldo + c] += sum_{k < kdim} a[k*lda + r] * v[k][c] for r < rows, c < dim.
+/// A is read as stored (row k = one query row of P or dS, so the `rows` key columns of one
+/// register tile are contiguous); V is packed in the kF32Panels layout (simd/gemm.hpp:
+/// column panel cp at v_packed + cp * v_panel_stride, row k of a panel 32 floats).
+/// `kdim` is any count (not padded: only rows k < kdim of A are read, so A's padding rows
+/// may hold anything). Accumulated in fp32 in a fixed order (results depend only on the
+/// inputs); columns [dim, 32 * panels) are never stored.
+using AddTransposedPvFn = void (*)(const float* a, int64_t lda, int64_t rows, int64_t kdim,
+                                   const float* v_packed, int64_t v_panel_stride, int64_t dim,
+                                   float* o, int64_t ldo);
+
 void probs_from_lse_scalar(float*, int64_t, int64_t, int64_t, float, const float*);
 void probs_from_lse_avx2(float*, int64_t, int64_t, int64_t, float, const float*);
 void probs_from_lse_avx512(float*, int64_t, int64_t, int64_t, float, const float*);
@@ -37,6 +49,12 @@ void grad_scores_avx2(float*, int64_t, const float*, int64_t, int64_t, int64_t, 
 void grad_scores_avx512(float*, int64_t, const float*, int64_t, int64_t, int64_t, const float*, float);
 void transpose_scalar(const float*, int64_t, int64_t, int64_t, float*, int64_t, int64_t);
 void transpose_avx2(const float*, int64_t, int64_t, int64_t, float*, int64_t, int64_t);
+void add_transposed_pv_scalar(const float*, int64_t, int64_t, int64_t, const float*, int64_t,
+                              int64_t, float*, int64_t);
+void add_transposed_pv_avx2(const float*, int64_t, int64_t, int64_t, const float*, int64_t,
+                            int64_t, float*, int64_t);
+void add_transposed_pv_avx512(const float*, int64_t, int64_t, int64_t, const float*, int64_t,
+                              int64_t, float*, int64_t);
 
 /// The backward kernels of one instruction set.
 struct BackwardKernels {
@@ -44,6 +62,9 @@ struct BackwardKernels {
   ProbsFromLseFn probs_from_lse;
   GradScoresFn grad_scores;
   TransposeFn transpose;  ///< the AVX2 one serves AVX-512 too (8x8 blocks, exact copies)
+  /// For GEMM families of the kF32Panels layout; the backward transposes and calls the
+  /// family's pv for the others (kF32Rows: OpenBLAS).
+  AddTransposedPvFn add_transposed_pv;
 };
 /// Kernels of `isa` (which must be supported).
 BackwardKernels backward_kernels_for(Isa isa);

@@ -16,6 +16,12 @@ void grad_scores_avx2(float* dp, int64_t lddp, const float* p, int64_t ldp, int6
                       int64_t cols, const float* delta, float scale) {
   grad_scores_body<xsimd::fma3<xsimd::avx2>>(dp, lddp, p, ldp, rows, cols, delta, scale);
 }
+void add_transposed_pv_avx2(const float* a, int64_t lda, int64_t rows, int64_t kdim,
+                            const float* v_packed, int64_t v_panel_stride, int64_t dim, float* o,
+                            int64_t ldo) {
+  add_transposed_pv_body<xsimd::fma3<xsimd::avx2>, 6>(a, lda, rows, kdim, v_packed,
+                                                      v_panel_stride, dim, o, ldo);
+}
 
 namespace {
 

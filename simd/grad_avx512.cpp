@@ -17,4 +17,11 @@ void grad_scores_avx512(float* dp, int64_t lddp, const float* p, int64_t ldp, in
   grad_scores_body<xsimd::avx512bw>(dp, lddp, p, ldp, rows, cols, delta, scale);
 }
 
+void add_transposed_pv_avx512(const float* a, int64_t lda, int64_t rows, int64_t kdim,
+                              const float* v_packed, int64_t v_panel_stride, int64_t dim, float* o,
+                              int64_t ldo) {
+  add_transposed_pv_body<xsimd::avx512bw, 12>(a, lda, rows, kdim, v_packed, v_panel_stride, dim,
+                                              o, ldo);
+}
+
 }  // namespace sta::simd

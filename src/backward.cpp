@@ -209,6 +209,9 @@ struct HeadJob {
   std::atomic<int64_t>* done;  ///< per key block: accumulations applied so far
 };
 
+/// Whether the backward transposes P and dS for the family's pv (see run_query_block).
+bool transposes(const simd::GemmKernels& gemm) { return gemm.layout != simd::PackedLayout::kF32Panels; }
+
 /// One thread's scratch, allocated once per call.
 struct Scratch {
   Scratch(const simd::GemmKernels& gemm, int64_t rp, int64_t kc, int64_t dim)
@@ -217,7 +220,8 @@ struct Scratch {
         dout_as_v(float_array(simd::packed_v_elements(gemm.layout, rp, dim))),
         lse(float_array(rp)), delta(float_array(rp)),
         p(float_array(rp * kc)), ds(float_array(rp * kc)),
-        pt(float_array(kc * rp)), dst(float_array(kc * rp)),
+        pt(float_array(transposes(gemm) ? kc * rp : 0)),
+        dst(float_array(transposes(gemm) ? kc * rp : 0)),
         ones(float_array(std::max(rp, kc))) {
     std::fill(ones.get(), ones.get() + std::max(rp, kc), 1.0f);
   }
@@ -261,6 +265,9 @@ BlockCounts run_query_block(const HeadJob& job, const QueryBlock& qb, const Geom
   const int64_t q_stride = simd::packed_v_panel_stride(gemm.layout, rp, dim);
   float* p = sc.p.get();
   float* ds = sc.ds.get();
+  // dV += P^T dO and dK += dS^T Q: the transposed-A kernel reads the packed-panel layout;
+  // other layouts (OpenBLAS rows) transpose P and dS and call the family's pv.
+  const bool transposed_a = !transposes(gemm);
   BlockCounts did;
   for (const Visit& visit : qb.visits) {
     const KeyBlock& kb = (*job.keys)[static_cast<size_t>(visit.key_block)];
@@ -282,13 +289,19 @@ BlockCounts run_query_block(const HeadJob& job, const QueryBlock& qb, const Geom
     gemm.pv(ds, ld, qb.rows, kc, kv, job.packed.v_stride, dim, sc.ones.get(),
             job.dq + qb.first * dim, dim);
 
-    kernels.transpose(p, ld, qb.rows, kb.count, sc.pt.get(), rp, rp);
-    kernels.transpose(ds, ld, qb.rows, kb.count, sc.dst.get(), rp, rp);
-    wait_for_turn(job.done[visit.key_block], visit.rank);
-    gemm.pv(sc.pt.get(), rp, kb.count, rp, sc.dout_as_v.get(), q_stride, dim, sc.ones.get(),
-            job.dv + kb.first * dim, dim);
-    gemm.pv(sc.dst.get(), rp, kb.count, rp, sc.q_as_v.get(), q_stride, dim, sc.ones.get(),
-            job.dk + kb.first * dim, dim);
+    float* dv = job.dv + kb.first * dim;
+    float* dk = job.dk + kb.first * dim;
+    if (transposed_a) {  // P and dS read as P^T and dS^T by the kernel itself
+      wait_for_turn(job.done[visit.key_block], visit.rank);
+      kernels.add_transposed_pv(p, ld, kb.count, qb.rows, sc.dout_as_v.get(), q_stride, dim, dv, dim);
+      kernels.add_transposed_pv(ds, ld, kb.count, qb.rows, sc.q_as_v.get(), q_stride, dim, dk, dim);
+    } else {
+      kernels.transpose(p, ld, qb.rows, kb.count, sc.pt.get(), rp, rp);
+      kernels.transpose(ds, ld, qb.rows, kb.count, sc.dst.get(), rp, rp);
+      wait_for_turn(job.done[visit.key_block], visit.rank);
+      gemm.pv(sc.pt.get(), rp, kb.count, rp, sc.dout_as_v.get(), q_stride, dim, sc.ones.get(), dv, dim);
+      gemm.pv(sc.dst.get(), rp, kb.count, rp, sc.q_as_v.get(), q_stride, dim, sc.ones.get(), dk, dim);
+    }
     job.done[visit.key_block].store(visit.rank + 1, std::memory_order_release);
 
     if (kb.key_tile >= 0 && qb.query_tile >= 0 && qb.row0 == 0) (visit.masked ? did.mixed : did.dense) += 1;

@@ -583,3 +583,56 @@ TEST(Backward, NonFiniteMaskedKeyDoesNotReachTheGradients) {
 
 }  // namespace
 }  // namespace sta
+
+namespace sta {
+namespace {
+
+TEST(GradKernels, AddTransposedPvMatchesDoubleProductForAllIsas) {
+  // o += A^T V with V packed by pack_v (kF32Panels), against a double sum over the unpacked
+  // V: sizes around the register tiles (12 and 6 rows), the vector pair (16 and 32 columns)
+  // and D that is not a multiple of a panel; A's rows past kdim and O's columns past dim hold
+  // sentinels that must neither be read (NaN) nor written.
+  constexpr uint64_t kSeed = 77;
+  std::mt19937_64 rng(kSeed);
+  std::uniform_real_distribution<float> uni(-1.0f, 1.0f);
+  for (int64_t dim : {1, 7, 16, 20, 32, 40, 64, 128}) {
+    for (int64_t rows : {1, 5, 6, 11, 12, 13, 25, 37}) {
+      for (int64_t kdim : {1, 3, 17, 64}) {
+        const int64_t lda = rows + 5, ldo = dim + 3, kp = simd::padded_keys(kdim);
+        std::vector<float> a(static_cast<size_t>((kdim + 2) * lda), std::nanf(""));
+        for (int64_t k = 0; k < kdim; ++k)
+          for (int64_t r = 0; r < lda; ++r) a[static_cast<size_t>(k * lda + r)] = uni(rng);
+        std::vector<float> v(static_cast<size_t>(kdim * dim)), o0(static_cast<size_t>(rows * ldo));
+        for (float& x : v) x = uni(rng);
+        for (float& x : o0) x = uni(rng);
+        std::vector<float> packed(static_cast<size_t>(
+            simd::packed_v_elements(simd::PackedLayout::kF32Panels, kp, dim)));
+        simd::pack_v(simd::PackedLayout::kF32Panels, v.data(), dim, kdim, dim, 0, kp, packed.data());
+        for (simd::Isa isa : {simd::Isa::kScalar, simd::Isa::kAvx2, simd::Isa::kAvx512}) {
+          if (!simd::isa_supported(isa)) continue;
+          SCOPED_TRACE(std::string(simd::isa_name(isa)) + " dim " + std::to_string(dim) + " rows " +
+                       std::to_string(rows) + " kdim " + std::to_string(kdim) + " seed " +
+                       std::to_string(kSeed));
+          std::vector<float> o = o0;
+          simd::backward_kernels_for(isa).add_transposed_pv(
+              a.data(), lda, rows, kdim, packed.data(),
+              simd::packed_v_panel_stride(simd::PackedLayout::kF32Panels, kp, dim), dim, o.data(), ldo);
+          for (int64_t r = 0; r < rows; ++r) {
+            for (int64_t c = 0; c < dim; ++c) {
+              double want = o0[static_cast<size_t>(r * ldo + c)];
+              for (int64_t k = 0; k < kdim; ++k)
+                want += static_cast<double>(a[static_cast<size_t>(k * lda + r)]) * v[static_cast<size_t>(k * dim + c)];
+              ASSERT_NEAR(o[static_cast<size_t>(r * ldo + c)], want, 1e-5 * (1.0 + static_cast<double>(kdim)))
+                  << r << "," << c;
+            }
+            for (int64_t c = dim; c < ldo; ++c)  // never past dim
+              ASSERT_EQ(o[static_cast<size_t>(r * ldo + c)], o0[static_cast<size_t>(r * ldo + c)]);
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace sta
