@@ -64,8 +64,85 @@ inline void grad_scores_body(float* dp, int64_t lddp, const float* p, int64_t ld
 /// 32 zmm, R = 6 the 16 ymm). Per k the R broadcasts come from one contiguous run of A's row k
 /// (the point of reading A transposed: no strided loads). `cols` < 2 lanes at the last panel
 /// of a D that is not a multiple of the vector pair.
+/// The epilogue of a fused score tile: what becomes of Q K^T (or dO V^T) in registers.
+enum class ScoreEpilogue {
+  kProbs,      ///< p = exp(scale * acc - lse[r]); 0 for a row with lse = -inf
+  kGradScores  ///< ds = (p * scale) * (acc - delta[r]), p read from the P block
+};
+
+/// One R-row tile of a fused score GEMM over 2 vectors of key columns of one K panel
+/// (gemm_avx512.cpp's register tile: per d the panel row as 2 vectors and R broadcasts),
+/// then the epilogue of probs_from_lse_body or grad_scores_body on the accumulators, so S
+/// and dP never travel to memory. Same formulas, the same vector exp and rounding as the
+/// unfused kernels.
+template <class Arch, int R, ScoreEpilogue kEpi>
+__attribute__((noinline)) void fused_scores_tile(const float* a, int64_t lda, int64_t dim,
+                                                 const float* b, float scale, const float* row_term,
+                                                 const float* p, int64_t ldp, float* out,
+                                                 int64_t ldo) {
+  using Batch = xsimd::batch<float, Arch>;
+  constexpr int64_t kLanes = static_cast<int64_t>(Batch::size);
+  Batch c0[R], c1[R];
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) {
+    c0[r] = Batch(0.0f);
+    c1[r] = Batch(0.0f);
+  }
+#pragma GCC unroll 2
+  for (int64_t d = 0; d < dim; ++d) {
+    const Batch b0 = Batch::load_unaligned(b + d * kKeyPanel);
+    const Batch b1 = Batch::load_unaligned(b + d * kKeyPanel + kLanes);
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      const Batch x(a[r * lda + d]);
+      c0[r] = xsimd::fma(x, b0, c0[r]);
+      c1[r] = xsimd::fma(x, b1, c1[r]);
+    }
+  }
+  const Batch vscale(scale);
+  for (int r = 0; r < R; ++r) {
+    float* o = out + r * ldo;
+    if constexpr (kEpi == ScoreEpilogue::kProbs) {
+      if (row_term[r] == -std::numeric_limits<float>::infinity()) {  // no allowed key: p = 0
+        Batch(0.0f).store_unaligned(o);
+        Batch(0.0f).store_unaligned(o + kLanes);
+        continue;
+      }
+      const Batch vshift(-row_term[r]);
+      xsimd::exp(xsimd::fma(c0[r], vscale, vshift)).store_unaligned(o);
+      xsimd::exp(xsimd::fma(c1[r], vscale, vshift)).store_unaligned(o + kLanes);
+    } else {
+      const Batch vdelta(row_term[r]);
+      const float* pr = p + r * ldp;
+      ((Batch::load_unaligned(pr) * vscale) * (c0[r] - vdelta)).store_unaligned(o);
+      ((Batch::load_unaligned(pr + kLanes) * vscale) * (c1[r] - vdelta)).store_unaligned(o + kLanes);
+    }
+  }
+}
+
+/// rows x ncols fused scores against packed K panels (ncols a multiple of kKeyPanel): panel
+/// slices outer, row tiles inner (the 16 KB panel stays in L1, as in gemm_avx512).
+template <class Arch, int R, ScoreEpilogue kEpi>
+inline void fused_scores_body(const float* a, int64_t lda, int64_t rows, int64_t dim,
+                              const float* k_packed, int64_t ncols, float scale,
+                              const float* row_term, const float* p, int64_t ldp, float* out,
+                              int64_t ldo) {
+  constexpr int64_t kCols = 2 * static_cast<int64_t>(xsimd::batch<float, Arch>::size);
+  for (int64_t j = 0; j < ncols; j += kCols) {
+    const float* b = k_packed + (j / kKeyPanel) * dim * kKeyPanel + j % kKeyPanel;
+    auto p_at = [&](int64_t r) { return p == nullptr ? nullptr : p + r * ldp + j; };  // kProbs: none
+    int64_t r = 0;
+    for (; r + R <= rows; r += R)
+      fused_scores_tile<Arch, R, kEpi>(a + r * lda, lda, dim, b, scale, row_term + r,
+                                       p_at(r), ldp, out + r * ldo + j, ldo);
+    for (; r < rows; ++r)  // rows past the last full tile (ragged tiles, text)
+      fused_scores_tile<Arch, 1, kEpi>(a + r * lda, lda, dim, b, scale, row_term + r,
+                                       p_at(r), ldp, out + r * ldo + j, ldo);
+  }
+}
+
 template <class Arch, int R>
-inline void add_transposed_pv_tile(const float* a, int64_t lda, int64_t kdim, const float* b,
+__attribute__((noinline)) void add_transposed_pv_tile(const float* a, int64_t lda, int64_t kdim, const float* b,
                                    float* o, int64_t ldo, int64_t cols) {
   using Batch = xsimd::batch<float, Arch>;
   constexpr int64_t kLanes = static_cast<int64_t>(Batch::size);
@@ -75,6 +152,7 @@ inline void add_transposed_pv_tile(const float* a, int64_t lda, int64_t kdim, co
     c0[r] = Batch(0.0f);
     c1[r] = Batch(0.0f);
   }
+#pragma GCC unroll 2
   for (int64_t k = 0; k < kdim; ++k) {
     const Batch b0 = Batch::load_unaligned(b + k * kDimPanel);
     const Batch b1 = Batch::load_unaligned(b + k * kDimPanel + kLanes);

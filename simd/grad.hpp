@@ -41,6 +41,22 @@ using AddTransposedPvFn = void (*)(const float* a, int64_t lda, int64_t rows, in
                                    const float* v_packed, int64_t v_panel_stride, int64_t dim,
                                    float* o, int64_t ldo);
 
+/// P = exp(scale * Q K^T - lse) in one pass (the qk GEMM with probs_from_lse as its
+/// epilogue: S never goes to memory): p[r*ldp + j] = exp(scale * sum_d q[r*ldq + d] k[j][d]
+/// - lse[r]) for `rows` rows and `ncols` padded keys (a multiple of kKeyPanel) of K packed in
+/// the kF32Panels layout (simd/gemm.hpp), 0 for a row with lse = -inf. Padding keys and
+/// masked entries are the caller's to zero afterwards (p = 0 is exp(-inf)).
+using ProbsQkFn = void (*)(const float* q, int64_t ldq, int64_t rows, int64_t dim,
+                           const float* k_packed, int64_t ncols, float scale, const float* lse,
+                           float* p, int64_t ldp);
+/// dS = scale P (dO V^T - Delta) in one pass (the dP GEMM with grad_scores as its epilogue):
+/// ds[r*ldds + j] = (p[r*ldp + j] * scale) * (sum_d dout[r*ldd + d] v[j][d] - delta[r]), V
+/// packed as K (kF32Panels), `ncols` a multiple of kKeyPanel.
+using GradScoresQkFn = void (*)(const float* dout, int64_t ldd, int64_t rows, int64_t dim,
+                                const float* v_packed, int64_t ncols, const float* p,
+                                int64_t ldp, const float* delta, float scale, float* ds,
+                                int64_t ldds);
+
 void probs_from_lse_scalar(float*, int64_t, int64_t, int64_t, float, const float*);
 void probs_from_lse_avx2(float*, int64_t, int64_t, int64_t, float, const float*);
 void probs_from_lse_avx512(float*, int64_t, int64_t, int64_t, float, const float*);
@@ -49,6 +65,18 @@ void grad_scores_avx2(float*, int64_t, const float*, int64_t, int64_t, int64_t, 
 void grad_scores_avx512(float*, int64_t, const float*, int64_t, int64_t, int64_t, const float*, float);
 void transpose_scalar(const float*, int64_t, int64_t, int64_t, float*, int64_t, int64_t);
 void transpose_avx2(const float*, int64_t, int64_t, int64_t, float*, int64_t, int64_t);
+void probs_qk_scalar(const float*, int64_t, int64_t, int64_t, const float*, int64_t, float,
+                     const float*, float*, int64_t);
+void probs_qk_avx2(const float*, int64_t, int64_t, int64_t, const float*, int64_t, float,
+                   const float*, float*, int64_t);
+void probs_qk_avx512(const float*, int64_t, int64_t, int64_t, const float*, int64_t, float,
+                     const float*, float*, int64_t);
+void grad_scores_qk_scalar(const float*, int64_t, int64_t, int64_t, const float*, int64_t,
+                           const float*, int64_t, const float*, float, float*, int64_t);
+void grad_scores_qk_avx2(const float*, int64_t, int64_t, int64_t, const float*, int64_t,
+                         const float*, int64_t, const float*, float, float*, int64_t);
+void grad_scores_qk_avx512(const float*, int64_t, int64_t, int64_t, const float*, int64_t,
+                           const float*, int64_t, const float*, float, float*, int64_t);
 void add_transposed_pv_scalar(const float*, int64_t, int64_t, int64_t, const float*, int64_t,
                               int64_t, float*, int64_t);
 void add_transposed_pv_avx2(const float*, int64_t, int64_t, int64_t, const float*, int64_t,
@@ -65,6 +93,8 @@ struct BackwardKernels {
   /// For GEMM families of the kF32Panels layout; the backward transposes and calls the
   /// family's pv for the others (kF32Rows: OpenBLAS).
   AddTransposedPvFn add_transposed_pv;
+  ProbsQkFn probs_qk;             ///< kF32Panels families only, like add_transposed_pv
+  GradScoresQkFn grad_scores_qk;  ///< kF32Panels families only
 };
 /// Kernels of `isa` (which must be supported).
 BackwardKernels backward_kernels_for(Isa isa);

@@ -163,8 +163,9 @@ class MixedBlockMask {
       }
     }
   }
-  /// Writes -inf into the disallowed scores of `rows` rows (stride ld) of query offsets row0..
-  void apply(float* s, int64_t ld, int64_t row0, int64_t rows) const {
+  /// Writes `fill` into the disallowed entries of `rows` rows (stride ld) of query offsets
+  /// row0..: -inf into scores, or 0 into probabilities computed without the mask.
+  void apply(float* s, int64_t ld, int64_t row0, int64_t rows, float fill) const {
     for (int64_t r = 0; r < rows; ++r) {
       const int64_t qi = row0 + r;
       const uint8_t* at = &table_[0][(qi / (q_.h * q_.w)) * k_.t];
@@ -176,7 +177,7 @@ class MixedBlockMask {
           float* run = row + (a * k_.h + b) * k_.w;
           const bool th = at[a] && ah[b];
           for (int64_t c = 0; c < k_.w; ++c)
-            if (!(th && aw[c])) run[c] = kNegInf;
+            if (!(th && aw[c])) run[c] = fill;
         }
     }
   }
@@ -265,9 +266,11 @@ BlockCounts run_query_block(const HeadJob& job, const QueryBlock& qb, const Geom
   const int64_t q_stride = simd::packed_v_panel_stride(gemm.layout, rp, dim);
   float* p = sc.p.get();
   float* ds = sc.ds.get();
-  // dV += P^T dO and dK += dS^T Q: the transposed-A kernel reads the packed-panel layout;
-  // other layouts (OpenBLAS rows) transpose P and dS and call the family's pv.
-  const bool transposed_a = !transposes(gemm);
+  // In the packed-panel layout the backward's own kernels (simd/grad.hpp) fuse P and dS into
+  // their GEMMs and read P and dS transposed for dV += P^T dO and dK += dS^T Q; other
+  // layouts (OpenBLAS rows) run the family's qk and pv, with P and dS transposed by hand.
+  const bool fused = !transposes(gemm);
+  const bool transposed_a = fused;
   BlockCounts did;
   for (const Visit& visit : qb.visits) {
     const KeyBlock& kb = (*job.keys)[static_cast<size_t>(visit.key_block)];
@@ -275,15 +278,20 @@ BlockCounts run_query_block(const HeadJob& job, const QueryBlock& qb, const Geom
     const int64_t koff = simd::packed_k_offset(gemm.layout, kb.packed, dim);
     const float* kk = static_cast<const float*>(job.packed.k_as_k) + koff;
     const float* vk = static_cast<const float*>(job.packed.v_as_k) + koff;
-    gemm.qk(sc.q.get(), dim, qb.rows, dim, kk, kc, p, ld);
-    if (visit.masked) {
-      sc.mask.set(g, *job.mask, qb.query_tile, kb.key_tile);
-      sc.mask.apply(p, ld, qb.row0, qb.rows);
+    if (visit.masked) sc.mask.set(g, *job.mask, qb.query_tile, kb.key_tile);
+    if (fused) {  // S and dP stay in registers; masked and padding entries get p = exp(-inf) = 0
+      kernels.probs_qk(sc.q.get(), dim, qb.rows, dim, kk, kc, scale, sc.lse.get(), p, ld);
+      if (visit.masked) sc.mask.apply(p, ld, qb.row0, qb.rows, 0.0f);
+      for (int64_t r = 0; r < qb.rows; ++r) std::fill(p + r * ld + kb.count, p + r * ld + kc, 0.0f);
+      kernels.grad_scores_qk(sc.dout.get(), dim, qb.rows, dim, vk, kc, p, ld, sc.delta.get(), scale, ds, ld);
+    } else {
+      gemm.qk(sc.q.get(), dim, qb.rows, dim, kk, kc, p, ld);
+      if (visit.masked) sc.mask.apply(p, ld, qb.row0, qb.rows, kNegInf);
+      for (int64_t r = 0; r < qb.rows; ++r) std::fill(p + r * ld + kb.count, p + r * ld + kc, kNegInf);
+      kernels.probs_from_lse(p, ld, qb.rows, kc, scale, sc.lse.get());
+      gemm.qk(sc.dout.get(), dim, qb.rows, dim, vk, kc, ds, ld);
+      kernels.grad_scores(ds, ld, p, ld, qb.rows, kc, sc.delta.get(), scale);
     }
-    for (int64_t r = 0; r < qb.rows; ++r) std::fill(p + r * ld + kb.count, p + r * ld + kc, kNegInf);
-    kernels.probs_from_lse(p, ld, qb.rows, kc, scale, sc.lse.get());
-    gemm.qk(sc.dout.get(), dim, qb.rows, dim, vk, kc, ds, ld);
-    kernels.grad_scores(ds, ld, p, ld, qb.rows, kc, sc.delta.get(), scale);
     const float* kv = static_cast<const float*>(job.packed.k_as_v) +
                       simd::packed_v_offset(gemm.layout, kb.packed, dim);
     gemm.pv(ds, ld, qb.rows, kc, kv, job.packed.v_stride, dim, sc.ones.get(),

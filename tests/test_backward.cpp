@@ -636,3 +636,66 @@ TEST(GradKernels, AddTransposedPvMatchesDoubleProductForAllIsas) {
 
 }  // namespace
 }  // namespace sta
+
+namespace sta {
+namespace {
+
+TEST(GradKernels, FusedScoreKernelsMatchDoubleFormulasForAllIsas) {
+  // P = exp(scale Q K^T - lse) and dS = scale P (dO V^T - Delta) with K and V packed by
+  // pack_k (kF32Panels), against double sums over the unpacked rows: row counts around the
+  // register tiles (12, 6), key panels 1..3, D not a multiple of a vector, a row with
+  // lse = -inf (p = 0). Columns past ncols of the outputs must stay untouched.
+  constexpr uint64_t kSeed = 91;
+  std::mt19937_64 rng(kSeed);
+  std::uniform_real_distribution<float> uni(-1.0f, 1.0f);
+  const float scale = 0.3f;
+  for (int64_t dim : {1, 9, 32, 64}) {
+    for (int64_t rows : {1, 6, 7, 12, 13, 26}) {
+      for (int64_t ncols : {32, 96}) {
+        const int64_t ld = ncols + 4, lda = dim + 2;
+        std::vector<float> q(static_cast<size_t>(rows * lda)), dout(q.size());
+        std::vector<float> k(static_cast<size_t>(ncols * dim)), v(k.size());
+        std::vector<float> lse(static_cast<size_t>(rows)), delta(lse.size());
+        for (auto* t : {&q, &dout, &k, &v, &delta}) for (float& x : *t) x = uni(rng);
+        for (float& x : lse) x = 2.0f * uni(rng);
+        lse[0] = -std::numeric_limits<float>::infinity();
+        std::vector<float> kp(k.size()), vp(v.size());
+        simd::pack_k(simd::PackedLayout::kF32Panels, k.data(), dim, ncols, dim, 0, ncols, kp.data());
+        simd::pack_k(simd::PackedLayout::kF32Panels, v.data(), dim, ncols, dim, 0, ncols, vp.data());
+        for (simd::Isa isa : {simd::Isa::kScalar, simd::Isa::kAvx2, simd::Isa::kAvx512}) {
+          if (!simd::isa_supported(isa)) continue;
+          SCOPED_TRACE(std::string(simd::isa_name(isa)) + " dim " + std::to_string(dim) + " rows " +
+                       std::to_string(rows) + " ncols " + std::to_string(ncols) + " seed " +
+                       std::to_string(kSeed));
+          const simd::BackwardKernels kern = simd::backward_kernels_for(isa);
+          std::vector<float> p(static_cast<size_t>(rows * ld), 99.0f), ds(p.size(), 99.0f);
+          kern.probs_qk(q.data(), lda, rows, dim, kp.data(), ncols, scale, lse.data(), p.data(), ld);
+          kern.grad_scores_qk(dout.data(), lda, rows, dim, vp.data(), ncols, p.data(), ld,
+                              delta.data(), scale, ds.data(), ld);
+          for (int64_t r = 0; r < rows; ++r) {
+            for (int64_t j = 0; j < ncols; ++j) {
+              double s = 0.0, dp = 0.0;
+              for (int64_t d = 0; d < dim; ++d) {
+                s += static_cast<double>(q[static_cast<size_t>(r * lda + d)]) * k[static_cast<size_t>(j * dim + d)];
+                dp += static_cast<double>(dout[static_cast<size_t>(r * lda + d)]) * v[static_cast<size_t>(j * dim + d)];
+              }
+              const double want_p = r == 0 ? 0.0 : std::exp(scale * s - lse[static_cast<size_t>(r)]);
+              const float got_p = p[static_cast<size_t>(r * ld + j)];
+              ASSERT_NEAR(got_p, want_p, 1e-5 * std::max(1.0, want_p)) << r << "," << j;
+              const double want_ds = scale * static_cast<double>(got_p) * (dp - delta[static_cast<size_t>(r)]);
+              ASSERT_NEAR(ds[static_cast<size_t>(r * ld + j)], want_ds, 1e-5 * std::max(1.0, std::abs(want_ds)))
+                  << r << "," << j;
+            }
+            for (int64_t j = ncols; j < ld; ++j) {
+              ASSERT_EQ(p[static_cast<size_t>(r * ld + j)], 99.0f);
+              ASSERT_EQ(ds[static_cast<size_t>(r * ld + j)], 99.0f);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace sta
