@@ -256,62 +256,89 @@ void load_query_rows(const HeadJob& job, const QueryBlock& qb, int64_t dim, int6
   }
 }
 
+/// The packed operands of one visit: the key block's K as K, V as K, K as V, and its dK/dV rows.
+struct KeyOperands {
+  const float* k_as_k;
+  const float* v_as_k;
+  const float* k_as_v;
+  int64_t kc;  ///< padded keys
+  float* dk;
+  float* dv;
+};
+
+KeyOperands key_operands(const HeadJob& job, const KeyBlock& kb, int64_t dim, simd::PackedLayout layout) {
+  const int64_t koff = simd::packed_k_offset(layout, kb.packed, dim);
+  return {static_cast<const float*>(job.packed.k_as_k) + koff,
+          static_cast<const float*>(job.packed.v_as_k) + koff,
+          static_cast<const float*>(job.packed.k_as_v) + simd::packed_v_offset(layout, kb.packed, dim),
+          simd::padded_keys(kb.count), job.dk + kb.first * dim, job.dv + kb.first * dim};
+}
+
+/// One visit on the packed-panel layout, with the backward's own kernels: P and dS from
+/// GEMMs with the element-wise step fused (S and dP stay in registers), dQ += dS K, and
+/// dV += P^T dO, dK += dS^T Q reading P and dS transposed in place. (Row chunks of 128 or
+/// 192 rows, to keep P, dS and the key block in L2, measured no faster: the fused GEMMs
+/// lose on short row counts what the others gain.)
+void visit_fused(const HeadJob& job, const QueryBlock& qb, const KeyBlock& kb, const Visit& visit,
+                 const KeyOperands& ko, int64_t dim, float scale, int64_t ld, int64_t q_stride,
+                 const simd::GemmKernels& gemm, const simd::BackwardKernels& kernels, Scratch& sc) {
+  float* p = sc.p.get();
+  float* ds = sc.ds.get();
+  kernels.probs_qk(sc.q.get(), dim, qb.rows, dim, ko.k_as_k, ko.kc, scale, sc.lse.get(), p, ld);
+  if (visit.masked) sc.mask.apply(p, ld, qb.row0, qb.rows, 0.0f);  // p = exp(-inf) = 0
+  for (int64_t r = 0; r < qb.rows; ++r) std::fill(p + r * ld + kb.count, p + r * ld + ko.kc, 0.0f);
+  kernels.grad_scores_qk(sc.dout.get(), dim, qb.rows, dim, ko.v_as_k, ko.kc, p, ld,
+                         sc.delta.get(), scale, ds, ld);
+  gemm.pv(ds, ld, qb.rows, ko.kc, ko.k_as_v, job.packed.v_stride, dim, sc.ones.get(),
+          job.dq + qb.first * dim, dim);
+  wait_for_turn(job.done[visit.key_block], visit.rank);
+  kernels.add_transposed_pv(p, ld, kb.count, qb.rows, sc.dout_as_v.get(), q_stride, dim, ko.dv, dim);
+  kernels.add_transposed_pv(ds, ld, kb.count, qb.rows, sc.q_as_v.get(), q_stride, dim, ko.dk, dim);
+  job.done[visit.key_block].store(visit.rank + 1, std::memory_order_release);
+}
+
+/// One visit on other layouts (OpenBLAS rows): the family's qk and pv, P and dS transposed by
+/// hand for dV and dK; the whole block at once (the BLAS call is the unit of work).
+void visit_transposing(const HeadJob& job, const QueryBlock& qb, const KeyBlock& kb,
+                       const Visit& visit, const KeyOperands& ko, int64_t dim, float scale,
+                       int64_t ld, int64_t rp, int64_t q_stride, const simd::GemmKernels& gemm,
+                       const simd::BackwardKernels& kernels, Scratch& sc) {
+  float* p = sc.p.get();
+  float* ds = sc.ds.get();
+  gemm.qk(sc.q.get(), dim, qb.rows, dim, ko.k_as_k, ko.kc, p, ld);
+  if (visit.masked) sc.mask.apply(p, ld, qb.row0, qb.rows, kNegInf);
+  for (int64_t r = 0; r < qb.rows; ++r) std::fill(p + r * ld + kb.count, p + r * ld + ko.kc, kNegInf);
+  kernels.probs_from_lse(p, ld, qb.rows, ko.kc, scale, sc.lse.get());
+  gemm.qk(sc.dout.get(), dim, qb.rows, dim, ko.v_as_k, ko.kc, ds, ld);
+  kernels.grad_scores(ds, ld, p, ld, qb.rows, ko.kc, sc.delta.get(), scale);
+  gemm.pv(ds, ld, qb.rows, ko.kc, ko.k_as_v, job.packed.v_stride, dim, sc.ones.get(),
+          job.dq + qb.first * dim, dim);
+  kernels.transpose(p, ld, qb.rows, kb.count, sc.pt.get(), rp, rp);
+  kernels.transpose(ds, ld, qb.rows, kb.count, sc.dst.get(), rp, rp);
+  wait_for_turn(job.done[visit.key_block], visit.rank);
+  gemm.pv(sc.pt.get(), rp, kb.count, rp, sc.dout_as_v.get(), q_stride, dim, sc.ones.get(), ko.dv, dim);
+  gemm.pv(sc.dst.get(), rp, kb.count, rp, sc.q_as_v.get(), q_stride, dim, sc.ones.get(), ko.dk, dim);
+  job.done[visit.key_block].store(visit.rank + 1, std::memory_order_release);
+}
+
 /// The backward of one query block (see the file comment). Returns the video blocks it
-/// computed (counted on the first row chunk of a video query tile only).
+/// computed (counted on the first row block of a video query tile only).
 BlockCounts run_query_block(const HeadJob& job, const QueryBlock& qb, const Geometry& g,
                             int64_t dim, float scale, int64_t ld, const simd::GemmKernels& gemm,
                             const simd::BackwardKernels& kernels, Scratch& sc) {
   const int64_t rp = round_up(qb.rows, simd::kKeyPanel);
   load_query_rows(job, qb, dim, rp, gemm, sc);
   const int64_t q_stride = simd::packed_v_panel_stride(gemm.layout, rp, dim);
-  float* p = sc.p.get();
-  float* ds = sc.ds.get();
-  // In the packed-panel layout the backward's own kernels (simd/grad.hpp) fuse P and dS into
-  // their GEMMs and read P and dS transposed for dV += P^T dO and dK += dS^T Q; other
-  // layouts (OpenBLAS rows) run the family's qk and pv, with P and dS transposed by hand.
-  const bool fused = !transposes(gemm);
-  const bool transposed_a = fused;
   BlockCounts did;
   for (const Visit& visit : qb.visits) {
     const KeyBlock& kb = (*job.keys)[static_cast<size_t>(visit.key_block)];
-    const int64_t kc = simd::padded_keys(kb.count);
-    const int64_t koff = simd::packed_k_offset(gemm.layout, kb.packed, dim);
-    const float* kk = static_cast<const float*>(job.packed.k_as_k) + koff;
-    const float* vk = static_cast<const float*>(job.packed.v_as_k) + koff;
+    const KeyOperands ko = key_operands(job, kb, dim, gemm.layout);
     if (visit.masked) sc.mask.set(g, *job.mask, qb.query_tile, kb.key_tile);
-    if (fused) {  // S and dP stay in registers; masked and padding entries get p = exp(-inf) = 0
-      kernels.probs_qk(sc.q.get(), dim, qb.rows, dim, kk, kc, scale, sc.lse.get(), p, ld);
-      if (visit.masked) sc.mask.apply(p, ld, qb.row0, qb.rows, 0.0f);
-      for (int64_t r = 0; r < qb.rows; ++r) std::fill(p + r * ld + kb.count, p + r * ld + kc, 0.0f);
-      kernels.grad_scores_qk(sc.dout.get(), dim, qb.rows, dim, vk, kc, p, ld, sc.delta.get(), scale, ds, ld);
+    if (transposes(gemm)) {
+      visit_transposing(job, qb, kb, visit, ko, dim, scale, ld, rp, q_stride, gemm, kernels, sc);
     } else {
-      gemm.qk(sc.q.get(), dim, qb.rows, dim, kk, kc, p, ld);
-      if (visit.masked) sc.mask.apply(p, ld, qb.row0, qb.rows, kNegInf);
-      for (int64_t r = 0; r < qb.rows; ++r) std::fill(p + r * ld + kb.count, p + r * ld + kc, kNegInf);
-      kernels.probs_from_lse(p, ld, qb.rows, kc, scale, sc.lse.get());
-      gemm.qk(sc.dout.get(), dim, qb.rows, dim, vk, kc, ds, ld);
-      kernels.grad_scores(ds, ld, p, ld, qb.rows, kc, sc.delta.get(), scale);
+      visit_fused(job, qb, kb, visit, ko, dim, scale, ld, q_stride, gemm, kernels, sc);
     }
-    const float* kv = static_cast<const float*>(job.packed.k_as_v) +
-                      simd::packed_v_offset(gemm.layout, kb.packed, dim);
-    gemm.pv(ds, ld, qb.rows, kc, kv, job.packed.v_stride, dim, sc.ones.get(),
-            job.dq + qb.first * dim, dim);
-
-    float* dv = job.dv + kb.first * dim;
-    float* dk = job.dk + kb.first * dim;
-    if (transposed_a) {  // P and dS read as P^T and dS^T by the kernel itself
-      wait_for_turn(job.done[visit.key_block], visit.rank);
-      kernels.add_transposed_pv(p, ld, kb.count, qb.rows, sc.dout_as_v.get(), q_stride, dim, dv, dim);
-      kernels.add_transposed_pv(ds, ld, kb.count, qb.rows, sc.q_as_v.get(), q_stride, dim, dk, dim);
-    } else {
-      kernels.transpose(p, ld, qb.rows, kb.count, sc.pt.get(), rp, rp);
-      kernels.transpose(ds, ld, qb.rows, kb.count, sc.dst.get(), rp, rp);
-      wait_for_turn(job.done[visit.key_block], visit.rank);
-      gemm.pv(sc.pt.get(), rp, kb.count, rp, sc.dout_as_v.get(), q_stride, dim, sc.ones.get(), dv, dim);
-      gemm.pv(sc.dst.get(), rp, kb.count, rp, sc.q_as_v.get(), q_stride, dim, sc.ones.get(), dk, dim);
-    }
-    job.done[visit.key_block].store(visit.rank + 1, std::memory_order_release);
-
     if (kb.key_tile >= 0 && qb.query_tile >= 0 && qb.row0 == 0) (visit.masked ? did.mixed : did.dense) += 1;
   }
   if (qb.query_tile >= 0 && qb.row0 == 0) did.empty = g.num_tiles() - did.dense - did.mixed;
