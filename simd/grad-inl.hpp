@@ -1,5 +1,5 @@
 #pragma once
-// SIMD body of the backward's element-wise kernels (see grad.hpp), written once over
+// SIMD body of the backward's kernels (see grad.hpp), written once over
 // xsimd and instantiated per instruction set by grad_avx2.cpp and grad_avx512.cpp.
 // Include only from those files (everything stays inline and templated on the architecture).
 #include <algorithm>

@@ -1,9 +1,14 @@
 #pragma once
-// The element-wise vector kernels of the attention backward (FlashAttention-2, Dao 2023,
-// Algorithm 2): P recomputed from the forward's lse, and dS = P (dP - Delta). Compiled once
-// per instruction set (grad_scalar.cpp, grad_avx2.cpp, grad_avx512.cpp from the
-// body in grad-inl.hpp) like the softmax; the instruction set is the softmax's choice
-// (softmax_kernels(), so STA_ISA forces both).
+// The vector kernels of the attention backward (FlashAttention-2, Dao 2023, Algorithm 2):
+// P recomputed from the forward's lse, and dS = P (dP - Delta), element-wise or fused into
+// the GEMM that makes S or dP (probs_qk, grad_scores_qk: the register tile of
+// gemm_avx512.cpp with the element-wise step as its epilogue), and the transposed-A GEMM of
+// dV += P^T dO and dK += dS^T Q (add_transposed_pv). The GEMM kernels read the kF32Panels
+// packed layout of simd/gemm.hpp; they live here, beside the forward's GemmKernels, so the
+// forward's kernel contracts stay as they are. Compiled once per instruction set
+// (grad_scalar.cpp, grad_avx2.cpp, grad_avx512.cpp from the body in grad-inl.hpp) like the
+// softmax; the instruction set is the softmax's choice (softmax_kernels(), so STA_ISA forces
+// both).
 #include <cstdint>
 
 #include "softmax.hpp"

@@ -1,4 +1,4 @@
-// AVX2 + FMA instantiation of the backward's element-wise kernels (-mavx2 -mfma, CMakeLists).
+// AVX2 + FMA instantiation of the backward's kernels (-mavx2 -mfma, CMakeLists).
 #include <immintrin.h>
 
 #include <algorithm>

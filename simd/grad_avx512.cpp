@@ -1,4 +1,4 @@
-// AVX-512 instantiation of the backward's element-wise kernels (-mavx512f..., CMakeLists).
+// AVX-512 instantiation of the backward's kernels (-mavx512f..., CMakeLists).
 // GCC 12's -Wmaybe-uninitialized false positive in _mm512_undefined_ps(): see softmax_avx512.cpp.
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"

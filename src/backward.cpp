@@ -1,15 +1,19 @@
-// FlashAttention-2's backward (Dao 2023, Algorithm 2) over tiles, on the GEMM micro-kernels
-// of simd/gemm.hpp. One task = one query block (a video query tile, or 384 rows of it, or
-// 384 text rows); it walks its key blocks in a fixed order and, per block:
-//   S  = Q K^T                 qk (K packed as K)
-//   P  = exp(scale S - lse)    simd/grad.hpp (masked entries and padding keys -> 0)
-//   dP = dO V^T                qk (V packed as K)
-//   dS = scale P (dP - Delta)  simd/grad.hpp (Delta_i = <dO_i, O_i>, once per task)
-//   dQ += dS K                 pv (K packed as V) into the task's own rows
-//   dV += P^T dO, dK += dS^T Q pv (dO, Q packed as V) into the key block's rows
-// Five GEMMs per block, each block once. The last two write rows other tasks write too: they
-// are applied in task order (each task knows its rank among the key block's visitors and
-// waits for the previous one), so every sum has one fixed order whatever thread runs what.
+// FlashAttention-2's backward (Dao 2023, Algorithm 2) over tiles. One task = one query block
+// (a video query tile, or 384 rows of it, or 384 text rows); it walks its key blocks in a
+// fixed order and, per block (visit_fused, on the packed-panel fp32 families):
+//   P  = exp(scale Q K^T - lse)     simd/grad.hpp probs_qk: a qk GEMM (K packed as K) with
+//                                   the exp in its epilogue; masked and padding keys -> 0
+//   dS = scale P (dO V^T - Delta)   simd/grad.hpp grad_scores_qk (V packed as K; Delta_i =
+//                                   <dO_i, O_i>, once per task)
+//   dQ += dS K                      the family's pv (K packed as V) into the task's own rows
+//   dV += P^T dO, dK += dS^T Q      simd/grad.hpp add_transposed_pv (dO, Q packed as V),
+//                                   reading P and dS as stored: no transpose
+// Five GEMMs per block, each block once (FlashAttention-2's 2.5x the forward's FLOPs); S and
+// dP never go to memory. Other layouts (OpenBLAS rows, visit_transposing) run the family's
+// qk and pv with the element-wise kernels between them and P, dS transposed by hand.
+// dV and dK write rows other tasks write too: they are applied in task order (each task
+// knows its rank among the key block's visitors and waits for the previous one), so every
+// sum has one fixed order whatever thread runs what.
 #include "backward.hpp"
 
 #include <omp.h>
@@ -210,7 +214,8 @@ struct HeadJob {
   std::atomic<int64_t>* done;  ///< per key block: accumulations applied so far
 };
 
-/// Whether the backward transposes P and dS for the family's pv (see run_query_block).
+/// Whether the backward runs the family's own kernels and transposes P and dS for its pv
+/// (visit_transposing): every layout but the packed panels its fused kernels read.
 bool transposes(const simd::GemmKernels& gemm) { return gemm.layout != simd::PackedLayout::kF32Panels; }
 
 /// One thread's scratch, allocated once per call.
