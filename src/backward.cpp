@@ -26,6 +26,7 @@
 #include <memory>
 #include <thread>
 
+#include "sta/buffer.hpp"
 #include "sta/error.hpp"
 
 namespace sta::detail {
@@ -405,9 +406,14 @@ BlockCounts flash_attention_backward(const AttentionShape& shape, const Geometry
 
   // In the row-major layout K packed as V is K packed as K: share it.
   const bool share_k = gemm.layout == simd::PackedLayout::kF32Rows;
-  FloatArray k_as_k = float_array(simd::packed_k_elements(gemm.layout, kp, dim));
-  FloatArray v_as_k = float_array(simd::packed_k_elements(gemm.layout, kp, dim));
-  FloatArray k_as_v = share_k ? nullptr : float_array(simd::packed_v_elements(gemm.layout, kp, dim));
+  // LargeArray (sta/buffer.hpp), as the forward's packed K and V: huge pages, first touched
+  // by the packing threads. With 4 KiB pages the three packed heads (177 MB at the Table 2
+  // shape) cost 43,000 page faults per call (measured: 160,480 -> 117,358 minor faults for
+  // one forward + backward of sta 3,3,3), taken by all threads at once while packing. On
+  // two cores the time measured the same within noise.
+  LargeArray<float> k_as_k(simd::packed_k_elements(gemm.layout, kp, dim), "packed K");
+  LargeArray<float> v_as_k(simd::packed_k_elements(gemm.layout, kp, dim), "packed V");
+  LargeArray<float> k_as_v(share_k ? 1 : simd::packed_v_elements(gemm.layout, kp, dim), "packed K");
   std::unique_ptr<std::atomic<int64_t>[]> done(new std::atomic<int64_t>[keys.size()]);
 
   const int64_t most_tasks = static_cast<int64_t>(bp.queries.front().size());
@@ -428,7 +434,8 @@ BlockCounts flash_attention_backward(const AttentionShape& shape, const Geometry
       const int64_t head = bh % shape.heads, off = bh * seq * dim;
 #pragma omp for schedule(static)
       for (size_t b = 0; b < keys.size(); ++b) {
-        pack_key_block(gemm, keys[b], k + off, v + off, dim, kp, k_as_k.get(), v_as_k.get(), k_as_v.get());
+        pack_key_block(gemm, keys[b], k + off, v + off, dim, kp, k_as_k.data(), v_as_k.data(),
+                       share_k ? nullptr : k_as_v.data());
         done[b].store(0, std::memory_order_relaxed);
       }
 #pragma omp single
@@ -437,7 +444,7 @@ BlockCounts flash_attention_backward(const AttentionShape& shape, const Geometry
       const std::vector<QueryBlock>& plan = bp.queries[masks.size() == 1 ? 0 : static_cast<size_t>(head)];
       const HeadJob job{q + off, out + off, lse + bh * seq, dout + off, dq + off, dk + off, dv + off,
                         &mask_for_head(masks, head), &keys,
-                        {k_as_k.get(), v_as_k.get(), share_k ? k_as_k.get() : k_as_v.get(),
+                        {k_as_k.data(), v_as_k.data(), share_k ? k_as_k.data() : k_as_v.data(),
                          simd::packed_v_panel_stride(gemm.layout, kp, dim)},
                         done.get()};
       // Tasks are handed out in increasing order (one shared counter), which the key-block
