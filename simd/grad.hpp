@@ -1,9 +1,14 @@
 #pragma once
-// The element-wise vector kernels of the attention backward (FlashAttention-2, Dao 2023,
-// Algorithm 2): P recomputed from the forward's lse, and dS = P (dP - Delta). Compiled once
-// per instruction set (grad_scalar.cpp, grad_avx2.cpp, grad_avx512.cpp from the
-// body in grad-inl.hpp) like the softmax; the instruction set is the softmax's choice
-// (softmax_kernels(), so STA_ISA forces both).
+// The vector kernels of the attention backward (FlashAttention-2, Dao 2023, Algorithm 2):
+// P recomputed from the forward's lse, and dS = P (dP - Delta), element-wise or fused into
+// the GEMM that makes S or dP (probs_qk, grad_scores_qk: the register tile of
+// gemm_avx512.cpp with the element-wise step as its epilogue), and the transposed-A GEMM of
+// dV += P^T dO and dK += dS^T Q (add_transposed_pv). The GEMM kernels read the kF32Panels
+// packed layout of simd/gemm.hpp; they live here, beside the forward's GemmKernels, so the
+// forward's kernel contracts stay as they are. Compiled once per instruction set
+// (grad_scalar.cpp, grad_avx2.cpp, grad_avx512.cpp from the body in grad-inl.hpp) like the
+// softmax; the instruction set is the softmax's choice (softmax_kernels(), so STA_ISA forces
+// both).
 #include <cstdint>
 
 #include "softmax.hpp"
@@ -29,6 +34,34 @@ using GradScoresFn = void (*)(float* dp, int64_t lddp, const float* p, int64_t l
 using TransposeFn = void (*)(const float* src, int64_t lds, int64_t rows, int64_t cols,
                              float* dst, int64_t ldd, int64_t pad);
 
+/// O += A^T V for the backward's key-side GEMMs (dV += P^T dO, dK += dS^T Q) without a
+/// transpose: o[r*ldo + c] += sum_{k < kdim} a[k*lda + r] * v[k][c] for r < rows, c < dim.
+/// A is read as stored (row k = one query row of P or dS, so the `rows` key columns of one
+/// register tile are contiguous); V is packed in the kF32Panels layout (simd/gemm.hpp:
+/// column panel cp at v_packed + cp * v_panel_stride, row k of a panel 32 floats).
+/// `kdim` is any count (not padded: only rows k < kdim of A are read, so A's padding rows
+/// may hold anything). Accumulated in fp32 in a fixed order (results depend only on the
+/// inputs); columns [dim, 32 * panels) are never stored.
+using AddTransposedPvFn = void (*)(const float* a, int64_t lda, int64_t rows, int64_t kdim,
+                                   const float* v_packed, int64_t v_panel_stride, int64_t dim,
+                                   float* o, int64_t ldo);
+
+/// P = exp(scale * Q K^T - lse) in one pass (the qk GEMM with probs_from_lse as its
+/// epilogue: S never goes to memory): p[r*ldp + j] = exp(scale * sum_d q[r*ldq + d] k[j][d]
+/// - lse[r]) for `rows` rows and `ncols` padded keys (a multiple of kKeyPanel) of K packed in
+/// the kF32Panels layout (simd/gemm.hpp), 0 for a row with lse = -inf. Padding keys and
+/// masked entries are the caller's to zero afterwards (p = 0 is exp(-inf)).
+using ProbsQkFn = void (*)(const float* q, int64_t ldq, int64_t rows, int64_t dim,
+                           const float* k_packed, int64_t ncols, float scale, const float* lse,
+                           float* p, int64_t ldp);
+/// dS = scale P (dO V^T - Delta) in one pass (the dP GEMM with grad_scores as its epilogue):
+/// ds[r*ldds + j] = (p[r*ldp + j] * scale) * (sum_d dout[r*ldd + d] v[j][d] - delta[r]), V
+/// packed as K (kF32Panels), `ncols` a multiple of kKeyPanel.
+using GradScoresQkFn = void (*)(const float* dout, int64_t ldd, int64_t rows, int64_t dim,
+                                const float* v_packed, int64_t ncols, const float* p,
+                                int64_t ldp, const float* delta, float scale, float* ds,
+                                int64_t ldds);
+
 void probs_from_lse_scalar(float*, int64_t, int64_t, int64_t, float, const float*);
 void probs_from_lse_avx2(float*, int64_t, int64_t, int64_t, float, const float*);
 void probs_from_lse_avx512(float*, int64_t, int64_t, int64_t, float, const float*);
@@ -37,6 +70,24 @@ void grad_scores_avx2(float*, int64_t, const float*, int64_t, int64_t, int64_t, 
 void grad_scores_avx512(float*, int64_t, const float*, int64_t, int64_t, int64_t, const float*, float);
 void transpose_scalar(const float*, int64_t, int64_t, int64_t, float*, int64_t, int64_t);
 void transpose_avx2(const float*, int64_t, int64_t, int64_t, float*, int64_t, int64_t);
+void probs_qk_scalar(const float*, int64_t, int64_t, int64_t, const float*, int64_t, float,
+                     const float*, float*, int64_t);
+void probs_qk_avx2(const float*, int64_t, int64_t, int64_t, const float*, int64_t, float,
+                   const float*, float*, int64_t);
+void probs_qk_avx512(const float*, int64_t, int64_t, int64_t, const float*, int64_t, float,
+                     const float*, float*, int64_t);
+void grad_scores_qk_scalar(const float*, int64_t, int64_t, int64_t, const float*, int64_t,
+                           const float*, int64_t, const float*, float, float*, int64_t);
+void grad_scores_qk_avx2(const float*, int64_t, int64_t, int64_t, const float*, int64_t,
+                         const float*, int64_t, const float*, float, float*, int64_t);
+void grad_scores_qk_avx512(const float*, int64_t, int64_t, int64_t, const float*, int64_t,
+                           const float*, int64_t, const float*, float, float*, int64_t);
+void add_transposed_pv_scalar(const float*, int64_t, int64_t, int64_t, const float*, int64_t,
+                              int64_t, float*, int64_t);
+void add_transposed_pv_avx2(const float*, int64_t, int64_t, int64_t, const float*, int64_t,
+                            int64_t, float*, int64_t);
+void add_transposed_pv_avx512(const float*, int64_t, int64_t, int64_t, const float*, int64_t,
+                              int64_t, float*, int64_t);
 
 /// The backward kernels of one instruction set.
 struct BackwardKernels {
@@ -44,6 +95,11 @@ struct BackwardKernels {
   ProbsFromLseFn probs_from_lse;
   GradScoresFn grad_scores;
   TransposeFn transpose;  ///< the AVX2 one serves AVX-512 too (8x8 blocks, exact copies)
+  /// For GEMM families of the kF32Panels layout; the backward transposes and calls the
+  /// family's pv for the others (kF32Rows: OpenBLAS).
+  AddTransposedPvFn add_transposed_pv;
+  ProbsQkFn probs_qk;             ///< kF32Panels families only, like add_transposed_pv
+  GradScoresQkFn grad_scores_qk;  ///< kF32Panels families only
 };
 /// Kernels of `isa` (which must be supported).
 BackwardKernels backward_kernels_for(Isa isa);

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 
+#include "gemm.hpp"
 #include "grad.hpp"
 
 namespace sta::simd {
@@ -37,13 +38,60 @@ void transpose_scalar(const float* src, int64_t lds, int64_t rows, int64_t cols,
   for (int64_t j = 0; j < cols; ++j) std::fill(dst + j * ldd + rows, dst + j * ldd + pad, 0.0f);
 }
 
+void add_transposed_pv_scalar(const float* a, int64_t lda, int64_t rows, int64_t kdim,
+                              const float* v_packed, int64_t v_panel_stride, int64_t dim, float* o,
+                              int64_t ldo) {
+  for (int64_t c = 0; c < dim; ++c) {
+    const float* panel = v_packed + (c / kDimPanel) * v_panel_stride + c % kDimPanel;
+    for (int64_t r = 0; r < rows; ++r) {
+      float acc = 0.0f;
+      for (int64_t k = 0; k < kdim; ++k) acc += a[k * lda + r] * panel[k * kDimPanel];
+      o[r * ldo + c] += acc;
+    }
+  }
+}
+
+namespace {
+/// S = Q K^T for one row against packed K panels (kF32Panels), as qk_scalar_f32 reads them.
+void scores_row_scalar(const float* q, int64_t dim, const float* k_packed, int64_t ncols, float* s) {
+  for (int64_t j = 0; j < ncols; ++j) {
+    const float* col = k_packed + (j / kKeyPanel) * dim * kKeyPanel + j % kKeyPanel;
+    float acc = 0.0f;
+    for (int64_t d = 0; d < dim; ++d) acc += q[d] * col[d * kKeyPanel];
+    s[j] = acc;
+  }
+}
+}  // namespace
+
+void probs_qk_scalar(const float* q, int64_t ldq, int64_t rows, int64_t dim, const float* k_packed,
+                     int64_t ncols, float scale, const float* lse, float* p, int64_t ldp) {
+  for (int64_t r = 0; r < rows; ++r) {
+    scores_row_scalar(q + r * ldq, dim, k_packed, ncols, p + r * ldp);
+    probs_from_lse_scalar(p + r * ldp, ldp, 1, ncols, scale, lse + r);
+  }
+}
+
+void grad_scores_qk_scalar(const float* dout, int64_t ldd, int64_t rows, int64_t dim,
+                           const float* v_packed, int64_t ncols, const float* p, int64_t ldp,
+                           const float* delta, float scale, float* ds, int64_t ldds) {
+  for (int64_t r = 0; r < rows; ++r) {
+    scores_row_scalar(dout + r * ldd, dim, v_packed, ncols, ds + r * ldds);
+    grad_scores_scalar(ds + r * ldds, ldds, p + r * ldp, ldp, 1, ncols, delta + r, scale);
+  }
+}
+
 BackwardKernels backward_kernels_for(Isa isa) {
   switch (isa) {
-    case Isa::kAvx512: return {isa, probs_from_lse_avx512, grad_scores_avx512, transpose_avx2};
-    case Isa::kAvx2: return {isa, probs_from_lse_avx2, grad_scores_avx2, transpose_avx2};
+    case Isa::kAvx512:
+      return {isa, probs_from_lse_avx512, grad_scores_avx512, transpose_avx2,
+              add_transposed_pv_avx512, probs_qk_avx512, grad_scores_qk_avx512};
+    case Isa::kAvx2:
+      return {isa, probs_from_lse_avx2, grad_scores_avx2, transpose_avx2,
+              add_transposed_pv_avx2, probs_qk_avx2, grad_scores_qk_avx2};
     case Isa::kScalar: break;
   }
-  return {Isa::kScalar, probs_from_lse_scalar, grad_scores_scalar, transpose_scalar};
+  return {Isa::kScalar, probs_from_lse_scalar, grad_scores_scalar, transpose_scalar,
+          add_transposed_pv_scalar, probs_qk_scalar, grad_scores_qk_scalar};
 }
 
 const BackwardKernels& backward_kernels() {

@@ -1,15 +1,19 @@
-// FlashAttention-2's backward (Dao 2023, Algorithm 2) over tiles, on the GEMM micro-kernels
-// of simd/gemm.hpp. One task = one query block (a video query tile, or 384 rows of it, or
-// 384 text rows); it walks its key blocks in a fixed order and, per block:
-//   S  = Q K^T                 qk (K packed as K)
-//   P  = exp(scale S - lse)    simd/grad.hpp (masked entries and padding keys -> 0)
-//   dP = dO V^T                qk (V packed as K)
-//   dS = scale P (dP - Delta)  simd/grad.hpp (Delta_i = <dO_i, O_i>, once per task)
-//   dQ += dS K                 pv (K packed as V) into the task's own rows
-//   dV += P^T dO, dK += dS^T Q pv (dO, Q packed as V) into the key block's rows
-// Five GEMMs per block, each block once. The last two write rows other tasks write too: they
-// are applied in task order (each task knows its rank among the key block's visitors and
-// waits for the previous one), so every sum has one fixed order whatever thread runs what.
+// FlashAttention-2's backward (Dao 2023, Algorithm 2) over tiles. One task = one query block
+// (a video query tile, or 384 rows of it, or 384 text rows); it walks its key blocks in a
+// fixed order and, per block (visit_fused, on the packed-panel fp32 families):
+//   P  = exp(scale Q K^T - lse)     simd/grad.hpp probs_qk: a qk GEMM (K packed as K) with
+//                                   the exp in its epilogue; masked and padding keys -> 0
+//   dS = scale P (dO V^T - Delta)   simd/grad.hpp grad_scores_qk (V packed as K; Delta_i =
+//                                   <dO_i, O_i>, once per task)
+//   dQ += dS K                      the family's pv (K packed as V) into the task's own rows
+//   dV += P^T dO, dK += dS^T Q      simd/grad.hpp add_transposed_pv (dO, Q packed as V),
+//                                   reading P and dS as stored: no transpose
+// Five GEMMs per block, each block once (FlashAttention-2's 2.5x the forward's FLOPs); S and
+// dP never go to memory. Other layouts (OpenBLAS rows, visit_transposing) run the family's
+// qk and pv with the element-wise kernels between them and P, dS transposed by hand.
+// dV and dK write rows other tasks write too: they are applied in task order (each task
+// knows its rank among the key block's visitors and waits for the previous one), so every
+// sum has one fixed order whatever thread runs what.
 #include "backward.hpp"
 
 #include <omp.h>
@@ -22,6 +26,7 @@
 #include <memory>
 #include <thread>
 
+#include "sta/buffer.hpp"
 #include "sta/error.hpp"
 
 namespace sta::detail {
@@ -163,8 +168,9 @@ class MixedBlockMask {
       }
     }
   }
-  /// Writes -inf into the disallowed scores of `rows` rows (stride ld) of query offsets row0..
-  void apply(float* s, int64_t ld, int64_t row0, int64_t rows) const {
+  /// Writes `fill` into the disallowed entries of `rows` rows (stride ld) of query offsets
+  /// row0..: -inf into scores, or 0 into probabilities computed without the mask.
+  void apply(float* s, int64_t ld, int64_t row0, int64_t rows, float fill) const {
     for (int64_t r = 0; r < rows; ++r) {
       const int64_t qi = row0 + r;
       const uint8_t* at = &table_[0][(qi / (q_.h * q_.w)) * k_.t];
@@ -176,7 +182,7 @@ class MixedBlockMask {
           float* run = row + (a * k_.h + b) * k_.w;
           const bool th = at[a] && ah[b];
           for (int64_t c = 0; c < k_.w; ++c)
-            if (!(th && aw[c])) run[c] = kNegInf;
+            if (!(th && aw[c])) run[c] = fill;
         }
     }
   }
@@ -209,6 +215,10 @@ struct HeadJob {
   std::atomic<int64_t>* done;  ///< per key block: accumulations applied so far
 };
 
+/// Whether the backward runs the family's own kernels and transposes P and dS for its pv
+/// (visit_transposing): every layout but the packed panels its fused kernels read.
+bool transposes(const simd::GemmKernels& gemm) { return gemm.layout != simd::PackedLayout::kF32Panels; }
+
 /// One thread's scratch, allocated once per call.
 struct Scratch {
   Scratch(const simd::GemmKernels& gemm, int64_t rp, int64_t kc, int64_t dim)
@@ -217,7 +227,8 @@ struct Scratch {
         dout_as_v(float_array(simd::packed_v_elements(gemm.layout, rp, dim))),
         lse(float_array(rp)), delta(float_array(rp)),
         p(float_array(rp * kc)), ds(float_array(rp * kc)),
-        pt(float_array(kc * rp)), dst(float_array(kc * rp)),
+        pt(float_array(transposes(gemm) ? kc * rp : 0)),
+        dst(float_array(transposes(gemm) ? kc * rp : 0)),
         ones(float_array(std::max(rp, kc))) {
     std::fill(ones.get(), ones.get() + std::max(rp, kc), 1.0f);
   }
@@ -251,46 +262,89 @@ void load_query_rows(const HeadJob& job, const QueryBlock& qb, int64_t dim, int6
   }
 }
 
+/// The packed operands of one visit: the key block's K as K, V as K, K as V, and its dK/dV rows.
+struct KeyOperands {
+  const float* k_as_k;
+  const float* v_as_k;
+  const float* k_as_v;
+  int64_t kc;  ///< padded keys
+  float* dk;
+  float* dv;
+};
+
+KeyOperands key_operands(const HeadJob& job, const KeyBlock& kb, int64_t dim, simd::PackedLayout layout) {
+  const int64_t koff = simd::packed_k_offset(layout, kb.packed, dim);
+  return {static_cast<const float*>(job.packed.k_as_k) + koff,
+          static_cast<const float*>(job.packed.v_as_k) + koff,
+          static_cast<const float*>(job.packed.k_as_v) + simd::packed_v_offset(layout, kb.packed, dim),
+          simd::padded_keys(kb.count), job.dk + kb.first * dim, job.dv + kb.first * dim};
+}
+
+/// One visit on the packed-panel layout, with the backward's own kernels: P and dS from
+/// GEMMs with the element-wise step fused (S and dP stay in registers), dQ += dS K, and
+/// dV += P^T dO, dK += dS^T Q reading P and dS transposed in place. (Row chunks of 128 or
+/// 192 rows, to keep P, dS and the key block in L2, measured no faster: the fused GEMMs
+/// lose on short row counts what the others gain.)
+void visit_fused(const HeadJob& job, const QueryBlock& qb, const KeyBlock& kb, const Visit& visit,
+                 const KeyOperands& ko, int64_t dim, float scale, int64_t ld, int64_t q_stride,
+                 const simd::GemmKernels& gemm, const simd::BackwardKernels& kernels, Scratch& sc) {
+  float* p = sc.p.get();
+  float* ds = sc.ds.get();
+  kernels.probs_qk(sc.q.get(), dim, qb.rows, dim, ko.k_as_k, ko.kc, scale, sc.lse.get(), p, ld);
+  if (visit.masked) sc.mask.apply(p, ld, qb.row0, qb.rows, 0.0f);  // p = exp(-inf) = 0
+  for (int64_t r = 0; r < qb.rows; ++r) std::fill(p + r * ld + kb.count, p + r * ld + ko.kc, 0.0f);
+  kernels.grad_scores_qk(sc.dout.get(), dim, qb.rows, dim, ko.v_as_k, ko.kc, p, ld,
+                         sc.delta.get(), scale, ds, ld);
+  gemm.pv(ds, ld, qb.rows, ko.kc, ko.k_as_v, job.packed.v_stride, dim, sc.ones.get(),
+          job.dq + qb.first * dim, dim);
+  wait_for_turn(job.done[visit.key_block], visit.rank);
+  kernels.add_transposed_pv(p, ld, kb.count, qb.rows, sc.dout_as_v.get(), q_stride, dim, ko.dv, dim);
+  kernels.add_transposed_pv(ds, ld, kb.count, qb.rows, sc.q_as_v.get(), q_stride, dim, ko.dk, dim);
+  job.done[visit.key_block].store(visit.rank + 1, std::memory_order_release);
+}
+
+/// One visit on other layouts (OpenBLAS rows): the family's qk and pv, P and dS transposed by
+/// hand for dV and dK; the whole block at once (the BLAS call is the unit of work).
+void visit_transposing(const HeadJob& job, const QueryBlock& qb, const KeyBlock& kb,
+                       const Visit& visit, const KeyOperands& ko, int64_t dim, float scale,
+                       int64_t ld, int64_t rp, int64_t q_stride, const simd::GemmKernels& gemm,
+                       const simd::BackwardKernels& kernels, Scratch& sc) {
+  float* p = sc.p.get();
+  float* ds = sc.ds.get();
+  gemm.qk(sc.q.get(), dim, qb.rows, dim, ko.k_as_k, ko.kc, p, ld);
+  if (visit.masked) sc.mask.apply(p, ld, qb.row0, qb.rows, kNegInf);
+  for (int64_t r = 0; r < qb.rows; ++r) std::fill(p + r * ld + kb.count, p + r * ld + ko.kc, kNegInf);
+  kernels.probs_from_lse(p, ld, qb.rows, ko.kc, scale, sc.lse.get());
+  gemm.qk(sc.dout.get(), dim, qb.rows, dim, ko.v_as_k, ko.kc, ds, ld);
+  kernels.grad_scores(ds, ld, p, ld, qb.rows, ko.kc, sc.delta.get(), scale);
+  gemm.pv(ds, ld, qb.rows, ko.kc, ko.k_as_v, job.packed.v_stride, dim, sc.ones.get(),
+          job.dq + qb.first * dim, dim);
+  kernels.transpose(p, ld, qb.rows, kb.count, sc.pt.get(), rp, rp);
+  kernels.transpose(ds, ld, qb.rows, kb.count, sc.dst.get(), rp, rp);
+  wait_for_turn(job.done[visit.key_block], visit.rank);
+  gemm.pv(sc.pt.get(), rp, kb.count, rp, sc.dout_as_v.get(), q_stride, dim, sc.ones.get(), ko.dv, dim);
+  gemm.pv(sc.dst.get(), rp, kb.count, rp, sc.q_as_v.get(), q_stride, dim, sc.ones.get(), ko.dk, dim);
+  job.done[visit.key_block].store(visit.rank + 1, std::memory_order_release);
+}
+
 /// The backward of one query block (see the file comment). Returns the video blocks it
-/// computed (counted on the first row chunk of a video query tile only).
+/// computed (counted on the first row block of a video query tile only).
 BlockCounts run_query_block(const HeadJob& job, const QueryBlock& qb, const Geometry& g,
                             int64_t dim, float scale, int64_t ld, const simd::GemmKernels& gemm,
                             const simd::BackwardKernels& kernels, Scratch& sc) {
   const int64_t rp = round_up(qb.rows, simd::kKeyPanel);
   load_query_rows(job, qb, dim, rp, gemm, sc);
   const int64_t q_stride = simd::packed_v_panel_stride(gemm.layout, rp, dim);
-  float* p = sc.p.get();
-  float* ds = sc.ds.get();
   BlockCounts did;
   for (const Visit& visit : qb.visits) {
     const KeyBlock& kb = (*job.keys)[static_cast<size_t>(visit.key_block)];
-    const int64_t kc = simd::padded_keys(kb.count);
-    const int64_t koff = simd::packed_k_offset(gemm.layout, kb.packed, dim);
-    const float* kk = static_cast<const float*>(job.packed.k_as_k) + koff;
-    const float* vk = static_cast<const float*>(job.packed.v_as_k) + koff;
-    gemm.qk(sc.q.get(), dim, qb.rows, dim, kk, kc, p, ld);
-    if (visit.masked) {
-      sc.mask.set(g, *job.mask, qb.query_tile, kb.key_tile);
-      sc.mask.apply(p, ld, qb.row0, qb.rows);
+    const KeyOperands ko = key_operands(job, kb, dim, gemm.layout);
+    if (visit.masked) sc.mask.set(g, *job.mask, qb.query_tile, kb.key_tile);
+    if (transposes(gemm)) {
+      visit_transposing(job, qb, kb, visit, ko, dim, scale, ld, rp, q_stride, gemm, kernels, sc);
+    } else {
+      visit_fused(job, qb, kb, visit, ko, dim, scale, ld, q_stride, gemm, kernels, sc);
     }
-    for (int64_t r = 0; r < qb.rows; ++r) std::fill(p + r * ld + kb.count, p + r * ld + kc, kNegInf);
-    kernels.probs_from_lse(p, ld, qb.rows, kc, scale, sc.lse.get());
-    gemm.qk(sc.dout.get(), dim, qb.rows, dim, vk, kc, ds, ld);
-    kernels.grad_scores(ds, ld, p, ld, qb.rows, kc, sc.delta.get(), scale);
-    const float* kv = static_cast<const float*>(job.packed.k_as_v) +
-                      simd::packed_v_offset(gemm.layout, kb.packed, dim);
-    gemm.pv(ds, ld, qb.rows, kc, kv, job.packed.v_stride, dim, sc.ones.get(),
-            job.dq + qb.first * dim, dim);
-
-    kernels.transpose(p, ld, qb.rows, kb.count, sc.pt.get(), rp, rp);
-    kernels.transpose(ds, ld, qb.rows, kb.count, sc.dst.get(), rp, rp);
-    wait_for_turn(job.done[visit.key_block], visit.rank);
-    gemm.pv(sc.pt.get(), rp, kb.count, rp, sc.dout_as_v.get(), q_stride, dim, sc.ones.get(),
-            job.dv + kb.first * dim, dim);
-    gemm.pv(sc.dst.get(), rp, kb.count, rp, sc.q_as_v.get(), q_stride, dim, sc.ones.get(),
-            job.dk + kb.first * dim, dim);
-    job.done[visit.key_block].store(visit.rank + 1, std::memory_order_release);
-
     if (kb.key_tile >= 0 && qb.query_tile >= 0 && qb.row0 == 0) (visit.masked ? did.mixed : did.dense) += 1;
   }
   if (qb.query_tile >= 0 && qb.row0 == 0) did.empty = g.num_tiles() - did.dense - did.mixed;
@@ -345,15 +399,21 @@ BlockCounts flash_attention_backward(const AttentionShape& shape, const Geometry
   const int64_t kp = bp.padded_keys, rp = bp.max_rows, kc = bp.max_keys, ld = kc;
 
   // dq, dk, dv accumulate (pv with alpha = 1); padded text keys are never visited and stay 0.
-  std::fill(dq, dq + shape.elements(), 0.0f);
-  std::fill(dk, dk + shape.elements(), 0.0f);
-  std::fill(dv, dv + shape.elements(), 0.0f);
+  // Zeroed by the team: three [B,H,S,D] arrays (177 MB at the Table 2 shape) are not free.
+  const int64_t n = shape.elements();
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) dq[i] = dk[i] = dv[i] = 0.0f;
 
   // In the row-major layout K packed as V is K packed as K: share it.
   const bool share_k = gemm.layout == simd::PackedLayout::kF32Rows;
-  FloatArray k_as_k = float_array(simd::packed_k_elements(gemm.layout, kp, dim));
-  FloatArray v_as_k = float_array(simd::packed_k_elements(gemm.layout, kp, dim));
-  FloatArray k_as_v = share_k ? nullptr : float_array(simd::packed_v_elements(gemm.layout, kp, dim));
+  // LargeArray (sta/buffer.hpp), as the forward's packed K and V: huge pages, first touched
+  // by the packing threads. With 4 KiB pages the three packed heads (177 MB at the Table 2
+  // shape) cost 43,000 page faults per call (measured: 160,480 -> 117,358 minor faults for
+  // one forward + backward of sta 3,3,3), taken by all threads at once while packing. On
+  // two cores the time measured the same within noise.
+  LargeArray<float> k_as_k(simd::packed_k_elements(gemm.layout, kp, dim), "packed K");
+  LargeArray<float> v_as_k(simd::packed_k_elements(gemm.layout, kp, dim), "packed V");
+  LargeArray<float> k_as_v(share_k ? 1 : simd::packed_v_elements(gemm.layout, kp, dim), "packed K");
   std::unique_ptr<std::atomic<int64_t>[]> done(new std::atomic<int64_t>[keys.size()]);
 
   const int64_t most_tasks = static_cast<int64_t>(bp.queries.front().size());
@@ -374,7 +434,8 @@ BlockCounts flash_attention_backward(const AttentionShape& shape, const Geometry
       const int64_t head = bh % shape.heads, off = bh * seq * dim;
 #pragma omp for schedule(static)
       for (size_t b = 0; b < keys.size(); ++b) {
-        pack_key_block(gemm, keys[b], k + off, v + off, dim, kp, k_as_k.get(), v_as_k.get(), k_as_v.get());
+        pack_key_block(gemm, keys[b], k + off, v + off, dim, kp, k_as_k.data(), v_as_k.data(),
+                       share_k ? nullptr : k_as_v.data());
         done[b].store(0, std::memory_order_relaxed);
       }
 #pragma omp single
@@ -383,7 +444,7 @@ BlockCounts flash_attention_backward(const AttentionShape& shape, const Geometry
       const std::vector<QueryBlock>& plan = bp.queries[masks.size() == 1 ? 0 : static_cast<size_t>(head)];
       const HeadJob job{q + off, out + off, lse + bh * seq, dout + off, dq + off, dk + off, dv + off,
                         &mask_for_head(masks, head), &keys,
-                        {k_as_k.get(), v_as_k.get(), share_k ? k_as_k.get() : k_as_v.get(),
+                        {k_as_k.data(), v_as_k.data(), share_k ? k_as_k.data() : k_as_v.data(),
                          simd::packed_v_panel_stride(gemm.layout, kp, dim)},
                         done.get()};
       // Tasks are handed out in increasing order (one shared counter), which the key-block

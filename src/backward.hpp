@@ -16,9 +16,12 @@ namespace sta::detail {
 /// validated inputs q, k, v, out, lse (the forward's), dout, all in tiled order. `masks`
 /// holds one mask or one per head; `scale` > 0; `mode` picks the key tiles each query tile
 /// visits, as in flash_attention. Each (query block, key block) pair is computed once:
-/// S = Q K^T, P = exp(scale S - lse), dP = dO V^T, dS = scale P (dP - Delta) (qk, qk and the
-/// element-wise kernels), then dQ += dS K (pv, owned by the query block's task) and
-/// dV += P^T dO, dK += dS^T Q (pv into the key block's rows). Key-block updates are applied
+/// P = exp(scale Q K^T - lse), dS = scale P (dO V^T - Delta) (GEMMs with the element-wise
+/// step fused, `kernels`, on the packed-panel fp32 families; the family's qk and the
+/// element-wise kernels otherwise), then dQ += dS K (the family's pv, owned by the query
+/// block's task) and dV += P^T dO, dK += dS^T Q (into the key block's rows; P and dS read
+/// transposed by `kernels.add_transposed_pv`, or transposed for the family's pv). `kernels`
+/// and `gemm` may be of different instruction sets. Key-block updates are applied
 /// in a fixed order (the query blocks' task order over the key block's visitors: text rows,
 /// then the inverse window of query_tile_visits), each task waiting for its predecessor
 /// on that key block, so the result is the same bits for any thread count without

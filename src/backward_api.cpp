@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "backward.hpp"
@@ -49,10 +51,19 @@ AttentionStats run_reference_backward(const AttentionShape& shape, const Attenti
   return stats;
 }
 
+/// Whether no element is NaN or Inf. A count over the exponent bits rather than a
+/// short-circuit `ok && isfinite`: it vectorises and runs on the team (four [B,H,S,D] scans,
+/// 236 MB at the Table 2 shape, were serial: ~3 % of the sta 3,3,3 backward's wall time on
+/// 16 cores).
 bool all_finite(const float* x, int64_t n) {
-  bool ok = true;
-  for (int64_t i = 0; i < n; ++i) ok = ok && std::isfinite(x[i]);
-  return ok;
+  int64_t bad = 0;
+#pragma omp parallel for schedule(static) reduction(+ : bad)
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t bits;
+    std::memcpy(&bits, x + i, sizeof bits);
+    bad += (bits & 0x7f800000u) == 0x7f800000u;
+  }
+  return bad == 0;
 }
 
 detail::FlashMode flash_mode(Backend backend) {

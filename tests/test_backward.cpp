@@ -590,3 +590,119 @@ TEST(Backward, NonFiniteMaskedKeyDoesNotReachTheGradients) {
 
 }  // namespace
 }  // namespace sta
+
+namespace sta {
+namespace {
+
+TEST(GradKernels, AddTransposedPvMatchesDoubleProductForAllIsas) {
+  // o += A^T V with V packed by pack_v (kF32Panels), against a double sum over the unpacked
+  // V: sizes around the register tiles (12 and 6 rows), the vector pair (16 and 32 columns)
+  // and D that is not a multiple of a panel; A's rows past kdim and O's columns past dim hold
+  // sentinels that must neither be read (NaN) nor written.
+  constexpr uint64_t kSeed = 77;
+  std::mt19937_64 rng(kSeed);
+  std::uniform_real_distribution<float> uni(-1.0f, 1.0f);
+  for (int64_t dim : {1, 7, 16, 20, 32, 40, 64, 128}) {
+    for (int64_t rows : {1, 5, 6, 11, 12, 13, 25, 37}) {
+      for (int64_t kdim : {1, 3, 17, 64}) {
+        const int64_t lda = rows + 5, ldo = dim + 3, kp = simd::padded_keys(kdim);
+        std::vector<float> a(static_cast<size_t>((kdim + 2) * lda), std::nanf(""));
+        for (int64_t k = 0; k < kdim; ++k)
+          for (int64_t r = 0; r < lda; ++r) a[static_cast<size_t>(k * lda + r)] = uni(rng);
+        std::vector<float> v(static_cast<size_t>(kdim * dim)), o0(static_cast<size_t>(rows * ldo));
+        for (float& x : v) x = uni(rng);
+        for (float& x : o0) x = uni(rng);
+        std::vector<float> packed(static_cast<size_t>(
+            simd::packed_v_elements(simd::PackedLayout::kF32Panels, kp, dim)));
+        simd::pack_v(simd::PackedLayout::kF32Panels, v.data(), dim, kdim, dim, 0, kp, packed.data());
+        for (simd::Isa isa : {simd::Isa::kScalar, simd::Isa::kAvx2, simd::Isa::kAvx512}) {
+          if (!simd::isa_supported(isa)) continue;
+          SCOPED_TRACE(std::string(simd::isa_name(isa)) + " dim " + std::to_string(dim) + " rows " +
+                       std::to_string(rows) + " kdim " + std::to_string(kdim) + " seed " +
+                       std::to_string(kSeed));
+          std::vector<float> o = o0;
+          simd::backward_kernels_for(isa).add_transposed_pv(
+              a.data(), lda, rows, kdim, packed.data(),
+              simd::packed_v_panel_stride(simd::PackedLayout::kF32Panels, kp, dim), dim, o.data(), ldo);
+          for (int64_t r = 0; r < rows; ++r) {
+            for (int64_t c = 0; c < dim; ++c) {
+              double want = o0[static_cast<size_t>(r * ldo + c)];
+              for (int64_t k = 0; k < kdim; ++k)
+                want += static_cast<double>(a[static_cast<size_t>(k * lda + r)]) * v[static_cast<size_t>(k * dim + c)];
+              ASSERT_NEAR(o[static_cast<size_t>(r * ldo + c)], want, 1e-5 * (1.0 + static_cast<double>(kdim)))
+                  << r << "," << c;
+            }
+            for (int64_t c = dim; c < ldo; ++c)  // never past dim
+              ASSERT_EQ(o[static_cast<size_t>(r * ldo + c)], o0[static_cast<size_t>(r * ldo + c)]);
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace sta
+
+namespace sta {
+namespace {
+
+TEST(GradKernels, FusedScoreKernelsMatchDoubleFormulasForAllIsas) {
+  // P = exp(scale Q K^T - lse) and dS = scale P (dO V^T - Delta) with K and V packed by
+  // pack_k (kF32Panels), against double sums over the unpacked rows: row counts around the
+  // register tiles (12, 6), key panels 1..3, D not a multiple of a vector, a row with
+  // lse = -inf (p = 0). Columns past ncols of the outputs must stay untouched.
+  constexpr uint64_t kSeed = 91;
+  std::mt19937_64 rng(kSeed);
+  std::uniform_real_distribution<float> uni(-1.0f, 1.0f);
+  const float scale = 0.3f;
+  for (int64_t dim : {1, 9, 32, 64}) {
+    for (int64_t rows : {1, 6, 7, 12, 13, 26}) {
+      for (int64_t ncols : {32, 96}) {
+        const int64_t ld = ncols + 4, lda = dim + 2;
+        std::vector<float> q(static_cast<size_t>(rows * lda)), dout(q.size());
+        std::vector<float> k(static_cast<size_t>(ncols * dim)), v(k.size());
+        std::vector<float> lse(static_cast<size_t>(rows)), delta(lse.size());
+        for (auto* t : {&q, &dout, &k, &v, &delta}) for (float& x : *t) x = uni(rng);
+        for (float& x : lse) x = 2.0f * uni(rng);
+        lse[0] = -std::numeric_limits<float>::infinity();
+        std::vector<float> kp(k.size()), vp(v.size());
+        simd::pack_k(simd::PackedLayout::kF32Panels, k.data(), dim, ncols, dim, 0, ncols, kp.data());
+        simd::pack_k(simd::PackedLayout::kF32Panels, v.data(), dim, ncols, dim, 0, ncols, vp.data());
+        for (simd::Isa isa : {simd::Isa::kScalar, simd::Isa::kAvx2, simd::Isa::kAvx512}) {
+          if (!simd::isa_supported(isa)) continue;
+          SCOPED_TRACE(std::string(simd::isa_name(isa)) + " dim " + std::to_string(dim) + " rows " +
+                       std::to_string(rows) + " ncols " + std::to_string(ncols) + " seed " +
+                       std::to_string(kSeed));
+          const simd::BackwardKernels kern = simd::backward_kernels_for(isa);
+          std::vector<float> p(static_cast<size_t>(rows * ld), 99.0f), ds(p.size(), 99.0f);
+          kern.probs_qk(q.data(), lda, rows, dim, kp.data(), ncols, scale, lse.data(), p.data(), ld);
+          kern.grad_scores_qk(dout.data(), lda, rows, dim, vp.data(), ncols, p.data(), ld,
+                              delta.data(), scale, ds.data(), ld);
+          for (int64_t r = 0; r < rows; ++r) {
+            for (int64_t j = 0; j < ncols; ++j) {
+              double s = 0.0, dp = 0.0;
+              for (int64_t d = 0; d < dim; ++d) {
+                s += static_cast<double>(q[static_cast<size_t>(r * lda + d)]) * k[static_cast<size_t>(j * dim + d)];
+                dp += static_cast<double>(dout[static_cast<size_t>(r * lda + d)]) * v[static_cast<size_t>(j * dim + d)];
+              }
+              const double want_p = r == 0 ? 0.0 : std::exp(scale * s - lse[static_cast<size_t>(r)]);
+              const float got_p = p[static_cast<size_t>(r * ld + j)];
+              ASSERT_NEAR(got_p, want_p, 1e-5 * std::max(1.0, want_p)) << r << "," << j;
+              const double want_ds = scale * static_cast<double>(got_p) * (dp - delta[static_cast<size_t>(r)]);
+              ASSERT_NEAR(ds[static_cast<size_t>(r * ld + j)], want_ds, 1e-5 * std::max(1.0, std::abs(want_ds)))
+                  << r << "," << j;
+            }
+            for (int64_t j = ncols; j < ld; ++j) {
+              ASSERT_EQ(p[static_cast<size_t>(r * ld + j)], 99.0f);
+              ASSERT_EQ(ds[static_cast<size_t>(r * ld + j)], 99.0f);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace sta
