@@ -1,7 +1,7 @@
 #pragma once
 // The test-side mask oracle: "may query i attend key j", written from SPEC sections 1, 2 and
-// 4 alone, with its own index math. It calls nothing in src/mask.cpp, src/blocks.cpp or
-// src/layout.cpp, and no inline helper of their headers either (only the plain structs
+// 4 alone, with its own index math. It calls nothing in src/core/mask.cpp, src/core/blocks.cpp or
+// src/core/layout.cpp, and no inline helper of their headers either (only the plain structs
 // Geometry, Mask, Layout, BlockCounts and AttentionShape are shared, read field by field):
 // a bug in the library's mask code cannot hide itself by being asked to judge itself.
 // Everything here is O(pairs): small shapes only. Read it against the SPEC.

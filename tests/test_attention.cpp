@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "flash.hpp"
+#include "kernels/flash.hpp"
 #include "softmax.hpp"
 #include "sta/attention.hpp"
 #include "sta/blocks.hpp"

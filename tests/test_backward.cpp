@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "attention_harness.hpp"
-#include "backward.hpp"
+#include "kernels/backward.hpp"
 #include "gemm.hpp"
 #include "grad.hpp"
 #include "isa_param.hpp"

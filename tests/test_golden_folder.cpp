@@ -1,4 +1,4 @@
-// The library's golden folder writer and verifier (src/golden_folder.cpp) called directly, as
+// The library's golden folder writer and verifier (src/formats/golden_folder.cpp) called directly, as
 // the Python module does: files against the generator and the double reference, the report's
 // lines and results, damage caught, errors naming the caller's argument.
 #include <gtest/gtest.h>

@@ -1,4 +1,4 @@
-// JsonWriter and json_number (src/json.cpp): what they write reads back through the strict
+// JsonWriter and json_number (src/formats/json.cpp): what they write reads back through the strict
 // reader, value for value, in the order written.
 #include <gtest/gtest.h>
 

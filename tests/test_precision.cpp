@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "attention_harness.hpp"
-#include "flash.hpp"
+#include "kernels/flash.hpp"
 #include "gemm.hpp"
 #include "sta/backward.hpp"
 #include "sta/error.hpp"

@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "cli_runner.hpp"
-#include "flash.hpp"
+#include "kernels/flash.hpp"
 #include "softmax.hpp"
 #include "sta/attention.hpp"
 #include "sta/blocks.hpp"

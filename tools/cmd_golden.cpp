@@ -1,6 +1,6 @@
 // `sta golden` and `sta verify`: golden outputs for GPU ports, and the check that a golden
 // folder is intact and reproducible. Thin: parse, check the request against this machine's
-// limits, call the library's write_golden_folder / verify_golden_folder (src/golden_folder.cpp),
+// limits, call the library's write_golden_folder / verify_golden_folder (src/formats/golden_folder.cpp),
 // print.
 #include <omp.h>
 #include <sys/stat.h>

@@ -60,7 +60,7 @@ double golden_tolerance(InputRounding rounding);
 /// tolerance 2e-2 whatever the input rounding; fp32 the rounding's tolerance.
 double golden_tolerance(InputRounding rounding, Precision precision);
 
-// --- golden folders (src/golden_folder.cpp): one writer and one verifier for the CLI, the
+// --- golden folders (src/formats/golden_folder.cpp): one writer and one verifier for the CLI, the
 // Python module and the examples, so the manifest has a single definition. ---------------
 
 /// The manifest's "format".

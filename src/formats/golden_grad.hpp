@@ -1,5 +1,5 @@
 #pragma once
-// Gradients in golden folders (internal to src/golden_folder.cpp): dout generated from the
+// Gradients in golden folders (internal to src/formats/golden_folder.cpp): dout generated from the
 // seed like q, k, v, and dq, dk, dv of SPEC 8 computed by the folder's backend, with their
 // tolerances in the manifest's "grad" member.
 #include <cstdint>

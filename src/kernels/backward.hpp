@@ -1,7 +1,7 @@
 #pragma once
 // The flash backward shared by the fast backends (sta, natten, dense): FlashAttention-2's
 // Algorithm 2 on the GEMM micro-kernels of simd/gemm.hpp. Internal to the library;
-// src/backward_api.cpp is the validating frontend (attention_backward).
+// src/kernels/backward_api.cpp is the validating frontend (attention_backward).
 #include <cstdint>
 #include <vector>
 
