@@ -3,6 +3,8 @@
 // call (the contract's fixed summation order).
 #include <gtest/gtest.h>
 
+#include <ostream>
+
 #include <cstring>
 #include <random>
 #include <string>
@@ -21,6 +23,8 @@ struct NativeBf16Family {
   const char* instructions;  ///< what the CPU needs for it
   const char* test_name;
 };
+// What gtest (and ctest's test list) prints for an instance: the family's name.
+void PrintTo(const NativeBf16Family& f, std::ostream* os) { *os << f.name; }
 constexpr NativeBf16Family kNativeBf16Families[] = {{"amx-bf16", "AMX-BF16", "amx"},
                                                    {"avx512bf16-bf16", "AVX512-BF16", "avx512bf16"}};
 
