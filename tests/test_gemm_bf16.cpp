@@ -3,9 +3,8 @@
 // call (the contract's fixed summation order).
 #include <gtest/gtest.h>
 
-#include <ostream>
-
 #include <cstring>
+#include <ostream>
 #include <random>
 #include <string>
 #include <thread>
