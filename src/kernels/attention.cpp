@@ -147,6 +147,23 @@ void round_inputs(float* data, int64_t n, InputRounding rounding) {
 
 std::string simd_isa() { return simd::isa_name(simd::softmax_kernels().isa); }
 
+namespace detail {
+
+AttentionStats reference_stats(const AttentionShape& shape, const AttentionOptions& options) {
+  AttentionStats stats;
+  stats.backend = Backend::kReference;
+  stats.isa = "none";
+  stats.gemm = "none";
+  stats.threads = omp_get_max_threads();
+  for (int64_t h = 0; h < shape.heads; ++h) {
+    const BlockCounts c = classify_blocks(options.geometry, mask_for_head(options.masks, h)).counts;
+    stats.counts += BlockCounts{c.dense * shape.batch, c.mixed * shape.batch, c.empty * shape.batch};
+  }
+  return stats;
+}
+
+}  // namespace detail
+
 namespace {
 
 /// The reference backend: same input preparation (rounding), double results cast to float.
@@ -158,21 +175,7 @@ AttentionStats run_reference(const AttentionShape& shape, const AttentionOptions
   reference_attention(shape, options, q, k, v, out_d.data(), lse_d.data());
   std::transform(out_d.begin(), out_d.end(), out, [](double x) { return static_cast<float>(x); });
   std::transform(lse_d.begin(), lse_d.end(), lse, [](double x) { return static_cast<float>(x); });
-
-  AttentionStats stats;
-  stats.backend = Backend::kReference;
-  stats.isa = "none";
-  stats.gemm = "none";
-  stats.threads = omp_get_max_threads();
-  // The oracle asks the mask for every pair; it reports the classifier's view of the blocks.
-  for (int64_t h = 0; h < shape.heads; ++h) {
-    BlockCounts c = classify_blocks(options.geometry, mask_for_head(options.masks, h)).counts;
-    c.dense *= shape.batch;
-    c.mixed *= shape.batch;
-    c.empty *= shape.batch;
-    stats.counts += c;
-  }
-  return stats;
+  return detail::reference_stats(shape, options);
 }
 
 }  // namespace

@@ -39,16 +39,7 @@ AttentionStats run_reference_backward(const AttentionShape& shape, const Attenti
   std::transform(dq_d.begin(), dq_d.end(), dq, to_float);
   std::transform(dk_d.begin(), dk_d.end(), dk, to_float);
   std::transform(dv_d.begin(), dv_d.end(), dv, to_float);
-  AttentionStats stats;
-  stats.backend = Backend::kReference;
-  stats.isa = "none";
-  stats.gemm = "none";
-  stats.threads = omp_get_max_threads();
-  for (int64_t h = 0; h < shape.heads; ++h) {
-    const BlockCounts c = classify_blocks(options.geometry, mask_for_head(options.masks, h)).counts;
-    stats.counts += BlockCounts{c.dense * shape.batch, c.mixed * shape.batch, c.empty * shape.batch};
-  }
-  return stats;
+  return detail::reference_stats(shape, options);
 }
 
 /// Whether no element is NaN or Inf. A count over the exponent bits rather than a

@@ -31,6 +31,11 @@ struct FlashConfig {
   int64_t pack_budget_bytes = 0;  ///< packed K/V held at once (heads per group); 0 = default
 };
 
+/// What the reference backends report: backend "reference", no ISA or GEMM, the team size, and
+/// the block classifier's counts for every head (the oracle asks the mask for every pair; the
+/// counts say what a tiled kernel would see), summed over the batch.
+AttentionStats reference_stats(const AttentionShape& shape, const AttentionOptions& options);
+
 /// Runs the flash kernel on validated inputs stored in tiled order (text rows last). `masks`
 /// holds one mask or one per head (mask_for_head); `scale` > 0 multiplies <q, k>. Writes out
 /// [B, H, S, D] and lse [B, H, S] (natural log; -inf and out = 0 for a query with no allowed
