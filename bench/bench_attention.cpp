@@ -28,6 +28,7 @@
 #include "sta/attention.hpp"
 #include "sta/blocks.hpp"
 #include "sta/mask.hpp"
+#include "bench_common.hpp"
 #include "gemm.hpp"
 #include "probe.hpp"
 #include "probe_bf16.hpp"
@@ -68,48 +69,19 @@ std::vector<ProblemSet> problem_sets() {
   return {quick, table2};
 }
 
-/// CPU seconds used by the whole process (all threads). On a shared machine wall time also
-/// counts other programs' time slices; CPU time per iteration does not.
-double process_cpu_seconds() {
-  timespec ts;
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
-}
+using sta::bench::pair_counts;
+using sta::bench::PairCounts;
+using sta::bench::process_cpu_seconds;
 
-/// N(0,1) inputs, made once per sequence length and shared by every benchmark of that size.
+/// q, k, v of a sequence length: N(0,1), seed 2024, made once.
 struct Inputs {
-  std::vector<float> q, k, v;
+  const std::vector<float>& q;
+  const std::vector<float>& k;
+  const std::vector<float>& v;
 };
-const Inputs& inputs_for(int64_t elements) {
-  static std::map<int64_t, Inputs> cache;
-  Inputs& in = cache[elements];
-  if (in.q.empty()) {
-    std::mt19937_64 rng(2024);
-    std::normal_distribution<float> normal(0.0f, 1.0f);
-    for (auto* t : {&in.q, &in.k, &in.v}) {
-      t->resize(static_cast<size_t>(elements));
-      for (float& x : *t) x = normal(rng);
-    }
-  }
-  return in;
-}
-
-/// Query-key pairs the mask allows over the whole sequence (video by the classifier, text
-/// by SPEC section 4), and pairs inside the blocks the kernel computed.
-struct PairCounts {
-  double allowed = 0;
-  double computed = 0;
-};
-PairCounts pair_counts(const sta::Geometry& g, const sta::BlockStats& video,
-                       const sta::BlockCounts& did_one_head) {
-  const double v = static_cast<double>(g.video_tokens());
-  const double bt = static_cast<double>(g.tile_tokens());
-  const double text_pairs = v * static_cast<double>(g.text_length) +
-                            static_cast<double>(g.text_pad) * static_cast<double>(g.valid_keys());
-  PairCounts p;
-  p.allowed = static_cast<double>(video.allowed_pairs) + text_pairs;
-  p.computed = static_cast<double>(did_one_head.dense + did_one_head.mixed) * bt * bt + text_pairs;
-  return p;
+Inputs inputs_for(int64_t elements) {
+  const auto& t = sta::bench::normal_inputs(elements, 3, 2024);
+  return {t[0], t[1], t[2]};
 }
 
 /// How the fast paths compute: the precision and the GEMM family ("" = the run-time choice).
@@ -137,7 +109,7 @@ void run_attention(benchmark::State& state, Backend backend, const ProblemSet& s
   options.precision = variant.precision;
   options.gemm = variant.gemm;
   const sta::AttentionShape shape{1, 1, set.geometry.seq_len(), set.dim};
-  const Inputs& in = inputs_for(shape.elements());
+  const Inputs in = inputs_for(shape.elements());
   std::vector<float> out(static_cast<size_t>(shape.elements()));
   std::vector<float> lse(static_cast<size_t>(shape.seq));
   sta::AttentionStats stats;

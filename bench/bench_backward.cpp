@@ -4,8 +4,9 @@
 //   Quick-backward/...   canvas 12x32x40 (seconds): sta_bench --benchmark_filter=Quick
 //   Table2-backward/...  one head, D=128, canvas 30x48x80, tile 6x8x8 (minutes):
 //                        sta_bench --benchmark_filter=Table2
-// The forward's out and lse are computed once, outside the timed loop (a training step has
-// them). scripts/bench_table.py prints each set as its own table, speedups over the dense
+// Each iteration also runs the forward just before the backward, outside the timed region
+// (a training step has out and lse), and reports its wall and CPU time (forward_ms,
+// forward_cpu_ms): the backward/forward ratio of two adjacent calls, not of rows minutes apart. scripts/bench_table.py prints each set as its own table, speedups over the dense
 // backward of the same run, and the backward/forward ratio of each backend.
 //
 // Counters: dense / mixed / empty = the backward kernel's own block counters; GFLOP/s =
@@ -15,12 +16,11 @@
 #include <benchmark/benchmark.h>
 #include <omp.h>
 
-#include <ctime>
-#include <map>
-#include <random>
+#include <chrono>
 #include <string>
 #include <vector>
 
+#include "bench_common.hpp"
 #include "sta/attention.hpp"
 #include "sta/backward.hpp"
 #include "sta/blocks.hpp"
@@ -53,58 +53,39 @@ std::vector<BackwardSet> backward_sets() {
   return {quick, table2};
 }
 
-double process_cpu_seconds() {
-  timespec ts;
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
-}
-
-/// N(0,1) q, k, v, dout, made once per size (a different seed from the forward's inputs).
-struct Inputs {
-  std::vector<float> q, k, v, dout;
-};
-const Inputs& inputs_for(int64_t elements) {
-  static std::map<int64_t, Inputs> cache;
-  Inputs& in = cache[elements];
-  if (in.q.empty()) {
-    std::mt19937_64 rng(2025);
-    std::normal_distribution<float> normal(0.0f, 1.0f);
-    for (auto* t : {&in.q, &in.k, &in.v, &in.dout}) {
-      t->resize(static_cast<size_t>(elements));
-      for (float& x : *t) x = normal(rng);
-    }
-  }
-  return in;
-}
-
 void run_backward(benchmark::State& state, Backend backend, const BackwardSet& set,
                   const std::string& mask_text) {
+  using sta::bench::process_cpu_seconds;
   sta::AttentionOptions options;
   options.geometry = set.geometry;
   options.masks = {sta::parse_mask(mask_text)};
   const sta::AttentionShape shape{1, 1, set.geometry.seq_len(), set.dim};
-  const Inputs& in = inputs_for(shape.elements());
+  // q, k, v, dout: N(0,1), seed 2025 (not the forward rows' inputs).
+  const auto& in = sta::bench::normal_inputs(shape.elements(), 4, 2025);
+  const float *q = in[0].data(), *k = in[1].data(), *v = in[2].data(), *dout = in[3].data();
   const size_t n = static_cast<size_t>(shape.elements());
   std::vector<float> out(n), lse(static_cast<size_t>(shape.seq)), dq(n), dk(n), dv(n);
-  sta::attention(shape, options, in.q.data(), in.k.data(), in.v.data(), out.data(), lse.data(),
-                 backend);
   sta::AttentionStats stats;
-  const double cpu_start = process_cpu_seconds();
+  // Each iteration runs the forward (untimed, measured on its own) just before the backward:
+  // the backward/forward ratio compares two calls made seconds apart under the same load.
+  double forward_wall = 0.0, forward_cpu = 0.0, backward_cpu = 0.0;
   for (auto _ : state) {
-    stats = sta::attention_backward(shape, options, in.q.data(), in.k.data(), in.v.data(),
-                                    out.data(), lse.data(), in.dout.data(), dq.data(), dk.data(),
-                                    dv.data(), backend);
+    state.PauseTiming();
+    const auto w0 = std::chrono::steady_clock::now();
+    const double c0 = process_cpu_seconds();
+    sta::attention(shape, options, q, k, v, out.data(), lse.data(), backend);
+    forward_cpu += process_cpu_seconds() - c0;
+    forward_wall += std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count();
+    state.ResumeTiming();
+    const double c1 = process_cpu_seconds();
+    stats = sta::attention_backward(shape, options, q, k, v, out.data(), lse.data(), dout, dq.data(),
+                                    dk.data(), dv.data(), backend);
     benchmark::DoNotOptimize(dq.data());
     benchmark::ClobberMemory();
+    backward_cpu += process_cpu_seconds() - c1;
   }
-  const double cpu_seconds = process_cpu_seconds() - cpu_start;
-  const sta::Geometry& g = set.geometry;
-  const sta::BlockStats video = sta::classify_blocks(g, options.masks[0]);
-  const double bt = static_cast<double>(g.tile_tokens());
-  const double text_pairs = static_cast<double>(g.video_tokens()) * static_cast<double>(g.text_length) +
-                            static_cast<double>(g.text_pad) * static_cast<double>(g.valid_keys());
-  const double allowed = static_cast<double>(video.allowed_pairs) + text_pairs;
-  const double computed = static_cast<double>(stats.counts.dense + stats.counts.mixed) * bt * bt + text_pairs;
+  const sta::BlockStats video = sta::classify_blocks(set.geometry, options.masks[0]);
+  const sta::bench::PairCounts pairs = sta::bench::pair_counts(set.geometry, video, stats.counts);
   const double flop_per_pair = 10.0 * static_cast<double>(set.dim);
   using benchmark::Counter;
   state.counters["dense"] = static_cast<double>(stats.counts.dense);
@@ -112,10 +93,12 @@ void run_backward(benchmark::State& state, Backend backend, const BackwardSet& s
   state.counters["empty"] = static_cast<double>(stats.counts.empty);
   state.counters["sparsity"] = video.sparsity();
   state.counters["omp_threads"] = stats.threads;
-  state.counters["GFLOP/s"] = Counter(1e-9 * flop_per_pair * allowed, Counter::kIsIterationInvariantRate);
+  state.counters["GFLOP/s"] = Counter(1e-9 * flop_per_pair * pairs.allowed, Counter::kIsIterationInvariantRate);
   state.counters["computed_GFLOP/s"] =
-      Counter(1e-9 * flop_per_pair * computed, Counter::kIsIterationInvariantRate);
-  state.counters["cpu_ms"] = Counter(1e3 * cpu_seconds, Counter::kAvgIterations);
+      Counter(1e-9 * flop_per_pair * pairs.computed, Counter::kIsIterationInvariantRate);
+  state.counters["cpu_ms"] = Counter(1e3 * backward_cpu, Counter::kAvgIterations);
+  state.counters["forward_ms"] = Counter(1e3 * forward_wall, Counter::kAvgIterations);
+  state.counters["forward_cpu_ms"] = Counter(1e3 * forward_cpu, Counter::kAvgIterations);
   state.SetLabel(stats.isa + " " + stats.gemm);
 }
 

@@ -220,11 +220,16 @@ def print_backward_checks(runs):
         for name, bwd in runs.items():
             parts = name.split("/")
             if parts[0] == set_name and len(parts) >= 3:
-                fwd = runs.get("/".join([forward_set, "fp32"] + parts[1:]))
+                if "forward_ms" in bwd:  # the forward timed just before each backward call
+                    fwd = {"real_time": bwd["forward_ms"], "time_unit": "ms",
+                           "cpu_ms": bwd["forward_cpu_ms"]}
+                else:  # older outputs: the fp32 forward row of the same run
+                    fwd = runs.get("/".join([forward_set, "fp32"] + parts[1:]))
                 pairs.append((parts[1], "/".join(parts[2:]), bwd, fwd))
         if not pairs:
             continue
         print(f"\n### {set_name}: backward against forward\n")
+        print("(forward = the same backend's forward, run just before each backward call)\n")
         print("| backend | mask | backward wall ms | forward wall ms | ratio | backward CPU ms "
               "| forward CPU ms | ratio (CPU) |")
         print("|---|---|---:|---:|---:|---:|---:|---:|")
