@@ -410,5 +410,60 @@ TEST(AttentionOptions, EffectiveScaleDefaultsToInverseSqrtDim) {
   EXPECT_DOUBLE_EQ(o.effective_scale(64), 0.3);
 }
 
+TEST(InputRange, FastBackendsRefuseWhatFloat32CannotHoldNamingTheInput) {
+  // A library caller gets the same float32 rule as `sta run` (it used to get inf/NaN from the
+  // fast backends where the double reference has numbers).
+  AttentionOptions o;
+  o.geometry.canvas = {2, 4, 4};
+  o.geometry.tile = {1, 2, 2};
+  o.masks = {Mask::sta({1, 1, 1})};
+  const AttentionShape shape{1, 1, o.geometry.seq_len(), 8};
+  const size_t n = static_cast<size_t>(shape.elements());
+  std::vector<float> q(n, 1.0f), k(n, 1.0f), v(n, 1.0f), out(n), lse(static_cast<size_t>(shape.seq));
+  const float kInfinity = std::numeric_limits<float>::infinity();
+  q[3] = 1e20f;
+  k[5] = 1e19f;  // D*max|q|*max|k| = 8e39 > 1e37
+  q[4] = kInfinity;  // non-finite values are SPEC 6's business, not the range rule's
+  auto message = [&](Backend b, const AttentionOptions& opts) {
+    try {
+      attention(shape, opts, q.data(), k.data(), v.data(), out.data(), lse.data(), b);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  for (Backend b : {Backend::kSta, Backend::kNatten}) {
+    const std::string m = message(b, o);
+    EXPECT_NE(m.find("q/k: scores up to"), std::string::npos) << m;
+    EXPECT_NE(m.find("below 1e37"), std::string::npos) << m;
+  }
+  // The double reference holds these numbers: it computes.
+  EXPECT_EQ(message(Backend::kReference, o), "no error");
+
+  // An explicit scale that overflows is blamed on the scale.
+  q.assign(n, 1.0f);
+  k.assign(n, 1.0f);
+  AttentionOptions scaled = o;
+  scaled.scale = 1e38;
+  EXPECT_NE(message(Backend::kSta, scaled).find("scale: scaled scores"), std::string::npos);
+  // fp16 rounding: a value that rounds to infinity is refused, naming its input.
+  AttentionOptions fp16 = o;
+  fp16.rounding = InputRounding::kFp16;
+  v[7] = -70000.0f;
+  EXPECT_NE(message(Backend::kSta, fp16).find("v: a value of magnitude 7e+04 does not fit float16"),
+            std::string::npos)
+      << message(Backend::kSta, fp16);
+  // Names are the caller's: a program passes its option names.
+  const InputRange r = input_range(shape, q.data(), k.data(), v.data());
+  EXPECT_EQ(r.v, 70000.0);
+  EXPECT_EQ(r.q, 1.0);
+  try {
+    check_input_range(shape, fp16, r, {"--q", "--k", "--v", "--scale"});
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()).rfind("--v: ", 0), 0u) << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace sta

@@ -370,28 +370,6 @@ void check_work(double flops, const std::string& arg, const std::string& what) {
   }
 }
 
-void check_score_range(double mq, double mk, double mv, int64_t seq_len, double scale,
-                       int64_t dim, bool scale_given) {
-  constexpr double kLimit = 1e37;
-  const double d = static_cast<double>(dim);
-  const double seq = static_cast<double>(seq_len);
-  auto num = [](double x) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.3g", x);
-    return std::string(buf);
-  };
-  const std::string rule = "; expected float32-safe inputs (D*max|q|*max|k|, scale*D*max|q|*max|k| "
-                           "and S*max|v| below 1e37)";
-  if (d * mq * mk > kLimit)
-    throw Error("--q/--k: scores up to D*max|q|*max|k| = " + num(d) + "*" + num(mq) + "*" +
-                num(mk) + " = " + num(d * mq * mk) + " overflow float32" + rule);
-  if (scale * d * mq * mk > kLimit || scale * mq > kLimit)
-    throw Error(std::string(scale_given ? "--scale" : "--q/--k") + ": scaled scores up to " +
-                num(scale * d * mq * mk) + " (scale " + num(scale) + ") overflow float32" + rule);
-  if (seq * mv > kLimit)
-    throw Error("--v: sums up to S*max|v| = " + num(seq * mv) + " overflow float32" + rule);
-}
-
 void check_attention_cost(const AttentionShape& shape, const AttentionOptions& options,
                           Backend backend, double input_bytes, const std::string& arg) {
   const Geometry& g = options.geometry;

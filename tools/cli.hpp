@@ -133,15 +133,6 @@ void check_work(double flops, const std::string& arg, const std::string& what);
 void check_attention_cost(const AttentionShape& shape, const AttentionOptions& options,
                           Backend backend, double input_bytes, const std::string& arg);
 
-/// Refuses q, k, v whose attention scores or sums could leave float32 range in the fast
-/// backends (which would give NaN where the double reference has numbers). The rule, with
-/// finite maxima over each tensor: D*max|q|*max|k|, scale*D*max|q|*max|k|, scale*max|q| and
-/// S*max|v| must all stay below 1e37 (FLT_MAX is 3.4e38; the margin covers summation order).
-/// Throws sta::Error naming --q/--k/--v (or --scale when `scale_given`) and the bound.
-/// The rule is applied to the largest finite magnitudes of q, k, v (from scan_floats) and S.
-void check_score_range(double max_q, double max_k, double max_v, int64_t seq, double scale,
-                       int64_t dim, bool scale_given);
-
 /// Output files of one command, resolved and checked before any work: each is a creatable
 /// file (its folder exists and is writable, its name fits NAME_MAX, it is not a folder or
 /// device, it exists only with --force), no two are the same file and none is an input.

@@ -59,7 +59,7 @@ Input read_input(const Args& args, const std::string& name, size_t rank, bool al
   return in;
 }
 
-AttentionShape check_attention_inputs(const Args& args, const CommonOptions& common,
+AttentionShape check_attention_inputs(const CommonOptions& common,
                                       const AttentionOptions& options, Backend backend,
                                       const Input& q, const Input& k, const Input& v,
                                       const std::vector<const Input*>& same) {
@@ -87,15 +87,9 @@ AttentionShape check_attention_inputs(const Args& args, const CommonOptions& com
                 " has an empty axis; expected B, H, S, D >= 1");
   check_head_masks(common, shape.heads);
   validate_attention(shape, options, backend);
-  check_score_range(q.scan.max_abs_finite, k.scan.max_abs_finite, v.scan.max_abs_finite, shape.seq,
-                    options.effective_scale(shape.dim), shape.dim, args.has("--scale"));
-  // fp16 holds |x| < 65520; larger values would round to inf and the output to NaN.
-  if (options.rounding == InputRounding::kFp16)
-    for (const Input* in : {&q, &k, &v})
-      if (in->scan.max_abs_finite >= 65520.0)
-        throw Error(in->arg + " '" + in->path + "': a value of magnitude " +
-                    std::to_string(in->scan.max_abs_finite) + " does not fit float16 (--round fp16); " +
-                    "expected |x| <= 65504");
+  // The library's float32 / float16 range rule, on the maxima the read already found.
+  check_input_range(shape, options, {q.scan.max_abs_finite, k.scan.max_abs_finite, v.scan.max_abs_finite},
+                    {"--q", "--k", "--v", "--scale"});
   return shape;
 }
 

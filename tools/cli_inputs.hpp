@@ -39,10 +39,9 @@ Input read_input(const Args& args, const std::string& name, size_t rank, bool al
                  const std::string& command);
 
 /// Checks q's [B,H,S,D] against `same` (each must have q's shape, or q's without D when rank
-/// 3), the geometry's S, non-empty axes, the per-head masks, the backend, the float32 range
-/// rule on q, k, v (check_score_range) and, with --round fp16, the float16 range. Returns the
-/// shape.
-AttentionShape check_attention_inputs(const Args& args, const CommonOptions& common,
+/// 3), the geometry's S, non-empty axes, the per-head masks, the backend, and the library's
+/// float32 / float16 range rule on q, k, v (sta::check_input_range). Returns the shape.
+AttentionShape check_attention_inputs(const CommonOptions& common,
                                       const AttentionOptions& options, Backend backend,
                                       const Input& q, const Input& k, const Input& v,
                                       const std::vector<const Input*>& same);

@@ -80,7 +80,7 @@ int run_grad(int argc, char** argv) {
     same.push_back(&out);
     same.push_back(&lse);
   }
-  const AttentionShape shape = check_attention_inputs(args, common, options, backend, q, k, v, same);
+  const AttentionShape shape = check_attention_inputs(common, options, backend, q, k, v, same);
   const double elements = static_cast<double>(shape.elements());
   check_memory(4.0 * (6.0 * elements + 2.0 * static_cast<double>(shape.batch * shape.heads * shape.seq)),
                "--q", "gradients on shape " + shape_to_string(q.view.shape));

@@ -73,7 +73,7 @@ int run_run(int argc, char** argv) {
   const NpyView& q = qi.view;
   const NpyView& k = ki.view;
   const NpyView& v = vi.view;
-  const AttentionShape shape = check_attention_inputs(args, common, options, backend, qi, ki, vi, {});
+  const AttentionShape shape = check_attention_inputs(common, options, backend, qi, ki, vi, {});
   const Geometry& g = options.geometry;
   const double out_elements = static_cast<double>(shape.elements());
   check_memory(4.0 * (4.0 * out_elements + 2.0 * static_cast<double>(shape.batch * shape.heads * shape.seq)),

@@ -81,7 +81,31 @@ struct AttentionStats {
 void validate_attention(const AttentionShape& shape, const AttentionOptions& options,
                         Backend backend);
 
+/// The largest finite |x| of q, k and v (NaN and infinities are skipped: SPEC 6 lets them
+/// propagate). One parallel pass over each.
+struct InputRange {
+  double q = 0.0, k = 0.0, v = 0.0;
+};
+InputRange input_range(const AttentionShape& shape, const float* q, const float* k, const float* v);
+
+/// How check_input_range's messages name the inputs: the library's names, or a program's
+/// (`sta run` passes "--q", "--k", "--v", "--scale").
+struct InputNames {
+  std::string q = "q", k = "k", v = "v", scale = "scale";
+};
+
+/// Refuses inputs the fast backends' float32 arithmetic cannot hold (it would give inf or NaN
+/// where the double reference has numbers). With the maxima of `range`: D*max|q|*max|k|,
+/// scale*D*max|q|*max|k|, scale*max|q| and S*max|v| must stay below 1e37 (FLT_MAX is 3.4e38;
+/// the margin covers summation order); with fp16 rounding every |x| must stay below 65520
+/// (larger values round to infinity). attention() and attention_backward() apply it to the
+/// fast backends' inputs. Throws sta::Error naming the inputs (the scale when options.scale
+/// was given) and the bound.
+void check_input_range(const AttentionShape& shape, const AttentionOptions& options,
+                       const InputRange& range, const InputNames& names = {});
+
 /// Computes attention with `backend`. `out` has shape.elements() floats, `lse` batch*heads*seq.
+/// The fast backends refuse inputs outside float32's range (check_input_range).
 /// Deterministic: the same bits for any thread count. A query with no allowed key gets
 /// out = 0 and lse = -inf.
 AttentionStats attention(const AttentionShape& shape, const AttentionOptions& options,

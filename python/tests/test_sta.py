@@ -568,3 +568,17 @@ def test_help_is_useful():
         assert word in doc
     assert "stats" in sta.attention.__doc__
     assert sta.gemm_kernel_name("fp32") and sta.simd_isa() in ("avx512", "avx2", "scalar")
+
+
+def test_values_float32_cannot_hold_are_refused_not_nan():
+    """The library's range rule (SPEC 6 numerics): fast backends refuse scores beyond float32
+    with a ValueError naming the inputs; the double reference computes them."""
+    rng = np.random.default_rng(3)
+    q, k, v = (rng.standard_normal((1, 1, 32, 8)).astype(np.float32) for _ in range(3))
+    q[0, 0, 1, 2] = 1e20
+    k[0, 0, 5, 2] = 1e19
+    kw = dict(video=(2, 4, 4), tile=(1, 2, 2), masks="sta:1,1,1")
+    with pytest.raises(ValueError, match="q/k: scores up to"):
+        sta.attention(q, k, v, **kw)
+    out, lse, _ = sta.attention(q, k, v, backend="reference", **kw)
+    assert np.isfinite(lse).all()

@@ -6,9 +6,13 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cfloat>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <limits>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "flash.hpp"
@@ -180,10 +184,60 @@ AttentionStats run_reference(const AttentionShape& shape, const AttentionOptions
 
 }  // namespace
 
+namespace {
+
+double max_abs_finite(const float* x, int64_t n) {
+  float m = 0.0f;
+#pragma omp parallel for schedule(static) reduction(max : m)
+  for (int64_t i = 0; i < n; ++i) {
+    const float a = std::fabs(x[i]);
+    if (a <= FLT_MAX) m = std::max(m, a);  // false for NaN and infinity
+  }
+  return m;
+}
+
+std::string number(double x) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3g", x);
+  return buf;
+}
+
+}  // namespace
+
+InputRange input_range(const AttentionShape& shape, const float* q, const float* k, const float* v) {
+  const int64_t n = shape.elements();
+  return {max_abs_finite(q, n), max_abs_finite(k, n), max_abs_finite(v, n)};
+}
+
+void check_input_range(const AttentionShape& shape, const AttentionOptions& options,
+                       const InputRange& r, const InputNames& names) {
+  constexpr double kLimit = 1e37;
+  const double d = static_cast<double>(shape.dim), seq = static_cast<double>(shape.seq);
+  const double scale = options.effective_scale(shape.dim);
+  const std::string rule = "; expected float32-safe inputs (D*max|q|*max|k|, scale*D*max|q|*max|k| "
+                           "and S*max|v| below 1e37)";
+  if (d * r.q * r.k > kLimit)
+    throw Error(names.q + "/" + names.k + ": scores up to D*max|q|*max|k| = " + number(d) + "*" +
+                number(r.q) + "*" + number(r.k) + " = " + number(d * r.q * r.k) + " overflow float32" + rule);
+  if (scale * d * r.q * r.k > kLimit || scale * r.q > kLimit)
+    throw Error((options.scale != 0.0 ? names.scale : names.q + "/" + names.k) + ": scaled scores up to " +
+                number(scale * d * r.q * r.k) + " (scale " + number(scale) + ") overflow float32" + rule);
+  if (seq * r.v > kLimit)
+    throw Error(names.v + ": sums up to S*max|v| = " + number(seq * r.v) + " overflow float32" + rule);
+  if (options.rounding == InputRounding::kFp16) {
+    const std::pair<const std::string*, double> inputs[] = {{&names.q, r.q}, {&names.k, r.k}, {&names.v, r.v}};
+    for (const auto& [name, m] : inputs)
+      if (m >= 65520.0)
+        throw Error(*name + ": a value of magnitude " + number(m) + " does not fit float16 (fp16 "
+                    "rounding); expected |x| <= 65504");
+  }
+}
+
 AttentionStats attention(const AttentionShape& shape, const AttentionOptions& options,
                          const float* q, const float* k, const float* v, float* out,
                          float* lse, Backend backend) {
   validate_attention(shape, options, backend);
+  if (backend != Backend::kReference) check_input_range(shape, options, input_range(shape, q, k, v));
   const Geometry& g = options.geometry;
   const int64_t n = shape.elements();
   const int64_t bh = shape.batch * shape.heads;
