@@ -439,6 +439,10 @@ TEST(InputRange, FastBackendsRefuseWhatFloat32CannotHoldNamingTheInput) {
   }
   // The double reference holds these numbers: it computes.
   EXPECT_EQ(message(Backend::kReference, o), "no error");
+  // A caller that checked the range itself may skip the pass (and owns the consequences).
+  AttentionOptions unchecked = o;
+  unchecked.check_range = false;
+  EXPECT_EQ(message(Backend::kSta, unchecked), "no error");
 
   // An explicit scale that overflows is blamed on the scale.
   q.assign(n, 1.0f);

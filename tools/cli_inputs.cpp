@@ -16,6 +16,9 @@ AttentionOptions parse_attention_options(const Args& args, const CommonOptions& 
   options.masks = common.masks;
   options.layout = common.layout;
   options.rounding = parse_rounding(args.get("--round", "none"), "--round");
+  // check_attention_inputs applies the range rule to the maxima found while reading the
+  // inputs: the library need not scan them again.
+  options.check_range = false;
   if (with_precision) options.precision = parse_precision(args.get("--precision", "fp32"), "--precision");
   if (args.has("--scale")) {
     options.scale = args.get_double("--scale", 0.0);

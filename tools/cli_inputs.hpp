@@ -15,7 +15,8 @@
 namespace sta::cli {
 
 /// Attention options shared by run and grad: geometry, masks and layout from `common`,
-/// --round, --precision (when `with_precision`) and --scale (a positive normal float32).
+/// --round, --precision (when `with_precision`) and --scale (a positive normal float32);
+/// check_range off (check_attention_inputs applies the rule).
 AttentionOptions parse_attention_options(const Args& args, const CommonOptions& common,
                                          bool with_precision);
 

@@ -62,6 +62,10 @@ struct AttentionOptions {
   /// ...; gemm_kernel_names() lists the usable ones); empty = the run-time choice (or the
   /// environment variable STA_GEMM). An fp32 family in bf16 precision emulates bf16 exactly.
   std::string gemm;
+  /// Refuse, before computing, inputs beyond the fast backends' float32 range
+  /// (check_input_range; one pass over q, k and v). A caller that has applied the rule
+  /// itself (`sta run` scans its inputs once while reading them) may turn the pass off.
+  bool check_range = true;
   double effective_scale(int64_t dim) const;
 };
 

@@ -187,11 +187,18 @@ AttentionStats run_reference(const AttentionShape& shape, const AttentionOptions
 namespace {
 
 double max_abs_finite(const float* x, int64_t n) {
+  constexpr int64_t kChunk = 1 << 14;
   float m = 0.0f;
 #pragma omp parallel for schedule(static) reduction(max : m)
-  for (int64_t i = 0; i < n; ++i) {
-    const float a = std::fabs(x[i]);
-    if (a <= FLT_MAX) m = std::max(m, a);  // false for NaN and infinity
+  for (int64_t begin = 0; begin < n; begin += kChunk) {
+    const int64_t end = std::min(n, begin + kChunk);
+    float local = 0.0f;
+#pragma omp simd reduction(max : local)
+    for (int64_t i = begin; i < end; ++i) {
+      const float a = std::fabs(x[i]);
+      local = std::max(local, a <= FLT_MAX ? a : 0.0f);  // NaN and infinity count as 0
+    }
+    m = std::max(m, local);
   }
   return m;
 }
@@ -237,7 +244,8 @@ AttentionStats attention(const AttentionShape& shape, const AttentionOptions& op
                          const float* q, const float* k, const float* v, float* out,
                          float* lse, Backend backend) {
   validate_attention(shape, options, backend);
-  if (backend != Backend::kReference) check_input_range(shape, options, input_range(shape, q, k, v));
+  if (backend != Backend::kReference && options.check_range)
+    check_input_range(shape, options, input_range(shape, q, k, v));
   const Geometry& g = options.geometry;
   const int64_t n = shape.elements();
   const int64_t bh = shape.batch * shape.heads;

@@ -76,7 +76,8 @@ AttentionStats attention_backward(const AttentionShape& shape, const AttentionOp
   if ((out == nullptr) != (lse == nullptr)) {
     throw Error("--out/--lse: give both of the forward's out and lse, or neither (recomputed)");
   }
-  if (backend != Backend::kReference) check_input_range(shape, options, input_range(shape, q, k, v));
+  if (backend != Backend::kReference && options.check_range)
+    check_input_range(shape, options, input_range(shape, q, k, v));
   const Geometry& g = options.geometry;
   const int64_t n = shape.elements(), bh = shape.batch * shape.heads;
   // A NaN or Inf in a key a query may not attend must not reach that query's gradients
