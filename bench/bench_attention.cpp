@@ -17,6 +17,7 @@
 #include <cblas.h>
 #include <omp.h>
 
+#include <chrono>
 #include <cstdint>
 #include <ctime>
 #include <fstream>
@@ -200,6 +201,27 @@ void BM_Peak(benchmark::State& state, double (*probe)(double), int threads) {
   state.counters["omp_threads"] = threads;
 }
 
+/// The AVX-512 FMA rate all `threads` keep up for 2 s together (total flops over the wall
+/// time, not the best slice): on a server the all-core clock under sustained AVX-512 load can
+/// sit below the 0.2 s probe's, and an attention row runs for seconds. Beside BM_Peak it tells
+/// a clock limit from a loss in the kernels.
+void BM_Sustained(benchmark::State& state, int threads) {
+  using Clock = std::chrono::steady_clock;
+  constexpr double kSeconds = 2.0;
+  constexpr int64_t kReps = 2048;  // a few ms per call
+  double gflops = 0.0;
+  for (auto _ : state) {
+    double flops = 0.0;
+    const auto start = Clock::now();
+#pragma omp parallel num_threads(threads) reduction(+ : flops)
+    while (std::chrono::duration<double>(Clock::now() - start).count() < kSeconds)
+      flops += static_cast<double>(sta::simd::fma_f32_avx512_run(kReps));
+    gflops = 1e-9 * flops / std::chrono::duration<double>(Clock::now() - start).count();
+  }
+  state.counters["GFLOP/s"] = gflops;
+  state.counters["omp_threads"] = threads;
+}
+
 double peak_fp32_avx512(double s) { return sta::simd::fma_peak_f32_avx512(s); }
 double peak_fp32_avx2(double s) { return sta::simd::fma_peak_f32_avx2(s); }
 double peak_bf16_dot(double s) { return sta::simd::probe_avx512bf16_gflops(s / 4); }
@@ -217,6 +239,15 @@ void register_peaks(const std::string& set, int threads) {
       {"bf16-dot-avx512bf16", peak_bf16_dot, sta::simd::find_gemm_kernels("avx512bf16-bf16") != nullptr},
       {"amx-bf16", peak_amx, sta::simd::find_gemm_kernels("amx-bf16") != nullptr},
   };
+  if (sta::simd::isa_supported(sta::simd::Isa::kAvx512)) {
+    for (int t : {1, threads}) {
+      benchmark::RegisterBenchmark((set + "/sustained/fp32-fma-avx512/threads:" + std::to_string(t)).c_str(),
+                                   BM_Sustained, t)
+          ->Iterations(1)
+          ->Unit(benchmark::kMillisecond);
+      if (threads == 1) break;
+    }
+  }
   for (const Probe& p : probes) {
     if (!p.usable) continue;
     for (int t : {1, threads}) {

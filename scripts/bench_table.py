@@ -7,7 +7,8 @@ Usage:
   python3 scripts/bench_table.py table2.json [more.json ...] > table2.md
 
 Run names are SET/VARIANT/BACKEND/MASK (VARIANT: fp32, bf16, fp32-openblas), SET/peak/KIND
-(same-run peak probes: fp32-fma-avx512, fp32-fma-avx2, bf16-dot-avx512bf16, amx-bf16) and
+(same-run peak probes: fp32-fma-avx512, fp32-fma-avx2, bf16-dot-avx512bf16, amx-bf16),
+SET/sustained/fp32-fma-avx512 (the FMA rate all threads hold for 2 s) and
 SET/sgemm/... (OpenBLAS). For every problem set and variant it prints one row per attention
 run: sparsity, the kernel's block counters, time, speedup over the dense backend of the same
 variant (measured and ideal = computed-block ratio), useful and computed GFLOP/s, the share of
@@ -179,19 +180,25 @@ def main(argv):
     for set_name in sorted(sets, key=lambda s: (s != "Table2", s)):
         if set_name.endswith("-backward"):
             continue  # print_backward_checks below
-        sgemm, peaks, variants = {}, {}, {}
+        sgemm, peaks, variants, sustained = {}, {}, {}, {}
         for parts, entry in sets[set_name]:
             threads = int(entry.get("omp_threads", 1))
             if parts[1] == "sgemm":
                 sgemm[threads] = entry
             elif parts[1] == "peak":
                 peaks.setdefault(parts[2], {})[threads] = entry
+            elif parts[1] == "sustained":
+                sustained.setdefault(parts[2], {})[threads] = entry
             elif len(parts) >= 4:
                 variants.setdefault(parts[1], []).append((parts[2], "/".join(parts[3:]), entry))
         print(f"\n### {set_name}\n")
         for kind, by_threads in sorted(peaks.items()):
             for threads, e in sorted(by_threads.items()):
                 print(f"- peak probe {kind}, {threads} thread(s): {fmt(e.get('GFLOP/s'))} GFLOP/s")
+        for kind, by_threads in sorted(sustained.items()):
+            for threads, e in sorted(by_threads.items()):
+                print(f"- sustained {kind} for 2 s, {threads} thread(s): {fmt(e.get('GFLOP/s'))} GFLOP/s "
+                      f"(all threads together, not the best slice)")
         for threads, e in sorted(sgemm.items()):
             print(f"- OpenBLAS sgemm 384x384x128, {threads} thread(s): {fmt(e.get('GFLOP/s'))} "
                   f"GFLOP/s total")
