@@ -6,6 +6,8 @@
 #include <limits>
 #include <vector>
 
+#include "sta/layout.hpp"
+#include "sta/mask.hpp"
 #include "sta/reference.hpp"
 
 namespace sta {
@@ -19,6 +21,27 @@ double dot(const float* a, const float* b, int64_t dim) {
   return acc;
 }
 
+/// mask_allows(g, mask, layout, i, j) for one head's mask, with every query's per-axis key
+/// intervals and every key's coordinates found once (both passes ask for all S^2 pairs).
+class QueryMasks {
+ public:
+  QueryMasks(const Geometry& g, const Mask& mask, Layout layout) : video_(g.video_tokens()) {
+    const int64_t S = g.seq_len();
+    rows_.reserve(static_cast<size_t>(S));
+    for (int64_t i = 0; i < S; ++i) rows_.emplace_back(g, mask, layout, i);
+    coord_.resize(static_cast<size_t>(video_));
+    for (int64_t s = 0; s < video_; ++s) coord_[static_cast<size_t>(s)] = token_coord(g, layout, s);
+  }
+  bool allows(int64_t i, int64_t j) const {
+    return rows_[static_cast<size_t>(i)].allows(j, j < video_ ? coord_[static_cast<size_t>(j)] : TokenCoord{0, 0, 0});
+  }
+
+ private:
+  int64_t video_;
+  std::vector<QueryMask> rows_;
+  std::vector<TokenCoord> coord_;
+};
+
 /// One head's tensors and the per-row statistics shared by the two passes.
 struct HeadView {
   const float* q;
@@ -31,15 +54,14 @@ struct HeadView {
 
 /// Pass 1 for query row i: softmax row p_i, dp_i, the Jacobian ds_i = p_i (dp_i - p_i.dp_i),
 /// and dq_i = scale sum_j ds_ij k_j. Scratch vectors hold S entries.
-void query_row(const Geometry& g, const Mask& mask, Layout layout, int64_t S, int64_t D,
-               double scale, const HeadView& h, int64_t i, double* dq_i,
+void query_row(const QueryMasks& mask, int64_t S, int64_t D, double scale, const HeadView& h, int64_t i, double* dq_i,
                std::vector<double>& score, std::vector<double>& dprob,
                std::vector<char>& allowed) {
   const float* qi = h.q + i * D;
   double m = kNegInf;
   bool any = false;
   for (int64_t j = 0; j < S; ++j) {
-    allowed[j] = mask_allows(g, mask, layout, i, j);
+    allowed[j] = mask.allows(i, j);
     if (!allowed[j]) continue;
     score[j] = scale * dot(qi, h.k + j * D, D);
     if (!any || score[j] > m || std::isnan(score[j])) m = score[j];
@@ -74,11 +96,10 @@ void query_row(const Geometry& g, const Mask& mask, Layout layout, int64_t S, in
 
 /// Pass 2 for key row j: dv_j = sum_i p_ij dout_i, dk_j = scale sum_i ds_ij q_i over the
 /// queries i that may attend j, with p_ij = exp(s_ij - lse_i), ds_ij = p_ij (dp_ij - delta_i).
-void key_row(const Geometry& g, const Mask& mask, Layout layout, int64_t S, int64_t D,
-             double scale, const HeadView& h, int64_t j, double* dk_j, double* dv_j) {
+void key_row(const QueryMasks& mask, int64_t S, int64_t D, double scale, const HeadView& h, int64_t j, double* dk_j, double* dv_j) {
   for (int64_t d = 0; d < D; ++d) dk_j[d] = dv_j[d] = 0.0;
   for (int64_t i = 0; i < S; ++i) {
-    if (h.lse[i] == kNegInf || !mask_allows(g, mask, layout, i, j)) continue;
+    if (h.lse[i] == kNegInf || !mask.allows(i, j)) continue;
     const double p = std::exp(scale * dot(h.q + i * D, h.k + j * D, D) - h.lse[i]);
     const double ds = p * (dot(h.dout + i * D, h.v + j * D, D) - h.delta[i]);
     for (int64_t d = 0; d < D; ++d) {
@@ -106,6 +127,12 @@ void reference_attention_backward(const AttentionShape& shape, const AttentionOp
                     delta.data() + bh * S};
   };
 
+  std::vector<QueryMasks> masks;  // one per distinct mask (one, or one per head)
+  for (const Mask& m : options.masks) masks.emplace_back(g, m, options.layout);
+  auto mask_of = [&](int64_t bh) -> const QueryMasks& {
+    return masks[options.masks.size() == 1 ? 0 : static_cast<size_t>(bh % shape.heads)];
+  };
+
 #pragma omp parallel
   {
     std::vector<double> score(static_cast<size_t>(S)), dprob(static_cast<size_t>(S));
@@ -113,14 +140,12 @@ void reference_attention_backward(const AttentionShape& shape, const AttentionOp
 #pragma omp for collapse(2) schedule(dynamic, 64)
     for (int64_t bh = 0; bh < heads_total; ++bh)
       for (int64_t i = 0; i < S; ++i)
-        query_row(g, mask_for_head(options.masks, bh % shape.heads), options.layout, S, D, scale,
-                  head(bh), i, dq + (bh * S + i) * D, score, dprob, allowed);
+        query_row(mask_of(bh), S, D, scale, head(bh), i, dq + (bh * S + i) * D, score, dprob, allowed);
     // (the implicit barrier: pass 2 reads every row's lse and delta)
 #pragma omp for collapse(2) schedule(dynamic, 64)
     for (int64_t bh = 0; bh < heads_total; ++bh)
       for (int64_t j = 0; j < S; ++j)
-        key_row(g, mask_for_head(options.masks, bh % shape.heads), options.layout, S, D, scale,
-                head(bh), j, dk + (bh * S + j) * D, dv + (bh * S + j) * D);
+        key_row(mask_of(bh), S, D, scale, head(bh), j, dk + (bh * S + j) * D, dv + (bh * S + j) * D);
   }
 }
 
