@@ -6,7 +6,6 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <cfloat>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -19,6 +18,7 @@
 #include "gemm.hpp"
 #include "softmax.hpp"
 #include "sta/error.hpp"
+#include "sta/npy.hpp"
 #include "sta/reference.hpp"
 
 namespace sta {
@@ -186,23 +186,6 @@ AttentionStats run_reference(const AttentionShape& shape, const AttentionOptions
 
 namespace {
 
-double max_abs_finite(const float* x, int64_t n) {
-  constexpr int64_t kChunk = 1 << 14;
-  float m = 0.0f;
-#pragma omp parallel for schedule(static) reduction(max : m)
-  for (int64_t begin = 0; begin < n; begin += kChunk) {
-    const int64_t end = std::min(n, begin + kChunk);
-    float local = 0.0f;
-#pragma omp simd reduction(max : local)
-    for (int64_t i = begin; i < end; ++i) {
-      const float a = std::fabs(x[i]);
-      local = std::max(local, a <= FLT_MAX ? a : 0.0f);  // NaN and infinity count as 0
-    }
-    m = std::max(m, local);
-  }
-  return m;
-}
-
 std::string number(double x) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.3g", x);
@@ -213,7 +196,8 @@ std::string number(double x) {
 
 InputRange input_range(const AttentionShape& shape, const float* q, const float* k, const float* v) {
   const int64_t n = shape.elements();
-  return {max_abs_finite(q, n), max_abs_finite(k, n), max_abs_finite(v, n)};
+  return {scan_floats(q, n).max_abs_finite, scan_floats(k, n).max_abs_finite,
+          scan_floats(v, n).max_abs_finite};
 }
 
 void check_input_range(const AttentionShape& shape, const AttentionOptions& options,
