@@ -19,10 +19,7 @@
 
 #include <chrono>
 #include <cstdint>
-#include <ctime>
 #include <fstream>
-#include <map>
-#include <random>
 #include <string>
 #include <vector>
 

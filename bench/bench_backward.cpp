@@ -14,7 +14,6 @@
 // dV, each 2 D per pair; FlashAttention-2's count, 2.5x the forward's 4 D); computed_GFLOP/s
 // the same over every pair of the blocks computed; cpu_ms = CPU time of all threads.
 #include <benchmark/benchmark.h>
-#include <omp.h>
 
 #include <chrono>
 #include <string>
