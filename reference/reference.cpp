@@ -5,9 +5,8 @@
 #include <limits>
 #include <vector>
 
+#include "query_masks.hpp"
 #include "sta/error.hpp"
-#include "sta/layout.hpp"
-#include "sta/mask.hpp"
 
 namespace sta {
 
@@ -20,10 +19,7 @@ void reference_attention(const AttentionShape& shape, const AttentionOptions& op
   const double scale = options.effective_scale(D);
   const int64_t heads_total = shape.batch * shape.heads;
 
-  // Canvas coordinates of every video token, found once (the mask is asked for S^2 pairs).
-  std::vector<TokenCoord> coord(static_cast<size_t>(g.video_tokens()));
-  for (int64_t s = 0; s < g.video_tokens(); ++s) coord[static_cast<size_t>(s)] = token_coord(g, options.layout, s);
-  const TokenCoord none{0, 0, 0};
+  const HeadMasks masks(g, options.masks, options.layout);  // asked for all S^2 pairs
 
 #pragma omp parallel
   {
@@ -32,7 +28,7 @@ void reference_attention(const AttentionShape& shape, const AttentionOptions& op
 #pragma omp for collapse(2) schedule(static)
     for (int64_t bh = 0; bh < heads_total; ++bh)
       for (int64_t i = 0; i < S; ++i) {
-        const QueryMask mask(g, mask_for_head(options.masks, bh % shape.heads), options.layout, i);
+        const QueryMasks& mask = masks.of_head(bh % shape.heads);
         const float* qi = q + (bh * S + i) * D;
         const float* kb = k + bh * S * D;
         const float* vb = v + bh * S * D;
@@ -40,7 +36,7 @@ void reference_attention(const AttentionShape& shape, const AttentionOptions& op
         double m = -std::numeric_limits<double>::infinity();
         bool any = false;
         for (int64_t j = 0; j < S; ++j) {
-          allowed[j] = mask.allows(j, j < g.video_tokens() ? coord[static_cast<size_t>(j)] : none);
+          allowed[j] = mask.allows(i, j);
           if (!allowed[j]) continue;
           double dot = 0.0;
           for (int64_t d = 0; d < D; ++d) dot += static_cast<double>(qi[d]) * kb[j * D + d];

@@ -6,8 +6,7 @@
 #include <limits>
 #include <vector>
 
-#include "sta/layout.hpp"
-#include "sta/mask.hpp"
+#include "query_masks.hpp"
 #include "sta/reference.hpp"
 
 namespace sta {
@@ -20,27 +19,6 @@ double dot(const float* a, const float* b, int64_t dim) {
   for (int64_t d = 0; d < dim; ++d) acc += static_cast<double>(a[d]) * b[d];
   return acc;
 }
-
-/// mask_allows(g, mask, layout, i, j) for one head's mask, with every query's per-axis key
-/// intervals and every key's coordinates found once (both passes ask for all S^2 pairs).
-class QueryMasks {
- public:
-  QueryMasks(const Geometry& g, const Mask& mask, Layout layout) : video_(g.video_tokens()) {
-    const int64_t S = g.seq_len();
-    rows_.reserve(static_cast<size_t>(S));
-    for (int64_t i = 0; i < S; ++i) rows_.emplace_back(g, mask, layout, i);
-    coord_.resize(static_cast<size_t>(video_));
-    for (int64_t s = 0; s < video_; ++s) coord_[static_cast<size_t>(s)] = token_coord(g, layout, s);
-  }
-  bool allows(int64_t i, int64_t j) const {
-    return rows_[static_cast<size_t>(i)].allows(j, j < video_ ? coord_[static_cast<size_t>(j)] : TokenCoord{0, 0, 0});
-  }
-
- private:
-  int64_t video_;
-  std::vector<QueryMask> rows_;
-  std::vector<TokenCoord> coord_;
-};
 
 /// One head's tensors and the per-row statistics shared by the two passes.
 struct HeadView {
@@ -127,11 +105,8 @@ void reference_attention_backward(const AttentionShape& shape, const AttentionOp
                     delta.data() + bh * S};
   };
 
-  std::vector<QueryMasks> masks;  // one per distinct mask (one, or one per head)
-  for (const Mask& m : options.masks) masks.emplace_back(g, m, options.layout);
-  auto mask_of = [&](int64_t bh) -> const QueryMasks& {
-    return masks[options.masks.size() == 1 ? 0 : static_cast<size_t>(bh % shape.heads)];
-  };
+  const HeadMasks masks(g, options.masks, options.layout);
+  auto mask_of = [&](int64_t bh) -> const QueryMasks& { return masks.of_head(bh % shape.heads); };
 
 #pragma omp parallel
   {
