@@ -12,6 +12,7 @@
 #include "cli_inputs.hpp"
 #include "cli_options.hpp"
 #include "sta/backward.hpp"
+#include "sta/buffer.hpp"
 #include "sta/error.hpp"
 #include "sta/npy.hpp"
 
@@ -87,14 +88,15 @@ int run_grad(int argc, char** argv) {
   check_attention_cost(shape, options, backend, 4.0 * 4.0 * elements, "--q");
 
   if (threads > 0) omp_set_num_threads(threads);
-  std::vector<float> dq(static_cast<size_t>(shape.elements())), dk(dq.size()), dv(dq.size());
+  // Not zero-filled here: the backward zeroes them on its team (buffer.hpp, as sta run's out).
+  LargeArray<float> dq(shape.elements(), "--dq"), dk(shape.elements(), "--dk"), dv(shape.elements(), "--dv");
   const auto start = std::chrono::steady_clock::now();
   const AttentionStats stats = attention_backward(
       shape, options, q.view.data(), k.view.data(), v.view.data(), given ? out.view.data() : nullptr,
       given ? lse.view.data() : nullptr, dout.view.data(), dq.data(), dk.data(), dv.data(), backend);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
-  const std::vector<float>* grads[] = {&dq, &dk, &dv};
+  const LargeArray<float>* grads[] = {&dq, &dk, &dv};
   for (size_t i = 0; i < 3; ++i)
     write_npy(outputs[i].path, grads[i]->data(), q.view.shape, force, outputs[i].arg);
   if (args.has("--stats")) {
