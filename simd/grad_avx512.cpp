@@ -20,19 +20,19 @@ void grad_scores_avx512(float* dp, int64_t lddp, const float* p, int64_t ldp, in
 void add_transposed_pv_avx512(const float* a, int64_t lda, int64_t rows, int64_t kdim,
                               const float* v_packed, int64_t v_panel_stride, int64_t dim, float* o,
                               int64_t ldo) {
-  add_transposed_pv_body<xsimd::avx512bw, 12>(a, lda, rows, kdim, v_packed, v_panel_stride, dim,
+  add_transposed_pv_body<xsimd::avx512bw>(a, lda, rows, kdim, v_packed, v_panel_stride, dim,
                                               o, ldo);
 }
 
 void probs_qk_avx512(const float* q, int64_t ldq, int64_t rows, int64_t dim, const float* k_packed,
                      int64_t ncols, float scale, const float* lse, float* p, int64_t ldp) {
-  fused_scores_body<xsimd::avx512bw, 12, ScoreEpilogue::kProbs>(q, ldq, rows, dim, k_packed, ncols,
+  fused_scores_body<xsimd::avx512bw, ScoreEpilogue::kProbs>(q, ldq, rows, dim, k_packed, ncols,
                                                                  scale, lse, nullptr, 0, p, ldp);
 }
 void grad_scores_qk_avx512(const float* dout, int64_t ldd, int64_t rows, int64_t dim,
                            const float* v_packed, int64_t ncols, const float* p, int64_t ldp,
                            const float* delta, float scale, float* ds, int64_t ldds) {
-  fused_scores_body<xsimd::avx512bw, 12, ScoreEpilogue::kGradScores>(
+  fused_scores_body<xsimd::avx512bw, ScoreEpilogue::kGradScores>(
       dout, ldd, rows, dim, v_packed, ncols, scale, delta, p, ldp, ds, ldds);
 }
 

@@ -596,15 +596,16 @@ namespace {
 
 TEST(GradKernels, AddTransposedPvMatchesDoubleProductForAllIsas) {
   // o += A^T V with V packed by pack_v (kF32Panels), against a double sum over the unpacked
-  // V: sizes around the register tiles (12 and 6 rows), the vector pair (16 and 32 columns)
-  // and D that is not a multiple of a panel; A's rows past kdim and O's columns past dim hold
+  // V: sizes around the register tiles (6 rows; 16, 32 and 64 columns: one AVX2 pair, one
+  // panel, the AVX-512 panel pair), D that is not a multiple of a panel or of the pair (a
+  // last single panel, a pair cut short), k past one 128-row block; A's rows past kdim and O's columns past dim hold
   // sentinels that must neither be read (NaN) nor written.
   constexpr uint64_t kSeed = 77;
   std::mt19937_64 rng(kSeed);
   std::uniform_real_distribution<float> uni(-1.0f, 1.0f);
-  for (int64_t dim : {1, 7, 16, 20, 32, 40, 64, 128}) {
+  for (int64_t dim : {1, 7, 16, 20, 32, 40, 48, 64, 80, 100, 128}) {
     for (int64_t rows : {1, 5, 6, 11, 12, 13, 25, 37}) {
-      for (int64_t kdim : {1, 3, 17, 64}) {
+      for (int64_t kdim : {1, 3, 17, 64, 131}) {
         const int64_t lda = rows + 5, ldo = dim + 3, kp = simd::padded_keys(kdim);
         std::vector<float> a(static_cast<size_t>((kdim + 2) * lda), std::nanf(""));
         for (int64_t k = 0; k < kdim; ++k)
@@ -650,15 +651,16 @@ namespace {
 TEST(GradKernels, FusedScoreKernelsMatchDoubleFormulasForAllIsas) {
   // P = exp(scale Q K^T - lse) and dS = scale P (dO V^T - Delta) with K and V packed by
   // pack_k (kF32Panels), against double sums over the unpacked rows: row counts around the
-  // register tiles (12, 6), key panels 1..3, D not a multiple of a vector, a row with
-  // lse = -inf (p = 0). Columns past ncols of the outputs must stay untouched.
+  // register tiles (6 rows), key panels 1..5 (whole panel pairs and a last single panel), D
+  // not a multiple of a vector, a row with lse = -inf (p = 0). Columns past ncols of the
+  // outputs must stay untouched.
   constexpr uint64_t kSeed = 91;
   std::mt19937_64 rng(kSeed);
   std::uniform_real_distribution<float> uni(-1.0f, 1.0f);
   const float scale = 0.3f;
   for (int64_t dim : {1, 9, 32, 64}) {
     for (int64_t rows : {1, 6, 7, 12, 13, 26}) {
-      for (int64_t ncols : {32, 96}) {
+      for (int64_t ncols : {32, 64, 96, 160}) {
         const int64_t ld = ncols + 4, lda = dim + 2;
         std::vector<float> q(static_cast<size_t>(rows * lda)), dout(q.size());
         std::vector<float> k(static_cast<size_t>(ncols * dim)), v(k.size());
