@@ -13,7 +13,8 @@
 // qk and pv with the element-wise kernels between them and P, dS transposed by hand.
 // dV and dK write rows other tasks write too: they are applied in task order (each task
 // knows its rank among the key block's visitors and waits for the previous one), so every
-// sum has one fixed order whatever thread runs what.
+// sum has one fixed order whatever thread runs what. A visit whose turn has not come keeps
+// its P and dS in a scratch slot while the task computes its next visits (kPendingSlots).
 #include "backward.hpp"
 
 #include <omp.h>
@@ -221,18 +222,20 @@ bool transposes(const simd::GemmKernels& gemm) { return gemm.layout != simd::Pac
 
 /// One thread's scratch, allocated once per call.
 struct Scratch {
-  Scratch(const simd::GemmKernels& gemm, int64_t rp, int64_t kc, int64_t dim)
+  Scratch(const simd::GemmKernels& gemm, int64_t rp, int64_t kc, int64_t dim, int64_t slots)
       : q(float_array(rp * dim)), dout(float_array(rp * dim)),
         q_as_v(float_array(simd::packed_v_elements(gemm.layout, rp, dim))),
         dout_as_v(float_array(simd::packed_v_elements(gemm.layout, rp, dim))),
         lse(float_array(rp)), delta(float_array(rp)),
-        p(float_array(rp * kc)), ds(float_array(rp * kc)),
+        p(float_array(slots * rp * kc)), ds(float_array(slots * rp * kc)), slot_elems(rp * kc),
         pt(float_array(transposes(gemm) ? kc * rp : 0)),
         dst(float_array(transposes(gemm) ? kc * rp : 0)),
         ones(float_array(std::max(rp, kc))) {
     std::fill(ones.get(), ones.get() + std::max(rp, kc), 1.0f);
   }
-  FloatArray q, dout, q_as_v, dout_as_v, lse, delta, p, ds, pt, dst, ones;
+  FloatArray q, dout, q_as_v, dout_as_v, lse, delta, p, ds;
+  int64_t slot_elems;  ///< floats of one P (or dS) slot
+  FloatArray pt, dst, ones;
   MixedBlockMask mask;
 };
 
@@ -280,16 +283,16 @@ KeyOperands key_operands(const HeadJob& job, const KeyBlock& kb, int64_t dim, si
           simd::padded_keys(kb.count), job.dk + kb.first * dim, job.dv + kb.first * dim};
 }
 
-/// One visit on the packed-panel layout, with the backward's own kernels: P and dS from
-/// GEMMs with the element-wise step fused (S and dP stay in registers), dQ += dS K, and
-/// dV += P^T dO, dK += dS^T Q reading P and dS transposed in place. (Row chunks of 128 or
-/// 192 rows, to keep P, dS and the key block in L2, measured no faster: the fused GEMMs
-/// lose on short row counts what the others gain.)
-void visit_fused(const HeadJob& job, const QueryBlock& qb, const KeyBlock& kb, const Visit& visit,
-                 const KeyOperands& ko, int64_t dim, float scale, int64_t ld, int64_t q_stride,
-                 const simd::GemmKernels& gemm, const simd::BackwardKernels& kernels, Scratch& sc) {
-  float* p = sc.p.get();
-  float* ds = sc.ds.get();
+/// The first half of a visit on the packed-panel layout, with the backward's own kernels: P
+/// and dS from GEMMs with the element-wise step fused (S and dP stay in registers) into the
+/// slot `p`, `ds`, and dQ += dS K (the task's own rows: no wait). (Row chunks of 128 or 192
+/// rows, to keep P, dS and the key block in L2, measured no faster: the fused GEMMs lose on
+/// short row counts what the others gain; key chunks of 96 and 192 measured the same as
+/// whole 384-key blocks.)
+void compute_visit(const HeadJob& job, const QueryBlock& qb, const KeyBlock& kb,
+                   const Visit& visit, const KeyOperands& ko, int64_t dim, float scale,
+                   int64_t ld, const simd::GemmKernels& gemm,
+                   const simd::BackwardKernels& kernels, Scratch& sc, float* p, float* ds) {
   kernels.probs_qk(sc.q.get(), dim, qb.rows, dim, ko.k_as_k, ko.kc, scale, sc.lse.get(), p, ld);
   if (visit.masked) sc.mask.apply(p, ld, qb.row0, qb.rows, 0.0f);  // p = exp(-inf) = 0
   for (int64_t r = 0; r < qb.rows; ++r) std::fill(p + r * ld + kb.count, p + r * ld + ko.kc, 0.0f);
@@ -297,7 +300,14 @@ void visit_fused(const HeadJob& job, const QueryBlock& qb, const KeyBlock& kb, c
                          sc.delta.get(), scale, ds, ld);
   gemm.pv(ds, ld, qb.rows, ko.kc, ko.k_as_v, job.packed.v_stride, dim, sc.ones.get(),
           job.dq + qb.first * dim, dim);
-  wait_for_turn(job.done[visit.key_block], visit.rank);
+}
+
+/// The second half, once the key block's earlier visitors are done: dV += P^T dO and
+/// dK += dS^T Q, reading P and dS transposed in place.
+void apply_visit(const HeadJob& job, const QueryBlock& qb, const KeyBlock& kb, const Visit& visit,
+                 const KeyOperands& ko, int64_t dim, int64_t ld, int64_t q_stride,
+                 const simd::BackwardKernels& kernels, Scratch& sc, const float* p,
+                 const float* ds) {
   kernels.add_transposed_pv(p, ld, kb.count, qb.rows, sc.dout_as_v.get(), q_stride, dim, ko.dv, dim);
   kernels.add_transposed_pv(ds, ld, kb.count, qb.rows, sc.q_as_v.get(), q_stride, dim, ko.dk, dim);
   job.done[visit.key_block].store(visit.rank + 1, std::memory_order_release);
@@ -327,26 +337,78 @@ void visit_transposing(const HeadJob& job, const QueryBlock& qb, const KeyBlock&
   job.done[visit.key_block].store(visit.rank + 1, std::memory_order_release);
 }
 
+// P/dS slots per thread for visits computed ahead of their turn (run_query_block). Measured
+// on the 16-core server (Table2-backward, 16 threads, one run each): thread time spent
+// waiting for a key block's turn was 30 % (dense), 18 % (natten 19,25,25) and 21 % (sta
+// 3,3,3) with one slot; dense backward/forward 3.88x -> 3.59x (4 slots) / 3.57x (8),
+// sta 5,5,5 3.42x -> 3.05x / 3.07x, sta 3,3,3 and natten unchanged within the host's noise.
+// 4 slots: 4.7 MB per thread at 384-token tiles.
+constexpr int64_t kPendingSlots = 4;
+
+bool turn_ready(const HeadJob& job, const Visit& visit) {
+  return job.done[visit.key_block].load(std::memory_order_acquire) == visit.rank;
+}
+
 /// The backward of one query block (see the file comment). Returns the video blocks it
 /// computed (counted on the first row block of a video query tile only).
+/// On the packed-panel layout a visit whose key block is not yet free (an earlier task has
+/// still to add its dK/dV there) does not wait: its P and dS stay in one of the scratch's
+/// slots and the task computes its next visits meanwhile, applying each pending visit as
+/// soon as its turn comes (and waiting only when every slot is taken). The results do not
+/// depend on this timing: each key block still receives its updates in rank order, and dQ
+/// its terms in visit order.
 BlockCounts run_query_block(const HeadJob& job, const QueryBlock& qb, const Geometry& g,
                             int64_t dim, float scale, int64_t ld, const simd::GemmKernels& gemm,
-                            const simd::BackwardKernels& kernels, Scratch& sc) {
+                            const simd::BackwardKernels& kernels, int64_t slots, Scratch& sc) {
   const int64_t rp = round_up(qb.rows, simd::kKeyPanel);
   load_query_rows(job, qb, dim, rp, gemm, sc);
   const int64_t q_stride = simd::packed_v_panel_stride(gemm.layout, rp, dim);
   BlockCounts did;
-  for (const Visit& visit : qb.visits) {
+  // Pending visits (computed, dK/dV not yet added): visit index per slot, -1 when free.
+  std::vector<int64_t> pending(static_cast<size_t>(slots), -1);
+  auto slot_p = [&](int64_t i) { return sc.p.get() + i * sc.slot_elems; };
+  auto slot_ds = [&](int64_t i) { return sc.ds.get() + i * sc.slot_elems; };
+  auto apply_slot = [&](int64_t i, bool wait) {
+    const Visit& visit = qb.visits[static_cast<size_t>(pending[static_cast<size_t>(i)])];
+    if (!wait && !turn_ready(job, visit)) return false;
+    wait_for_turn(job.done[visit.key_block], visit.rank);
+    const KeyBlock& kb = (*job.keys)[static_cast<size_t>(visit.key_block)];
+    apply_visit(job, qb, kb, visit, key_operands(job, kb, dim, gemm.layout), dim, ld, q_stride,
+                kernels, sc, slot_p(i), slot_ds(i));
+    pending[static_cast<size_t>(i)] = -1;
+    return true;
+  };
+  auto oldest = [&]() {
+    int64_t best = -1;
+    for (int64_t i = 0; i < slots; ++i) {
+      const int64_t v = pending[static_cast<size_t>(i)];
+      if (v >= 0 && (best < 0 || v < pending[static_cast<size_t>(best)])) best = i;
+    }
+    return best;
+  };
+  for (size_t vi = 0; vi < qb.visits.size(); ++vi) {
+    const Visit& visit = qb.visits[vi];
     const KeyBlock& kb = (*job.keys)[static_cast<size_t>(visit.key_block)];
     const KeyOperands ko = key_operands(job, kb, dim, gemm.layout);
     if (visit.masked) sc.mask.set(g, *job.mask, qb.query_tile, kb.key_tile);
     if (transposes(gemm)) {
       visit_transposing(job, qb, kb, visit, ko, dim, scale, ld, rp, q_stride, gemm, kernels, sc);
     } else {
-      visit_fused(job, qb, kb, visit, ko, dim, scale, ld, q_stride, gemm, kernels, sc);
+      int64_t slot = -1;
+      for (int64_t i = 0; i < slots && slot < 0; ++i) slot = pending[static_cast<size_t>(i)] < 0 ? i : -1;
+      if (slot < 0) {  // every slot pending: wait for the oldest
+        slot = oldest();
+        apply_slot(slot, true);
+      }
+      compute_visit(job, qb, kb, visit, ko, dim, scale, ld, gemm, kernels, sc, slot_p(slot), slot_ds(slot));
+      pending[static_cast<size_t>(slot)] = static_cast<int64_t>(vi);
+      apply_slot(slot, false);  // this visit first: its P and dS are hot in L2
+      for (int64_t i = 0; i < slots; ++i)  // then whatever else may go now
+        if (pending[static_cast<size_t>(i)] >= 0) apply_slot(i, false);
     }
     if (kb.key_tile >= 0 && qb.query_tile >= 0 && qb.row0 == 0) (visit.masked ? did.mixed : did.dense) += 1;
   }
+  for (int64_t i = oldest(); i >= 0; i = oldest()) apply_slot(i, true);
   if (qb.query_tile >= 0 && qb.row0 == 0) did.empty = g.num_tiles() - did.dense - did.mixed;
   return did;
 }
@@ -419,7 +481,8 @@ BlockCounts flash_attention_backward(const AttentionShape& shape, const Geometry
   const int64_t most_tasks = static_cast<int64_t>(bp.queries.front().size());
   const int team = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(omp_get_max_threads(), most_tasks)));
   std::vector<std::unique_ptr<Scratch>> scratches;
-  for (int t = 0; t < team; ++t) scratches.push_back(std::make_unique<Scratch>(gemm, rp, kc, dim));
+  const int64_t slots = transposes(gemm) ? 1 : kPendingSlots;
+  for (int t = 0; t < team; ++t) scratches.push_back(std::make_unique<Scratch>(gemm, rp, kc, dim, slots));
   std::vector<BlockCounts> per_thread(static_cast<size_t>(team));
   std::atomic<int64_t> next_task{0};
   int used = 1;
@@ -451,7 +514,7 @@ BlockCounts flash_attention_backward(const AttentionShape& shape, const Geometry
       // ranks rely on: a task only ever waits for earlier tasks.
       for (int64_t t = next_task.fetch_add(1); t < static_cast<int64_t>(plan.size());
            t = next_task.fetch_add(1)) {
-        did += run_query_block(job, plan[static_cast<size_t>(t)], g, dim, scale, ld, gemm, kernels, sc);
+        did += run_query_block(job, plan[static_cast<size_t>(t)], g, dim, scale, ld, gemm, kernels, slots, sc);
       }
 #pragma omp barrier
     }
