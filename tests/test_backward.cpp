@@ -287,6 +287,24 @@ TEST(Backward, LargeTilesAreCutIntoRowBlocks) {
   log.print("400-token tiles");
 }
 
+TEST(Backward, KeyBlocksWiderThanOneStepAreSplitExactly) {
+  // 126-token tiles on a ragged canvas: the fused path works in steps of 96 keys, so a key
+  // block of 126 keys (128 padded) is a 96-key step and a 32-key one holding its padding,
+  // edge tiles are shorter, and the mask's 7-key runs straddle the step boundary.
+  Geometry g;
+  g.canvas = {5, 11, 13};
+  g.tile = {3, 6, 7};
+  g.ragged = true;
+  g.text_length = 3;
+  g.text_pad = 5;
+  ErrorLog log;
+  check_fast_backends(make_problem(g, {Mask::sta({1, 1, 1})}, 1, 2, 32, Layout::kTiled, 14), 14, &log);
+  check_fast_backends(make_problem(g, {Mask::swa({3, 5, 5}), Mask::full()}, 2, 2, 64,
+                                   Layout::kRaster, 15),
+                      15, &log);
+  log.print("126-token tiles");
+}
+
 class BackwardEachIsa : public testing::EachIsa {};
 
 TEST_P(BackwardEachIsa, EveryGemmFamilyMatchesReference) {
@@ -408,6 +426,12 @@ TEST(Backward, SameBitsForAnyThreadCount) {
   ragged.text_length = 2;
   ragged.text_pad = 2;
   expect_same_bits_for_thread_counts(ragged, 92);
+  Geometry wide;  // 128-token tiles: two steps per key block, each with its own turn
+  wide.canvas = {4, 16, 16};
+  wide.tile = {2, 8, 8};
+  wide.text_length = 4;
+  wide.text_pad = 4;
+  expect_same_bits_for_thread_counts(wide, 93);
 }
 
 TEST(Backward, RejectsBf16AndOutWithoutLse) {

@@ -170,20 +170,24 @@ class MixedBlockMask {
     }
   }
   /// Writes `fill` into the disallowed entries of `rows` rows (stride ld) of query offsets
-  /// row0..: -inf into scores, or 0 into probabilities computed without the mask.
-  void apply(float* s, int64_t ld, int64_t row0, int64_t rows, float fill) const {
+  /// row0..: -inf into scores, or 0 into probabilities computed without the mask. Only key
+  /// offsets [c0, c1) of the tile, which sit at s[j - c0] (one step's chunk of the block).
+  void apply(float* s, int64_t ld, int64_t row0, int64_t rows, float fill, int64_t c0 = 0,
+             int64_t c1 = std::numeric_limits<int64_t>::max()) const {
     for (int64_t r = 0; r < rows; ++r) {
       const int64_t qi = row0 + r;
       const uint8_t* at = &table_[0][(qi / (q_.h * q_.w)) * k_.t];
       const uint8_t* ah = &table_[1][((qi / q_.w) % q_.h) * k_.h];
       const uint8_t* aw = &table_[2][(qi % q_.w) * k_.w];
-      float* row = s + r * ld;
+      float* row = s + r * ld;  // key offset j at row[j - c0]
       for (int64_t a = 0; a < k_.t; ++a)
         for (int64_t b = 0; b < k_.h; ++b) {
-          float* run = row + (a * k_.h + b) * k_.w;
+          const int64_t first = (a * k_.h + b) * k_.w;  // this run's key offsets
+          if (first + k_.w <= c0 || first >= c1) continue;
           const bool th = at[a] && ah[b];
-          for (int64_t c = 0; c < k_.w; ++c)
-            if (!(th && aw[c])) run[c] = fill;
+          const int64_t from = std::max<int64_t>(0, c0 - first), to = std::min(k_.w, c1 - first);
+          for (int64_t c = from; c < to; ++c)
+            if (!(th && aw[c])) row[first + c - c0] = fill;
         }
     }
   }
@@ -213,7 +217,8 @@ struct HeadJob {
   const Mask* mask;
   const std::vector<KeyBlock>* keys;
   PackedHead packed;
-  std::atomic<int64_t>* done;  ///< per key block: accumulations applied so far
+  std::atomic<int64_t>* done;  ///< per key block and chunk: accumulations applied so far
+  int64_t chunks = 1;          ///< chunks per key block (done[block * chunks + chunk])
 };
 
 /// Whether the backward runs the family's own kernels and transposes P and dS for its pv
@@ -283,34 +288,47 @@ KeyOperands key_operands(const HeadJob& job, const KeyBlock& kb, int64_t dim, si
           simd::padded_keys(kb.count), job.dk + kb.first * dim, job.dv + kb.first * dim};
 }
 
-/// The first half of a visit on the packed-panel layout, with the backward's own kernels: P
-/// and dS from GEMMs with the element-wise step fused (S and dP stay in registers) into the
-/// slot `p`, `ds`, and dQ += dS K (the task's own rows: no wait). (Row chunks of 128 or 192
-/// rows, to keep P, dS and the key block in L2, measured no faster: the fused GEMMs lose on
-/// short row counts what the others gain; key chunks of 96 and 192 measured the same as
-/// whole 384-key blocks.)
-void compute_visit(const HeadJob& job, const QueryBlock& qb, const KeyBlock& kb,
-                   const Visit& visit, const KeyOperands& ko, int64_t dim, float scale,
-                   int64_t ld, const simd::GemmKernels& gemm,
-                   const simd::BackwardKernels& kernels, Scratch& sc, float* p, float* ds) {
-  kernels.probs_qk(sc.q.get(), dim, qb.rows, dim, ko.k_as_k, ko.kc, scale, sc.lse.get(), p, ld);
-  if (visit.masked) sc.mask.apply(p, ld, qb.row0, qb.rows, 0.0f);  // p = exp(-inf) = 0
-  for (int64_t r = 0; r < qb.rows; ++r) std::fill(p + r * ld + kb.count, p + r * ld + ko.kc, 0.0f);
-  kernels.grad_scores_qk(sc.dout.get(), dim, qb.rows, dim, ko.v_as_k, ko.kc, p, ld,
+/// Keys of a key block that one step of a visit handles (the fused path): a chunk's P and dS
+/// (rows x chunk each), its K/V panels and its dK/dV rows make a working set that stays in
+/// L2, and each chunk of dK/dV rows has its own turn counter, so tasks queue on a quarter of a
+/// tile instead of a whole one. Results are the same bits as with whole blocks (each output
+/// sums the same terms in the same order). Measured on the 16-core server (Table2-backward,
+/// 16 threads, two runs each, one lease, before the run-ahead below): sta 5,5,5 backward
+/// 5.85 / 5.70 s with whole 384-key blocks, 4.63 s with 192, 4.11 / 4.04 s with 96; sta 3,3,3
+/// 1.22 / 1.05 -> 1.03 / 1.03 s; natten 19,25,25 3.99 / 3.87 -> 4.21 / 3.59 s. Neutral on the
+/// 2-core machine.
+constexpr int64_t kKeyChunk = 96;
+
+/// One step of a visit on the packed-panel layout, with the backward's own kernels: P and dS
+/// of keys [c0, c0 + cols) of the key block (`valid` of them real keys), from GEMMs with the
+/// element-wise step fused (S and dP stay in registers), into the slot `p`, `ds` (stride
+/// ld), and dQ += dS K (the task's own rows: no wait). (Row chunks of 128 or 192 rows
+/// measured no faster: the fused GEMMs lose on short row counts what the others gain.)
+void compute_step(const HeadJob& job, const QueryBlock& qb, const Visit& visit,
+                  const KeyOperands& ko, int64_t c0, int64_t cols, int64_t valid, int64_t dim,
+                  float scale, int64_t ld, const simd::GemmKernels& gemm,
+                  const simd::BackwardKernels& kernels, Scratch& sc, float* p, float* ds) {
+  const float* k_as_k = ko.k_as_k + simd::packed_k_offset(gemm.layout, c0, dim);
+  const float* v_as_k = ko.v_as_k + simd::packed_k_offset(gemm.layout, c0, dim);
+  const float* k_as_v = ko.k_as_v + simd::packed_v_offset(gemm.layout, c0, dim);
+  kernels.probs_qk(sc.q.get(), dim, qb.rows, dim, k_as_k, cols, scale, sc.lse.get(), p, ld);
+  if (visit.masked) sc.mask.apply(p, ld, qb.row0, qb.rows, 0.0f, c0, c0 + cols);  // p = 0
+  for (int64_t r = 0; r < qb.rows; ++r) std::fill(p + r * ld + valid, p + r * ld + cols, 0.0f);
+  kernels.grad_scores_qk(sc.dout.get(), dim, qb.rows, dim, v_as_k, cols, p, ld,
                          sc.delta.get(), scale, ds, ld);
-  gemm.pv(ds, ld, qb.rows, ko.kc, ko.k_as_v, job.packed.v_stride, dim, sc.ones.get(),
+  gemm.pv(ds, ld, qb.rows, cols, k_as_v, job.packed.v_stride, dim, sc.ones.get(),
           job.dq + qb.first * dim, dim);
 }
 
-/// The second half, once the key block's earlier visitors are done: dV += P^T dO and
-/// dK += dS^T Q, reading P and dS transposed in place.
-void apply_visit(const HeadJob& job, const QueryBlock& qb, const KeyBlock& kb, const Visit& visit,
-                 const KeyOperands& ko, int64_t dim, int64_t ld, int64_t q_stride,
-                 const simd::BackwardKernels& kernels, Scratch& sc, const float* p,
-                 const float* ds) {
-  kernels.add_transposed_pv(p, ld, kb.count, qb.rows, sc.dout_as_v.get(), q_stride, dim, ko.dv, dim);
-  kernels.add_transposed_pv(ds, ld, kb.count, qb.rows, sc.q_as_v.get(), q_stride, dim, ko.dk, dim);
-  job.done[visit.key_block].store(visit.rank + 1, std::memory_order_release);
+/// The second half of a step, once the chunk's earlier visitors are done: dV += P^T dO and
+/// dK += dS^T Q for the chunk's `valid` key rows, reading P and dS transposed in place.
+void apply_step(const QueryBlock& qb, const KeyOperands& ko, int64_t c0, int64_t valid,
+                int64_t dim, int64_t ld, int64_t q_stride, const simd::BackwardKernels& kernels,
+                Scratch& sc, const float* p, const float* ds) {
+  kernels.add_transposed_pv(p, ld, valid, qb.rows, sc.dout_as_v.get(), q_stride, dim,
+                            ko.dv + c0 * dim, dim);
+  kernels.add_transposed_pv(ds, ld, valid, qb.rows, sc.q_as_v.get(), q_stride, dim,
+                            ko.dk + c0 * dim, dim);
 }
 
 /// One visit on other layouts (OpenBLAS rows): the family's qk and pv, P and dS transposed by
@@ -331,52 +349,55 @@ void visit_transposing(const HeadJob& job, const QueryBlock& qb, const KeyBlock&
           job.dq + qb.first * dim, dim);
   kernels.transpose(p, ld, qb.rows, kb.count, sc.pt.get(), rp, rp);
   kernels.transpose(ds, ld, qb.rows, kb.count, sc.dst.get(), rp, rp);
-  wait_for_turn(job.done[visit.key_block], visit.rank);
+  wait_for_turn(job.done[visit.key_block * job.chunks], visit.rank);
   gemm.pv(sc.pt.get(), rp, kb.count, rp, sc.dout_as_v.get(), q_stride, dim, sc.ones.get(), ko.dv, dim);
   gemm.pv(sc.dst.get(), rp, kb.count, rp, sc.q_as_v.get(), q_stride, dim, sc.ones.get(), ko.dk, dim);
-  job.done[visit.key_block].store(visit.rank + 1, std::memory_order_release);
+  job.done[visit.key_block * job.chunks].store(visit.rank + 1, std::memory_order_release);
 }
 
-// P/dS slots per thread for visits computed ahead of their turn (run_query_block). Measured
-// on the 16-core server (Table2-backward, 16 threads, one run each): thread time spent
-// waiting for a key block's turn was 30 % (dense), 18 % (natten 19,25,25) and 21 % (sta
-// 3,3,3) with one slot; dense backward/forward 3.88x -> 3.59x (4 slots) / 3.57x (8),
-// sta 5,5,5 3.42x -> 3.05x / 3.07x, sta 3,3,3 and natten unchanged within the host's noise.
-// 4 slots: 4.7 MB per thread at 384-token tiles.
-constexpr int64_t kPendingSlots = 4;
-
-bool turn_ready(const HeadJob& job, const Visit& visit) {
-  return job.done[visit.key_block].load(std::memory_order_acquire) == visit.rank;
-}
+// P/dS slots per thread for steps computed ahead of their turn (run_query_block). Measured
+// on the 16-core server (Table2-backward, 16 threads, one run each, whole 384-key blocks):
+// thread time spent waiting for a key block's turn was 30 % (dense), 18 % (natten 19,25,25)
+// and 21 % (sta 3,3,3) with one slot; dense backward/forward 3.88x -> 3.59x (4 slots) /
+// 3.57x (8), sta 5,5,5 3.42x -> 3.05x / 3.07x, sta 3,3,3 and natten unchanged within the
+// host's noise. With 96-key steps a slot holds a quarter of a tile: 8 slots, 2.4 MB per
+// thread at 384-token tiles.
+constexpr int64_t kPendingSlots = 8;
 
 /// The backward of one query block (see the file comment). Returns the video blocks it
 /// computed (counted on the first row block of a video query tile only).
-/// On the packed-panel layout a visit whose key block is not yet free (an earlier task has
-/// still to add its dK/dV there) does not wait: its P and dS stay in one of the scratch's
-/// slots and the task computes its next visits meanwhile, applying each pending visit as
-/// soon as its turn comes (and waiting only when every slot is taken). The results do not
-/// depend on this timing: each key block still receives its updates in rank order, and dQ
-/// its terms in visit order.
+/// On the packed-panel layout each visit is done in steps of `chunk` keys. A step whose
+/// chunk of dK/dV rows is not yet free (an earlier task has still to add there) does not
+/// wait: its P and dS stay in one of the scratch's slots and the task computes its next steps
+/// meanwhile, applying each pending step as soon as its turn comes (and waiting only when
+/// every slot is taken). The results do not depend on this timing: each chunk of dK/dV rows
+/// still receives its updates in rank order, and dQ its terms in step order.
 BlockCounts run_query_block(const HeadJob& job, const QueryBlock& qb, const Geometry& g,
                             int64_t dim, float scale, int64_t ld, const simd::GemmKernels& gemm,
                             const simd::BackwardKernels& kernels, int64_t slots, Scratch& sc) {
   const int64_t rp = round_up(qb.rows, simd::kKeyPanel);
   load_query_rows(job, qb, dim, rp, gemm, sc);
   const int64_t q_stride = simd::packed_v_panel_stride(gemm.layout, rp, dim);
+  const int64_t chunks = job.chunks, chunk = ld;  // fused path: ld is the step width
   BlockCounts did;
-  // Pending visits (computed, dK/dV not yet added): visit index per slot, -1 when free.
+  // Pending steps (computed, dK/dV not yet added): step number visit * chunks + chunk per
+  // slot, -1 when free. Step numbers grow in the order steps are computed.
   std::vector<int64_t> pending(static_cast<size_t>(slots), -1);
   auto slot_p = [&](int64_t i) { return sc.p.get() + i * sc.slot_elems; };
   auto slot_ds = [&](int64_t i) { return sc.ds.get() + i * sc.slot_elems; };
   auto apply_slot = [&](int64_t i, bool wait) {
-    const Visit& visit = qb.visits[static_cast<size_t>(pending[static_cast<size_t>(i)])];
-    if (!wait && !turn_ready(job, visit)) return false;
-    wait_for_turn(job.done[visit.key_block], visit.rank);
+    const int64_t step = pending[static_cast<size_t>(i)];
+    const Visit& visit = qb.visits[static_cast<size_t>(step / chunks)];
+    const int64_t ci = step % chunks;
+    std::atomic<int64_t>& done = job.done[visit.key_block * chunks + ci];
+    if (!wait && done.load(std::memory_order_acquire) != visit.rank) return;
+    wait_for_turn(done, visit.rank);
     const KeyBlock& kb = (*job.keys)[static_cast<size_t>(visit.key_block)];
-    apply_visit(job, qb, kb, visit, key_operands(job, kb, dim, gemm.layout), dim, ld, q_stride,
-                kernels, sc, slot_p(i), slot_ds(i));
+    const int64_t c0 = ci * chunk;
+    apply_step(qb, key_operands(job, kb, dim, gemm.layout), c0, std::min(chunk, kb.count - c0),
+               dim, ld, q_stride, kernels, sc, slot_p(i), slot_ds(i));
+    done.store(visit.rank + 1, std::memory_order_release);
     pending[static_cast<size_t>(i)] = -1;
-    return true;
   };
   auto oldest = [&]() {
     int64_t best = -1;
@@ -394,17 +415,21 @@ BlockCounts run_query_block(const HeadJob& job, const QueryBlock& qb, const Geom
     if (transposes(gemm)) {
       visit_transposing(job, qb, kb, visit, ko, dim, scale, ld, rp, q_stride, gemm, kernels, sc);
     } else {
-      int64_t slot = -1;
-      for (int64_t i = 0; i < slots && slot < 0; ++i) slot = pending[static_cast<size_t>(i)] < 0 ? i : -1;
-      if (slot < 0) {  // every slot pending: wait for the oldest
-        slot = oldest();
-        apply_slot(slot, true);
+      for (int64_t ci = 0; ci * chunk < ko.kc; ++ci) {
+        const int64_t c0 = ci * chunk;
+        int64_t slot = -1;
+        for (int64_t i = 0; i < slots && slot < 0; ++i) slot = pending[static_cast<size_t>(i)] < 0 ? i : -1;
+        if (slot < 0) {  // every slot pending: wait for the oldest
+          slot = oldest();
+          apply_slot(slot, true);
+        }
+        compute_step(job, qb, visit, ko, c0, std::min(chunk, ko.kc - c0), std::min(chunk, kb.count - c0),
+                     dim, scale, ld, gemm, kernels, sc, slot_p(slot), slot_ds(slot));
+        pending[static_cast<size_t>(slot)] = static_cast<int64_t>(vi) * chunks + ci;
+        apply_slot(slot, false);  // this step first: its P and dS are hot in L2
+        for (int64_t i = 0; i < slots; ++i)  // then whatever else may go now
+          if (pending[static_cast<size_t>(i)] >= 0) apply_slot(i, false);
       }
-      compute_visit(job, qb, kb, visit, ko, dim, scale, ld, gemm, kernels, sc, slot_p(slot), slot_ds(slot));
-      pending[static_cast<size_t>(slot)] = static_cast<int64_t>(vi);
-      apply_slot(slot, false);  // this visit first: its P and dS are hot in L2
-      for (int64_t i = 0; i < slots; ++i)  // then whatever else may go now
-        if (pending[static_cast<size_t>(i)] >= 0) apply_slot(i, false);
     }
     if (kb.key_tile >= 0 && qb.query_tile >= 0 && qb.row0 == 0) (visit.masked ? did.mixed : did.dense) += 1;
   }
@@ -458,7 +483,11 @@ BlockCounts flash_attention_backward(const AttentionShape& shape, const Geometry
   const int64_t seq = shape.seq, dim = shape.dim;
   const BackwardPlan bp = plan_backward(g, masks, mode);
   const std::vector<KeyBlock>& keys = bp.keys;
-  const int64_t kp = bp.padded_keys, rp = bp.max_rows, kc = bp.max_keys, ld = kc;
+  const int64_t kp = bp.padded_keys, rp = bp.max_rows, kc = bp.max_keys;
+  // The fused path works in steps of kKeyChunk keys (P and dS of one step: stride ld); the
+  // transposing path in whole blocks.
+  const int64_t ld = transposes(gemm) ? kc : std::min(kc, kKeyChunk);
+  const int64_t chunks = (kc + ld - 1) / ld;
 
   // dq, dk, dv accumulate (pv with alpha = 1); padded text keys are never visited and stay 0.
   // Zeroed by the team: three [B,H,S,D] arrays (177 MB at the Table 2 shape) are not free.
@@ -476,13 +505,13 @@ BlockCounts flash_attention_backward(const AttentionShape& shape, const Geometry
   LargeArray<float> k_as_k(simd::packed_k_elements(gemm.layout, kp, dim), "packed K");
   LargeArray<float> v_as_k(simd::packed_k_elements(gemm.layout, kp, dim), "packed V");
   LargeArray<float> k_as_v(share_k ? 1 : simd::packed_v_elements(gemm.layout, kp, dim), "packed K");
-  std::unique_ptr<std::atomic<int64_t>[]> done(new std::atomic<int64_t>[keys.size()]);
+  std::unique_ptr<std::atomic<int64_t>[]> done(new std::atomic<int64_t>[keys.size() * static_cast<size_t>(chunks)]);
 
   const int64_t most_tasks = static_cast<int64_t>(bp.queries.front().size());
   const int team = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(omp_get_max_threads(), most_tasks)));
   std::vector<std::unique_ptr<Scratch>> scratches;
   const int64_t slots = transposes(gemm) ? 1 : kPendingSlots;
-  for (int t = 0; t < team; ++t) scratches.push_back(std::make_unique<Scratch>(gemm, rp, kc, dim, slots));
+  for (int t = 0; t < team; ++t) scratches.push_back(std::make_unique<Scratch>(gemm, rp, ld, dim, slots));
   std::vector<BlockCounts> per_thread(static_cast<size_t>(team));
   std::atomic<int64_t> next_task{0};
   int used = 1;
@@ -499,7 +528,7 @@ BlockCounts flash_attention_backward(const AttentionShape& shape, const Geometry
       for (size_t b = 0; b < keys.size(); ++b) {
         pack_key_block(gemm, keys[b], k + off, v + off, dim, kp, k_as_k.data(), v_as_k.data(),
                        share_k ? nullptr : k_as_v.data());
-        done[b].store(0, std::memory_order_relaxed);
+        for (int64_t c = 0; c < chunks; ++c) done[b * chunks + c].store(0, std::memory_order_relaxed);
       }
 #pragma omp single
       next_task.store(0);
@@ -509,7 +538,7 @@ BlockCounts flash_attention_backward(const AttentionShape& shape, const Geometry
                         &mask_for_head(masks, head), &keys,
                         {k_as_k.data(), v_as_k.data(), share_k ? k_as_k.data() : k_as_v.data(),
                          simd::packed_v_panel_stride(gemm.layout, kp, dim)},
-                        done.get()};
+                        done.get(), chunks};
       // Tasks are handed out in increasing order (one shared counter), which the key-block
       // ranks rely on: a task only ever waits for earlier tasks.
       for (int64_t t = next_task.fetch_add(1); t < static_cast<int64_t>(plan.size());
