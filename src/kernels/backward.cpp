@@ -1,6 +1,7 @@
 // FlashAttention-2's backward (Dao 2023, Algorithm 2) over tiles. One task = one query block
 // (a video query tile, or 384 rows of it, or 384 text rows); it walks its key blocks in a
-// fixed order and, per block (visit_fused, on the packed-panel fp32 families):
+// fixed order and, per block in steps of kKeyChunk keys (compute_step and apply_step, on the
+// packed-panel fp32 families):
 //   P  = exp(scale Q K^T - lse)     simd/grad.hpp probs_qk: a qk GEMM (K packed as K) with
 //                                   the exp in its epilogue; masked and padding keys -> 0
 //   dS = scale P (dO V^T - Delta)   simd/grad.hpp grad_scores_qk (V packed as K; Delta_i =
@@ -12,9 +13,10 @@
 // dP never go to memory. Other layouts (OpenBLAS rows, visit_transposing) run the family's
 // qk and pv with the element-wise kernels between them and P, dS transposed by hand.
 // dV and dK write rows other tasks write too: they are applied in task order (each task
-// knows its rank among the key block's visitors and waits for the previous one), so every
-// sum has one fixed order whatever thread runs what. A visit whose turn has not come keeps
-// its P and dS in a scratch slot while the task computes its next visits (kPendingSlots).
+// knows its rank among the key block's visitors and waits for the previous one, per step's
+// chunk of rows), so every sum has one fixed order whatever thread runs what. A step whose
+// turn has not come keeps its P and dS in a scratch slot while the task computes its next
+// steps (kPendingSlots).
 #include "backward.hpp"
 
 #include <omp.h>
