@@ -146,6 +146,21 @@ TEST_F(CliGrad, BadInputExitsTwoNamingTheArgument) {
   }
 }
 
+TEST_F(CliGrad, GoldenGradCountsTheGradientsInItsMemoryCheck) {
+  // [1,2,53,16] floats, 6.8 kB a tensor: the forward's folder needs ~4.1 tensors (~28 kB),
+  // with --grad ~8.1 (~55 kB). A 40 kB budget admits the first and refuses the second before
+  // anything is written, naming --grad.
+  const std::string common = std::string(kGeometry) + " --mask sta:1,1,1 --heads 2 --dim 16";
+  ::setenv("STA_MAX_MEMORY", "40000", 1);
+  const auto grad = run_cli("golden --dir " + path("g_grad") + " " + common + " --grad");
+  const auto plain = run_cli("golden --dir " + path("g_plain") + " " + common);
+  ::unsetenv("STA_MAX_MEMORY");
+  EXPECT_EQ(grad.exit_code, 2) << grad.output;
+  EXPECT_NE(grad.output.find("with --grad needs"), std::string::npos) << grad.output;
+  EXPECT_FALSE(std::filesystem::exists(path("g_grad")));
+  EXPECT_EQ(plain.exit_code, 0) << plain.output;
+}
+
 }  // namespace
 }  // namespace sta
 

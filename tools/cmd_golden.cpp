@@ -22,10 +22,10 @@ namespace {
 const std::string kGoldenHelp = std::string(R"(sta golden: write trusted inputs and outputs for checking a port of STA.
 
 Usage: sta golden --preset NAME --dir DIR [--seed N] [--round none|bf16|fp16]
-                  [--precision fp32|bf16] [--force]
+                  [--precision fp32|bf16] [--grad] [--force]
        sta golden --dir DIR [common options] [--batch B] [--heads H] [--dim D]
                   [--backend reference|natten|sta|dense] [--seed N] [--round R]
-                  [--precision P] [--force]
+                  [--precision P] [--grad] [--force]
        sta golden --list
 
 Writes DIR/q.npy, k.npy, v.npy ([B,H,S,D] float32, approximately N(0,1), the same bits on
@@ -56,8 +56,8 @@ Usage: sta verify DIR [--hashes-only] [--threads N]
    gradients), block counts, file shapes and sizes (gemm and cpu are taken as recorded);
 3. q, k, v (and dout) against the generator for the seed and rounding (bit for bit), then
    out and lse recomputed head by head with the recorded backend and precision, and the
-   gradients of a --grad folder, within those tolerances (step 3 is skipped with
-   --hashes-only).
+   gradients of a --grad folder (also head by head), within those tolerances (step 3 is
+   skipped with --hashes-only).
 Exit code 0 when everything holds, 1 when something does not, 2 on a malformed folder.
 )";
 
@@ -110,20 +110,24 @@ int run_golden(int argc, char** argv) {
   p.seed = static_cast<uint64_t>(args.get_int("--seed", 0, 0, INT64_MAX));
   p.options.rounding = parse_rounding(args.get("--round", "none"), "--round");
   p.options.precision = parse_precision(args.get("--precision", "fp32"), "--precision");
-  // Sizes are checked before anything is allocated or written: five tensors in memory.
+  // Sizes are checked before anything is allocated or written.
   const int64_t elements = checked_product({p.shape.batch, p.shape.heads, p.shape.seq, p.shape.dim},
                                            "--batch/--heads/--dim", "[B,H,S,D]");
   const std::string problem = "the golden problem [B,H,S,D] = [" + std::to_string(p.shape.batch) + "," +
                               std::to_string(p.shape.heads) + "," + std::to_string(p.shape.seq) + "," +
                               std::to_string(p.shape.dim) + "]";
   const char* size_arg = args.has("--preset") ? "--preset" : "--batch/--heads/--dim";
-  check_memory(4.0 * 4.1 * static_cast<double>(elements), size_arg, problem);
+  // The writer holds q, k, v and out whole (4.1 tensors with lse); --grad adds dout, dq, dk
+  // and dv (verify reads every file head by head).
+  const bool grad = args.has("--grad");
+  check_memory(4.0 * (grad ? 8.1 : 4.1) * static_cast<double>(elements), size_arg,
+               problem + (grad ? " with --grad" : ""));
   validate_attention(p.shape, p.options, p.backend);
   check_attention_cost(p.shape, p.options, p.backend, 3.0 * 4.0 * static_cast<double>(elements), size_arg);
 
   GoldenWriteOptions write;
   write.force = args.has("--force");
-  write.grad = args.has("--grad");
+  write.grad = grad;
   if (exists(dir)) {
     struct stat st {};
     ::stat(dir.c_str(), &st);

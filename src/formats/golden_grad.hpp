@@ -42,13 +42,16 @@ void write_grad_member(JsonWriter& j, const GradRecord& grad);
 /// SPEC 8 rule).
 GradRecord grad_record(const JsonValue& manifest, const std::string& where, Backend backend);
 
+/// Reads head `bh`'s [S, D] plane of the golden file `name` (e.g. "dq.npy") into `dst`.
+using GoldenPlaneReader = std::function<void(const char* name, int64_t bh, float* dst)>;
+
 /// Regenerates dout from the seed (bit for bit against dout.npy), recomputes dq, dk, dv with
 /// `backend` from the folder's q, k, v and dout, and compares them with the files within the
-/// manifest's tolerances (one report line each); true when everything holds.
-bool verify_golden_grads(const std::string& dir, const JsonValue& manifest, const std::string& where,
+/// manifest's tolerances (one report line each); true when everything holds. Head by head:
+/// memory for a few [S, D] planes.
+bool verify_golden_grads(const JsonValue& manifest, const std::string& where,
                          const AttentionShape& shape, const AttentionOptions& options,
-                         Backend backend, uint64_t seed, const std::vector<float>& q,
-                         const std::vector<float>& k, const std::vector<float>& v,
-                         const std::string& arg, GoldenReport* report);
+                         Backend backend, uint64_t seed, const GoldenPlaneReader& read,
+                         GoldenReport* report);
 
 }  // namespace sta::detail
