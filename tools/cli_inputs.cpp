@@ -39,6 +39,24 @@ Backend backend_option(const Args& args, const std::vector<Mask>& masks) {
   return Backend::kSta;
 }
 
+std::vector<PathArg> checked_output_options(const Args& args, const std::vector<const char*>& required,
+                                            const std::vector<const char*>& optional,
+                                            const std::vector<const char*>& inputs, bool force) {
+  std::vector<PathArg> outputs;
+  for (const char* name : required) {
+    if (!args.has(name) || args.get(name).empty())
+      throw Error(std::string(name) + ": missing; expected an output .npy file name");
+    outputs.push_back({name, args.get(name)});
+  }
+  for (const char* name : optional)
+    if (args.has(name)) outputs.push_back({name, args.get(name)});
+  std::vector<PathArg> given;
+  for (const char* name : inputs)
+    if (args.has(name)) given.push_back({name, args.get(name)});
+  check_outputs(outputs, given, force);
+  return outputs;
+}
+
 Input read_input(const Args& args, const std::string& name, size_t rank, bool allow_nonfinite,
                  const std::string& command) {
   const std::string layout = rank == 4 ? "[B,H,S,D]" : "[B,H,S]";

@@ -24,6 +24,14 @@ AttentionOptions parse_attention_options(const Args& args, const CommonOptions& 
 /// (sta or full), natten otherwise.
 Backend backend_option(const Args& args, const std::vector<Mask>& masks);
 
+/// The output options of run and grad, resolved and checked before any work by the shared
+/// rule (check_outputs: each `required` one given and non-empty, creatable, none existing
+/// without --force, all distinct from each other and from every given `inputs` option).
+/// Returns the given ones in the order `required`, then `optional`.
+std::vector<PathArg> checked_output_options(const Args& args, const std::vector<const char*>& required,
+                                            const std::vector<const char*>& optional,
+                                            const std::vector<const char*>& inputs, bool force);
+
 /// One input tensor: float32 memory-mapped (no copy), other dtypes widened; one parallel
 /// pass found its non-finite values and largest finite magnitude.
 struct Input {

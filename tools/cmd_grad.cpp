@@ -30,26 +30,6 @@ fp32 arithmetic only. Outputs are written atomically. Exit code 0 on success, 2 
 
 )" + common_help();
 
-/// The output options, resolved and checked before any work by the shared rule (check_outputs:
-/// each required one given, creatable, none existing without --force, all distinct from each
-/// other and from every input). Returns them in the order --dq, --dk, --dv[, --stats].
-std::vector<PathArg> output_paths(const Args& args, bool force) {
-  std::vector<PathArg> outputs;
-  for (const char* name : {"--dq", "--dk", "--dv", "--stats"}) {
-    if (!args.has(name)) {
-      if (std::string(name) == "--stats") continue;
-      throw Error(std::string(name) + ": missing; expected an output .npy file name");
-    }
-    outputs.push_back({name, args.get(name)});
-  }
-  std::vector<PathArg> inputs;
-  for (const char* name : {"--q", "--k", "--v", "--dout", "--out", "--lse"}) {
-    if (args.has(name)) inputs.push_back({name, args.get(name)});
-  }
-  check_outputs(outputs, inputs, force);
-  return outputs;
-}
-
 int run_grad(int argc, char** argv) {
   const OptionTable table = command_table(grad_options(), true);
   Args args(argc, argv, flag_names(table));
@@ -66,7 +46,9 @@ int run_grad(int argc, char** argv) {
   const Backend backend = backend_option(args, options.masks);
   const int threads = static_cast<int>(args.get_int("--threads", 0, 1, 4096));
   const bool force = args.has("--force"), allow_nonfinite = args.has("--allow-nonfinite");
-  const auto outputs = output_paths(args, force);
+  // --dq, --dk, --dv in this order, then --stats.
+  const auto outputs = checked_output_options(args, {"--dq", "--dk", "--dv"}, {"--stats"},
+                                              {"--q", "--k", "--v", "--dout", "--out", "--lse"}, force);
 
   const Input q = read_input(args, "--q", 4, allow_nonfinite, "sta grad");
   const Input k = read_input(args, "--k", 4, allow_nonfinite, "sta grad");

@@ -59,13 +59,8 @@ int run_run(int argc, char** argv) {
 
   // Every output is checked before the (possibly long) computation: creatable, distinct
   // from each other and from the inputs (a link or ./o.npy is the same file as o.npy).
+  checked_output_options(args, {"--out"}, {"--lse", "--stats"}, {"--q", "--k", "--v"}, force);
   const std::string out_path = args.get("--out");
-  if (!args.has("--out") || out_path.empty()) throw Error("--out: missing; expected an output .npy file name");
-  std::vector<PathArg> outputs{{"--out", out_path}};
-  if (args.has("--lse")) outputs.push_back({"--lse", args.get("--lse")});
-  if (args.has("--stats")) outputs.push_back({"--stats", args.get("--stats")});
-  check_outputs(outputs, {{"--q", args.get("--q")}, {"--k", args.get("--k")}, {"--v", args.get("--v")}},
-                force);
 
   const Input qi = read_input(args, "--q", 4, allow_nonfinite, "sta run");
   const Input ki = read_input(args, "--k", 4, allow_nonfinite, "sta run");
