@@ -24,6 +24,7 @@
 #include <cassert>
 
 #include "gemm.hpp"
+#include "prefetch-inl.hpp"
 
 namespace sta::simd {
 namespace {
@@ -114,30 +115,6 @@ STA_INLINE void tail_tile(int n, const float* a, int64_t lda, const float* b, co
       } else {
         assert(false && "tail_tile: n out of range");
       }
-  }
-}
-
-/// Memory the next panel step will read (up to two ranges), pulled into cache a slice per
-/// row tile while this step computes: its first tile would otherwise wait on L3 for every
-/// panel row.
-struct Upcoming {
-  const float* from[2] = {nullptr, nullptr};
-  int64_t floats[2] = {0, 0};
-};
-
-/// Prefetches row tile `tile`'s share (of `tiles`) of the upcoming memory into L1: spread
-/// over the tiles, the lines arrive while the FMAs run (into L1 measured 4-5 % faster on the
-/// whole dense loop than none, and a little faster than into L2, 1-thread best of 12).
-STA_INLINE void prefetch_slice(const Upcoming& next, int64_t tile, int64_t tiles) {
-#pragma GCC unroll 2
-  for (int i = 0; i < 2; ++i) {
-    const int64_t lines = next.floats[i] / 16;
-    const int64_t per_tile = (lines + tiles - 1) / tiles;
-    const int64_t end = std::min(lines, (tile + 1) * per_tile);
-    const char* base = reinterpret_cast<const char*>(next.from[i]);
-    for (int64_t l = tile * per_tile; l < end; ++l) {
-      _mm_prefetch(base + l * 64, _MM_HINT_T0);
-    }
   }
 }
 

@@ -9,6 +9,7 @@
 #include <xsimd/xsimd.hpp>
 
 #include "gemm.hpp"  // kDimPanel: the packed V layout add_transposed_pv reads
+#include "prefetch-inl.hpp"  // Upcoming, prefetch_slice: as the forward's kernels
 #include "softmax-inl.hpp"  // softmax_exp: the forward's vector exp
 
 namespace sta::simd {
@@ -80,26 +81,6 @@ struct GradTile<xsimd::avx512bw> {
   static constexpr int kVectors = 4;
 };
 #endif
-
-/// Memory the next column block will read (up to two packed panels), pulled into L1 a slice
-/// per row tile while this block computes, as gemm_avx512.cpp's Upcoming: without it every
-/// first tile of a block waits on L3 for each panel row.
-struct NextPanels {
-  const float* from[2] = {nullptr, nullptr};
-  int64_t floats = 0;  ///< per range
-};
-
-/// Row tile `tile` of `tiles`: its share of the upcoming lines.
-inline void prefetch_share(const NextPanels& next, int64_t tile, int64_t tiles) {
-  const int64_t lines = next.floats / 16;
-  const int64_t per_tile = (lines + tiles - 1) / tiles;
-  const int64_t end = std::min(lines, (tile + 1) * per_tile);
-  for (int i = 0; i < 2; ++i) {
-    if (next.from[i] == nullptr) continue;
-    const char* base = reinterpret_cast<const char*>(next.from[i]);
-    for (int64_t l = tile * per_tile; l < end; ++l) _mm_prefetch(base + l * 64, _MM_HINT_T0);
-  }
-}
 
 /// How a tile reads its left operand A: a[r * lda + k] (Q, dO: rows as stored) or
 /// a[k * lda + r] (P, dS read transposed: row k of the stored block holds the tile's R
@@ -187,16 +168,16 @@ template <class Arch, int R, int NV, ScoreEpilogue kEpi>
 inline void fused_scores_columns(const float* a, int64_t lda, int64_t rows, int64_t dim,
                                  const float* b, float scale, const float* row_term,
                                  const float* p, int64_t ldp, float* out, int64_t ldo,
-                                 const NextPanels& next) {
+                                 const Upcoming& next) {
   auto p_at = [&](int64_t r) { return p == nullptr ? nullptr : p + r * ldp; };  // kProbs: none
   const int64_t tiles = (rows + R - 1) / R;
   int64_t r = 0;
   for (int64_t t = 0; r + R <= rows; r += R, ++t) {
-    prefetch_share(next, t, tiles);
+    prefetch_slice(next, t, tiles);
     fused_scores_tile<Arch, R, NV, kEpi>(a + r * lda, lda, dim, b, scale, row_term + r, p_at(r),
                                          ldp, out + r * ldo, ldo);
   }
-  if (r < rows) prefetch_share(next, tiles - 1, tiles);
+  if (r < rows) prefetch_slice(next, tiles - 1, tiles);
   for (; r < rows; ++r)
     fused_scores_tile<Arch, 1, NV, kEpi>(a + r * lda, lda, dim, b, scale, row_term + r, p_at(r),
                                          ldp, out + r * ldo, ldo);
@@ -215,12 +196,13 @@ inline void fused_scores_body(const float* a, int64_t lda, int64_t rows, int64_t
   constexpr int64_t kCols = NV * kLanes;
   auto panel = [&](int64_t j) { return k_packed + (j / kKeyPanel) * dim * kKeyPanel + j % kKeyPanel; };
   auto p_at = [&](int64_t j) { return p == nullptr ? nullptr : p + j; };
-  // The next block's panels (K panels follow each other: one range).
-  auto upcoming = [&](int64_t j) {
-    NextPanels next;
+  // The panels of the block of `width` keys from key j (K panels follow each other: one
+  // range), none past the end.
+  auto upcoming = [&](int64_t j, int64_t width) {
+    Upcoming next;
     if (j < ncols) {
       next.from[0] = panel(j);
-      next.floats = std::min(kCols, ncols - j) / kKeyPanel * dim * kKeyPanel;
+      next.floats[0] = std::min(width, ncols - j) / kKeyPanel * dim * kKeyPanel;
     }
     return next;
   };
@@ -231,28 +213,22 @@ inline void fused_scores_body(const float* a, int64_t lda, int64_t rows, int64_t
     // thread, Quick-backward dense: the fused kernels 26.1 % -> 24.8 % of all samples).
     if (ncols % (3 * kKeyPanel) == 0 && ncols % kCols != 0) {
       constexpr int64_t kWide = 3 * kKeyPanel;
-      for (int64_t j = 0; j < ncols; j += kWide) {
-        NextPanels next;
-        if (j + kWide < ncols) {
-          next.from[0] = panel(j + kWide);
-          next.floats = 3 * dim * kKeyPanel;
-        }
+      for (int64_t j = 0; j < ncols; j += kWide)
         fused_scores_columns<Arch, 4, kWide / kLanes, kEpi>(a, lda, rows, dim, panel(j), scale,
                                                             row_term, p_at(j), ldp, out + j, ldo,
-                                                            next);
-      }
+                                                            upcoming(j + kWide, kWide));
       return;
     }
   }
   int64_t j = 0;
   for (; j + kCols <= ncols; j += kCols)
     fused_scores_columns<Arch, R, NV, kEpi>(a, lda, rows, dim, panel(j), scale, row_term, p_at(j),
-                                            ldp, out + j, ldo, upcoming(j + kCols));
+                                            ldp, out + j, ldo, upcoming(j + kCols, kCols));
   if constexpr (kCols > kKeyPanel) {
     if (j < ncols)  // one last panel
       fused_scores_columns<Arch, R, kKeyPanel / kLanes, kEpi>(a, lda, rows, dim, panel(j), scale,
                                                               row_term, p_at(j), ldp, out + j, ldo,
-                                                              NextPanels{});
+                                                              Upcoming{});
   }
 }
 
@@ -288,18 +264,18 @@ __attribute__((noinline)) void add_transposed_pv_tile(const float* a, int64_t ld
 template <class Arch, int R, int NV>
 inline void add_transposed_pv_columns(const float* a, int64_t lda, int64_t rows, int64_t kdim,
                                       const float* b, int64_t panel_stride, float* o,
-                                      int64_t ldo, int64_t cols, const NextPanels& next) {
+                                      int64_t ldo, int64_t cols, const Upcoming& next) {
   const int64_t tiles = (rows + R - 1) / R;
   int64_t r = 0;
   for (int64_t t = 0; r + R <= rows; r += R, ++t) {
-    prefetch_share(next, t, tiles);
+    prefetch_slice(next, t, tiles);
     // The tile's O rows (dK or dV of a key block, last written by another task and
     // usually in L3 or another core's cache) arrive during its k loop, not at its epilogue.
     for (int i = 0; i < R; ++i)
       for (int64_t c = 0; c < cols; c += 16) _mm_prefetch(reinterpret_cast<const char*>(o + (r + i) * ldo + c), _MM_HINT_T0);
     add_transposed_pv_tile<Arch, R, NV>(a + r, lda, kdim, b, panel_stride, o + r * ldo, ldo, cols);
   }
-  if (r < rows) prefetch_share(next, tiles - 1, tiles);
+  if (r < rows) prefetch_slice(next, tiles - 1, tiles);
   for (; r < rows; ++r)  // ragged key blocks only (a 384-key tile is 64 tiles of 6)
     add_transposed_pv_tile<Arch, 1, NV>(a + r, lda, kdim, b, panel_stride, o + r * ldo, ldo, cols);
 }
@@ -326,14 +302,17 @@ inline void add_transposed_pv_body(const float* a, int64_t lda, int64_t rows, in
       const float* b = slice(k0, c0);
       const int64_t cols = std::min(kCols, dim - c0);
       // The next block's slice: its panels of the next column block, or of the next k block.
-      NextPanels next;
+      Upcoming next;
       const int64_t nk0 = c0 + kCols < dim ? k0 : k0 + kBlockK;
       const int64_t nc0 = c0 + kCols < dim ? c0 + kCols : 0;
       if (nk0 < kdim) {
         const int64_t ncols = std::min(kCols, dim - nc0);
         next.from[0] = slice(nk0, nc0);
-        if (ncols > kDimPanel) next.from[1] = next.from[0] + v_panel_stride;
-        next.floats = std::min(kBlockK, kdim - nk0) * kDimPanel;
+        next.floats[0] = std::min(kBlockK, kdim - nk0) * kDimPanel;
+        if (ncols > kDimPanel) {  // a second panel exists
+          next.from[1] = next.from[0] + v_panel_stride;
+          next.floats[1] = next.floats[0];
+        }
       }
       if constexpr (kCols > kDimPanel) {
         if (cols <= kDimPanel) {  // the last panel alone: the next one does not exist
