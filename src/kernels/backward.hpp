@@ -23,8 +23,9 @@ namespace sta::detail {
 /// transposed by `kernels.add_transposed_pv`, or transposed for the family's pv). `kernels`
 /// and `gemm` may be of different instruction sets. Key-block updates are applied
 /// in a fixed order (the query blocks' task order over the key block's visitors: text rows,
-/// then the inverse window of query_tile_visits), each task waiting for its predecessor
-/// on that key block, so the result is the same bits for any thread count without
+/// then the inverse window of query_tile_visits), each task's update of a chunk of key rows
+/// following its predecessor's there (a step not yet free waits in a scratch slot while the
+/// task goes on), so the result is the same bits for any thread count without
 /// floating-point atomics. No S x S buffer. Returns the video blocks computed (dense, mixed)
 /// and skipped (empty), summed over batches and heads; `threads_used` receives the team size.
 BlockCounts flash_attention_backward(const AttentionShape& shape, const Geometry& g,
