@@ -194,27 +194,16 @@ void check_finite_differences(Problem p, uint64_t seed) {
 TEST(BackwardReference, MatchesFiniteDifferences) {
   // Text below its padding (padded keys: zero gradient, padded queries: a gradient), a
   // mixed swa head beside an sta head, and a raster 2D case with an even window.
-  Geometry g;
-  g.canvas = {2, 2, 3};
-  g.tile = {1, 1, 2};
-  g.ragged = true;
-  g.text_length = 2;
-  g.text_pad = 3;
+  const Geometry g = testing::geo({2, 2, 3}, {1, 1, 2}, 2, 3, /*ragged=*/true);
   check_finite_differences(make_problem(g, {Mask::swa({1, 2, 2}), Mask::sta({1, 1, 1})}, 1, 2, 3,
                                         Layout::kTiled, 1),
                            1);
-  Geometry flat;
-  flat.canvas = {1, 2, 4};
-  flat.tile = {1, 1, 2};
+  const Geometry flat = testing::geo({1, 2, 4}, {1, 1, 2});
   check_finite_differences(make_problem(flat, {Mask::sta({1, 2, 1})}, 2, 1, 4, Layout::kRaster, 2), 2);
 }
 
 TEST(BackwardReference, PaddedKeysGetZeroAndPaddedQueriesAGradient) {
-  Geometry g;
-  g.canvas = {1, 2, 2};
-  g.tile = {1, 1, 1};
-  g.text_length = 1;
-  g.text_pad = 3;
+  const Geometry g = testing::geo({1, 2, 2}, {1, 1, 1}, 1, 3);
   const Problem p = make_problem(g, {Mask::sta({1, 1, 1})}, 1, 1, 8, Layout::kTiled, 3);
   const RefGrads r = reference_grads(p, random_dout(p, 3));
   for (int64_t j = g.valid_keys(); j < g.seq_len(); ++j)
@@ -277,11 +266,7 @@ TEST(Backward, StaWindowsOddEvenOversizedPerHeadWithText) {
 
 TEST(Backward, LargeTilesAreCutIntoRowBlocks) {
   // 2 x 400-token tiles: query tiles are cut into 384-row blocks, text keys into one block.
-  Geometry g;
-  g.canvas = {1, 20, 40};
-  g.tile = {1, 20, 20};
-  g.text_length = 3;
-  g.text_pad = 4;
+  const Geometry g = testing::geo({1, 20, 40}, {1, 20, 20}, 3, 4);
   ErrorLog log;
   check_fast_backends(make_problem(g, {Mask::swa({1, 9, 25})}, 1, 1, 32, Layout::kTiled, 13), 13, &log);
   log.print("400-token tiles");
@@ -291,12 +276,7 @@ TEST(Backward, KeyBlocksWiderThanOneStepAreSplitExactly) {
   // 126-token tiles on a ragged canvas: the fused path works in steps of 96 keys, so a key
   // block of 126 keys (128 padded) is a 96-key step and a 32-key one holding its padding,
   // edge tiles are shorter, and the mask's 7-key runs straddle the step boundary.
-  Geometry g;
-  g.canvas = {5, 11, 13};
-  g.tile = {3, 6, 7};
-  g.ragged = true;
-  g.text_length = 3;
-  g.text_pad = 5;
+  const Geometry g = testing::geo({5, 11, 13}, {3, 6, 7}, 3, 5, /*ragged=*/true);
   ErrorLog log;
   check_fast_backends(make_problem(g, {Mask::sta({1, 1, 1})}, 1, 2, 32, Layout::kTiled, 14), 14, &log);
   check_fast_backends(make_problem(g, {Mask::swa({3, 5, 5}), Mask::full()}, 2, 2, 64,
@@ -339,11 +319,7 @@ INSTANTIATE_TEST_SUITE_P(AllIsas, BackwardEachIsa, ::testing::ValuesIn(testing::
                          testing::isa_test_name);
 
 TEST(Backward, GivenOutAndLseGiveTheSameBitsAsRecomputed) {
-  Geometry g;
-  g.canvas = {2, 4, 6};
-  g.tile = {1, 2, 3};
-  g.text_length = 2;
-  g.text_pad = 4;
+  const Geometry g = testing::geo({2, 4, 6}, {1, 2, 3}, 2, 4);
   for (Layout layout : {Layout::kTiled, Layout::kRaster}) {
     const Problem p = make_problem(g, {Mask::sta({1, 1, 1})}, 1, 2, 32, layout, 71);
     const std::vector<float> dout = random_dout(p, 71);
@@ -360,9 +336,7 @@ TEST(Backward, GivenOutAndLseGiveTheSameBitsAsRecomputed) {
 TEST(Backward, QueryWithNoKeyContributesNothing) {
   // lse = -inf marks a query with no allowed key (SPEC 6): its dq is 0 and dk, dv are what
   // they are when its dout row is zero (a zero dout row contributes nothing either).
-  Geometry g;
-  g.canvas = {1, 4, 4};
-  g.tile = {1, 2, 2};
+  const Geometry g = testing::geo({1, 4, 4}, {1, 2, 2});
   const Problem p = make_problem(g, {Mask::full()}, 1, 1, 32, Layout::kTiled, 81);
   std::vector<float> dout = random_dout(p, 81);
   std::vector<float> out(static_cast<size_t>(p.shape.elements())), lse(static_cast<size_t>(p.shape.seq));
@@ -413,31 +387,14 @@ void expect_same_bits_for_thread_counts(const Geometry& g, uint64_t seed) {
 }
 
 TEST(Backward, SameBitsForAnyThreadCount) {
-  Geometry g;
-  g.canvas = {4, 8, 8};
-  g.tile = {2, 4, 4};
-  g.text_length = 6;
-  g.text_pad = 9;
-  expect_same_bits_for_thread_counts(g, 91);
-  Geometry ragged;
-  ragged.canvas = {5, 7, 9};
-  ragged.tile = {2, 4, 4};
-  ragged.ragged = true;
-  ragged.text_length = 2;
-  ragged.text_pad = 2;
-  expect_same_bits_for_thread_counts(ragged, 92);
-  Geometry wide;  // 128-token tiles: two steps per key block, each with its own turn
-  wide.canvas = {4, 16, 16};
-  wide.tile = {2, 8, 8};
-  wide.text_length = 4;
-  wide.text_pad = 4;
-  expect_same_bits_for_thread_counts(wide, 93);
+  expect_same_bits_for_thread_counts(testing::geo({4, 8, 8}, {2, 4, 4}, 6, 9), 91);
+  expect_same_bits_for_thread_counts(testing::geo({5, 7, 9}, {2, 4, 4}, 2, 2, /*ragged=*/true), 92);
+  // 128-token tiles: two steps per key block, each with its own turn.
+  expect_same_bits_for_thread_counts(testing::geo({4, 16, 16}, {2, 8, 8}, 4, 4), 93);
 }
 
 TEST(Backward, RejectsBf16AndOutWithoutLse) {
-  Geometry g;
-  g.canvas = {1, 2, 2};
-  g.tile = {1, 1, 1};
+  const Geometry g = testing::geo({1, 2, 2}, {1, 1, 1});
   Problem p = make_problem(g, {Mask::full()}, 1, 1, 8, Layout::kTiled, 1);
   const std::vector<float> dout = random_dout(p, 1);
   std::vector<float> out(static_cast<size_t>(p.shape.elements()));
@@ -497,9 +454,7 @@ TEST(InverseWindow, DiffersFromTheForwardWindowAtClampedBorders) {
   // One axis of 6 tiles, sta window 3: query tiles 0 and 1 both have centre 1 and see key
   // tiles 0..2, so key tile 0 is seen by query tiles {0, 1} and key tile 2 by {0, 1, 2, 3}:
   // four query tiles, one more than the window (mirrored at the other border).
-  Geometry g;
-  g.canvas = {1, 1, 6};
-  g.tile = {1, 1, 1};
+  const Geometry g = testing::geo({1, 1, 6}, {1, 1, 1});
   const auto inv = query_tile_visits(g, Mask::sta({1, 1, 3}));
   auto tiles = [&](size_t kt) {
     std::vector<int64_t> t;
@@ -595,9 +550,7 @@ TEST(Backward, NonFiniteMaskedKeyDoesNotReachTheGradients) {
   // which key 7 is masked for all its queries; queries 0..5 never see key 7, queries 6 and 7
   // do (their rows, and keys 5..7 they update, become NaN as in PyTorch). A NaN in k_7 and
   // v_7 must leave dq of queries 0..5 and dk, dv of keys 0..4 as without it.
-  Geometry g;
-  g.canvas = {1, 1, 8};
-  g.tile = {1, 1, 4};
+  const Geometry g = testing::geo({1, 1, 8}, {1, 1, 4});
   Problem p = make_problem(g, {Mask::swa({1, 1, 3})}, 1, 1, 32, Layout::kTiled, 101);
   const std::vector<float> dout = random_dout(p, 101);
   const Grads clean = backward(p, dout, Backend::kNatten);

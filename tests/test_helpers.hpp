@@ -13,6 +13,18 @@
 
 namespace sta::testing {
 
+/// A geometry from its fields: canvas and tile in tokens, text tokens and slots, ragged edges.
+inline Geometry geo(Extent3 canvas, Extent3 tile, int64_t text_length = 0, int64_t text_pad = 0,
+                    bool ragged = false) {
+  Geometry g;
+  g.canvas = canvas;
+  g.tile = tile;
+  g.text_length = text_length;
+  g.text_pad = text_pad;
+  g.ragged = ragged;
+  return g;
+}
+
 /// A random small geometry: 1..max_tiles tiles per axis of 1..max_tile tokens; 2D with
 /// probability 1/4 (T = t = 1).
 inline Geometry random_geometry(std::mt19937_64& rng, int64_t max_tiles = 4,

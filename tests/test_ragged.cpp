@@ -71,10 +71,7 @@ TEST(RaggedGeometry, NonDivisibleIsAnErrorNamingTheAxisUnlessRagged) {
 }
 
 TEST(RaggedGeometry, TileOffsetsArePrefixSumsOfRealTileSizes) {
-  Geometry g;
-  g.canvas = {3, 5, 7};
-  g.tile = {2, 2, 3};
-  g.ragged = true;
+  const Geometry g = testing::geo({3, 5, 7}, {2, 2, 3}, 0, 0, /*ragged=*/true);
   ASSERT_EQ(g.tiles(), (Extent3{2, 3, 3}));
   int64_t offset = 0;
   for (int64_t id = 0; id < g.num_tiles(); ++id) {
@@ -86,9 +83,7 @@ TEST(RaggedGeometry, TileOffsetsArePrefixSumsOfRealTileSizes) {
   EXPECT_EQ(g.tile_size(g.num_tiles() - 1), 1);
   EXPECT_EQ(g.tile_offset(g.num_tiles() - 1), g.video_tokens() - 1);
   // Without ragged edges the offset is tile_id * tile_tokens().
-  Geometry even;
-  even.canvas = {4, 6, 9};
-  even.tile = {2, 2, 3};
+  const Geometry even = testing::geo({4, 6, 9}, {2, 2, 3});
   for (int64_t id = 0; id < even.num_tiles(); ++id)
     EXPECT_EQ(even.tile_offset(id), id * even.tile_tokens());
 }
@@ -261,24 +256,14 @@ TEST(RaggedAttention, BackendsMatchReferenceWithTextAndPerHeadWindows) {
 
 TEST(RaggedAttention, HunyuanLikeShapeMatchesReference) {
   // 30,45,80 with 6,8,8 tiles: the height axis ends with a 5-row tile.
-  Geometry g;
-  g.canvas = {7, 13, 10};
-  g.tile = {3, 4, 4};
-  g.ragged = true;
-  g.text_length = 5;
-  g.text_pad = 8;
+  const Geometry g = testing::geo({7, 13, 10}, {3, 4, 4}, 5, 8, /*ragged=*/true);
   for (const Mask& m : {Mask::sta({1, 3, 3}), Mask::swa({3, 5, 5}), Mask::full()})
     check_all_backends(make_problem(g, {m}, 1, 2, 32, Layout::kTiled, 107));
 }
 
 TEST(RaggedAttention, TuningKnobsDoNotChangeTheResult) {
   // Row chunks that split the shorter edge tiles, and merged key runs across ragged tiles.
-  Geometry g;
-  g.canvas = {3, 9, 11};
-  g.tile = {2, 4, 4};
-  g.ragged = true;
-  g.text_length = 3;
-  g.text_pad = 4;
+  const Geometry g = testing::geo({3, 9, 11}, {2, 4, 4}, 3, 4, /*ragged=*/true);
   for (const Mask& m : {Mask::sta({1, 1, 3}), Mask::swa({2, 5, 3})}) {
     const Problem p = make_problem(g, {m}, 1, 1, 16, Layout::kTiled, 108);
     std::vector<double> want_out(static_cast<size_t>(p.shape.elements()));
@@ -304,12 +289,7 @@ TEST(RaggedAttention, TuningKnobsDoNotChangeTheResult) {
 }
 
 TEST(RaggedAttention, SameBitsForOneAndTwoThreads) {
-  Geometry g;
-  g.canvas = {5, 9, 7};
-  g.tile = {2, 4, 4};
-  g.ragged = true;
-  g.text_length = 6;
-  g.text_pad = 9;
+  const Geometry g = testing::geo({5, 9, 7}, {2, 4, 4}, 6, 9, /*ragged=*/true);
   testing::expect_same_bits_for_one_and_two_threads(g, 32, Layout::kRaster, 109);
 }
 

@@ -184,14 +184,7 @@ std::string plain_text(const std::string& doc) {
   return out;
 }
 
-Geometry geo(Extent3 canvas, Extent3 tile, int64_t text_length = 0, int64_t text_pad = 0) {
-  Geometry g;
-  g.canvas = canvas;
-  g.tile = tile;
-  g.text_length = text_length;
-  g.text_pad = text_pad;
-  return g;
-}
+using testing::geo;
 
 std::string temp_dir() {
   char tmpl[] = "/tmp/sta_viz_test_XXXXXX";
