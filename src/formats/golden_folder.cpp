@@ -449,10 +449,12 @@ bool verify_inputs(const std::string& dir, const GoldenProblem& p,
   return inputs_same;
 }
 
-// out and lse recomputed head by head (the Hunyuan folder needs ~60 MB, not 11 GB).
+// out and lse recomputed head by head (the Hunyuan folder needs ~60 MB, not 11 GB), and a
+// --grad folder's gradients from the same head's inputs and recomputed out and lse (`grads`,
+// null without gradients; its verdict is the caller's to ask for).
 bool verify_outputs(const std::string& dir, const GoldenProblem& p,
                     const std::vector<ExpectedFile>& expected, const BlockCounts& want_counts,
-                    const std::string& arg, GoldenReport* report) {
+                    const std::string& arg, detail::GradCheck* grads, GoldenReport* report) {
   const AttentionShape& sh = p.shape;
   const int64_t plane = sh.seq * sh.dim;
   AttentionShape one = sh;
@@ -464,6 +466,12 @@ bool verify_outputs(const std::string& dir, const GoldenProblem& p,
   const double tol = golden_tolerance(p.options.rounding, p.options.precision);
   double e_out = 0, e_lse = 0;
   BlockCounts counts;
+  auto read_plane = [&](const char* name, int64_t bh, float* dst) {  // a --grad folder's files
+    const auto e = std::find_if(expected.begin(), expected.end(),
+                                [&](const ExpectedFile& f) { return std::string(f.name) == name; });
+    if (e == expected.end()) throw Error(dir + ": no expected file " + name);  // a bug, not input
+    read_floats(dir + "/" + name, e->header_bytes + 4 * static_cast<uint64_t>(bh * plane), dst, plane, arg);
+  };
   for (int64_t bh = 0; bh < sh.batch * sh.heads; ++bh) {
     const uint64_t off4 = 4 * static_cast<uint64_t>(bh * plane), off3 = 4 * static_cast<uint64_t>(bh * sh.seq);
     read_floats(dir + "/q.npy", expected[0].header_bytes + off4, hq.data(), plane, arg);
@@ -473,6 +481,9 @@ bool verify_outputs(const std::string& dir, const GoldenProblem& p,
     read_floats(dir + "/lse.npy", expected[4].header_bytes + off3, flse.data(), sh.seq, arg);
     options.masks = {mask_for_head(p.options.masks, bh % sh.heads)};
     counts += attention(one, options, hq.data(), hk.data(), hv.data(), hout.data(), hlse.data(), p.backend).counts;
+    if (grads != nullptr)
+      grads->add_head(bh, options, p.backend, hq.data(), hk.data(), hv.data(), hout.data(), hlse.data(),
+                      read_plane);
     e_out = std::max(e_out, diff_arrays(hout.data(), fout.data(), plane, tol, 0).max_abs);
     e_lse = std::max(e_lse, diff_arrays(hlse.data(), flse.data(), sh.seq, tol, 0).max_abs);
   }
@@ -511,17 +522,10 @@ bool verify_golden_folder(const std::string& dir, bool hashes_only, GoldenReport
   if (hashes_only || !manifest_ok) return finish(report, manifest_ok, "verify: hashes ok");
   // 3. Streaming, one chunk or one head at a time.
   if (!verify_inputs(dir, p, expected, arg, report)) return finish(report, false, "");
-  bool ok = verify_outputs(dir, p, expected, expected_counts(p, where), arg, report);
-  if (has_grad && ok) {  // gradients, head by head like the outputs
-    const int64_t plane = p.shape.seq * p.shape.dim;
-    auto read = [&](const char* name, int64_t bh, float* dst) {
-      const auto e = std::find_if(expected.begin(), expected.end(),
-                                  [&](const ExpectedFile& f) { return std::string(f.name) == name; });
-      if (e == expected.end()) throw Error(where + ": no expected file " + name);  // a bug, not input
-      read_floats(dir + "/" + name, e->header_bytes + 4 * static_cast<uint64_t>(bh * plane), dst, plane, arg);
-    };
-    ok = detail::verify_golden_grads(m, where, p.shape, p.options, p.backend, p.seed, read, report);
-  }
+  std::optional<detail::GradCheck> grads;
+  if (has_grad) grads.emplace(p.shape, p.seed);
+  bool ok = verify_outputs(dir, p, expected, expected_counts(p, where), arg, grads ? &*grads : nullptr, report);
+  if (has_grad && ok) ok = grads->finish(m, where, p.backend, report);  // computed beside the outputs
   return finish(report, ok, "verify: ok");
 }
 

@@ -112,60 +112,51 @@ GradRecord grad_record(const JsonValue& manifest, const std::string& where, Back
   return {backend, tol("dq"), tol("dk"), tol("dv")};
 }
 
-bool verify_golden_grads(const JsonValue& manifest, const std::string& where,
-                         const AttentionShape& shape, const AttentionOptions& options,
-                         Backend backend, uint64_t seed, const GoldenPlaneReader& read,
-                         GoldenReport* report) {
-  // Head by head (each head's gradients depend on that head only), like the outputs: a
-  // folder of 24 Hunyuan heads needs a few planes of memory, not ten whole tensors.
-  const int64_t plane = shape.seq * shape.dim;
-  AttentionShape one = shape;
-  one.batch = one.heads = 1;
-  std::vector<float> q(static_cast<size_t>(plane)), k(q.size()), v(q.size()), dout(q.size()),
-      file(q.size()), out(q.size()), lse(static_cast<size_t>(shape.seq));
-  std::vector<float> mine[3] = {std::vector<float>(q.size()), std::vector<float>(q.size()),
-                                std::vector<float>(q.size())};
-  const char* names[3] = {"dq", "dk", "dv"};
-  double err[3] = {0.0, 0.0, 0.0}, peak[3] = {0.0, 0.0, 0.0};
-  AttentionOptions prepared = options;
-  prepared.rounding = InputRounding::kNone;  // the stored inputs are already rounded
-  GoldenStream dout_stream(seed, kDoutStream);
-  bool dout_same = true;
-  for (int64_t bh = 0; bh < shape.batch * shape.heads; ++bh) {
-    read("q.npy", bh, q.data());
-    read("k.npy", bh, k.data());
-    read("v.npy", bh, v.data());
-    read("dout.npy", bh, file.data());
-    dout_stream.fill(dout.data(), plane);
-    dout_same = dout_same && std::memcmp(dout.data(), file.data(), q.size() * sizeof(float)) == 0;
-    prepared.masks = {mask_for_head(options.masks, bh % shape.heads)};
-    // out and lse recomputed by the same backend (the reference ignores them).
-    attention(one, prepared, q.data(), k.data(), v.data(), out.data(), lse.data(), backend);
-    attention_backward(one, prepared, q.data(), k.data(), v.data(), out.data(), lse.data(), dout.data(),
-                       mine[0].data(), mine[1].data(), mine[2].data(), backend);
-    for (int i = 0; i < 3; ++i) {
-      read((std::string(names[i]) + ".npy").c_str(), bh, file.data());
-      err[i] = std::max(err[i], diff_arrays(mine[i].data(), file.data(), plane, 0.0, 0.0).max_abs);
-      peak[i] = std::max(peak[i], max_abs(mine[i].data(), plane));
-    }
+constexpr const char* kGradNames[3] = {"dq", "dk", "dv"};
+
+GradCheck::GradCheck(const AttentionShape& shape, uint64_t seed)
+    : one_(shape), plane_(shape.seq * shape.dim), dout_stream_(seed, kDoutStream),
+      dout_(static_cast<size_t>(plane_)), file_(dout_.size()),
+      mine_{std::vector<float>(dout_.size()), std::vector<float>(dout_.size()),
+            std::vector<float>(dout_.size())} {
+  one_.batch = one_.heads = 1;
+}
+
+void GradCheck::add_head(int64_t bh, const AttentionOptions& head_options, Backend backend,
+                         const float* q, const float* k, const float* v, const float* out,
+                         const float* lse, const GoldenPlaneReader& read) {
+  read("dout.npy", bh, file_.data());
+  dout_stream_.fill(dout_.data(), plane_);
+  dout_same_ = dout_same_ && std::memcmp(dout_.data(), file_.data(), dout_.size() * sizeof(float)) == 0;
+  attention_backward(one_, head_options, q, k, v, out, lse, dout_.data(), mine_[0].data(),
+                     mine_[1].data(), mine_[2].data(), backend);
+  for (int i = 0; i < 3; ++i) {
+    read((std::string(kGradNames[i]) + ".npy").c_str(), bh, file_.data());
+    err_[i] = std::max(err_[i], diff_arrays(mine_[i].data(), file_.data(), plane_, 0.0, 0.0).max_abs);
+    peak_[i] = std::max(peak_[i], max_abs(mine_[i].data(), plane_));
   }
-  bool ok = dout_same;
+}
+
+bool GradCheck::finish(const JsonValue& manifest, const std::string& where, Backend backend,
+                       GoldenReport* report) {
+  bool ok = dout_same_;
   report->inputs_same = report->inputs_same && ok;
   golden_line(report, "  dout     %s", ok ? "regenerated from the seed, bit-identical" : "DIFFERS from the seed's dout");
   const JsonValue& tols = manifest.at("grad", where).at("tolerances", where + " grad");
   for (int i = 0; i < 3; ++i) {
-    const double tol = tols.at(names[i], where + " grad.tolerances").at("atol", where).as_number(where + " atol");
+    const char* name = kGradNames[i];
+    const double tol = tols.at(name, where + " grad.tolerances").at("atol", where).as_number(where + " atol");
     // The tolerance must be the one SPEC 8 prescribes for these gradients: a raised one
     // would let every port pass.
-    const double rule = prescribed_tolerance(peak[i]);
+    const double rule = prescribed_tolerance(peak_[i]);
     if (tol != rule) {
-      golden_line(report, "  %-8s tolerance %g is not SPEC 8's %g for these gradients: FAIL", names[i], tol, rule);
+      golden_line(report, "  %-8s tolerance %g is not SPEC 8's %g for these gradients: FAIL", name, tol, rule);
       ok = false;
       continue;
     }
-    const bool good = err[i] <= tol;
-    golden_line(report, "  %-8s recomputed (%s): max abs error %.3g (tolerance %g) %s", names[i],
-                to_string(backend).c_str(), err[i], tol, good ? "ok" : "FAIL");
+    const bool good = err_[i] <= tol;
+    golden_line(report, "  %-8s recomputed (%s): max abs error %.3g (tolerance %g) %s", name,
+                to_string(backend).c_str(), err_[i], tol, good ? "ok" : "FAIL");
     ok = ok && good;
   }
   return ok;

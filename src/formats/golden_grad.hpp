@@ -45,13 +45,31 @@ GradRecord grad_record(const JsonValue& manifest, const std::string& where, Back
 /// Reads head `bh`'s [S, D] plane of the golden file `name` (e.g. "dq.npy") into `dst`.
 using GoldenPlaneReader = std::function<void(const char* name, int64_t bh, float* dst)>;
 
-/// Regenerates dout from the seed (bit for bit against dout.npy), recomputes dq, dk, dv with
-/// `backend` from the folder's q, k, v and dout, and compares them with the files within the
-/// manifest's tolerances (one report line each); true when everything holds. Head by head:
-/// memory for a few [S, D] planes.
-bool verify_golden_grads(const JsonValue& manifest, const std::string& where,
-                         const AttentionShape& shape, const AttentionOptions& options,
-                         Backend backend, uint64_t seed, const GoldenPlaneReader& read,
-                         GoldenReport* report);
+/// Checks a --grad folder's gradients head by head, inside verify's per-head recomputation
+/// of out and lse (each head's gradients depend on that head only; memory: a few [S, D]
+/// planes, not ten whole tensors): dout regenerated from the seed (bit for bit against
+/// dout.npy), dq, dk, dv recomputed with the folder's backend and compared with the files
+/// within the manifest's tolerances.
+class GradCheck {
+ public:
+  GradCheck(const AttentionShape& shape, uint64_t seed);
+  /// Head `bh` (heads in order 0, 1, ...): its stored q, k, v and the out and lse just
+  /// recomputed from them with `head_options` (rounding none, this head's mask) and `backend`.
+  void add_head(int64_t bh, const AttentionOptions& head_options, Backend backend,
+                const float* q, const float* k, const float* v, const float* out,
+                const float* lse, const GoldenPlaneReader& read);
+  /// One report line each for dout, dq, dk, dv; true when everything holds (the tolerances
+  /// must be SPEC 8's for the recomputed gradients).
+  bool finish(const JsonValue& manifest, const std::string& where, Backend backend,
+              GoldenReport* report);
+
+ private:
+  AttentionShape one_;  ///< one head
+  int64_t plane_;
+  GoldenStream dout_stream_;
+  std::vector<float> dout_, file_, mine_[3];
+  double err_[3] = {0.0, 0.0, 0.0}, peak_[3] = {0.0, 0.0, 0.0};
+  bool dout_same_ = true;
+};
 
 }  // namespace sta::detail
