@@ -8,11 +8,13 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "sta/backward.hpp"
 #include "sta/error.hpp"
 #include "sta/golden.hpp"
 #include "sta/json.hpp"
@@ -142,6 +144,66 @@ TEST(GoldenFolder, VerifyReportsEveryCheckAndCatchesDamage) {
   std::system(("rm -rf '" + dir + "'").c_str());
 }
 
+TEST(GoldenFolder, FilesWrittenHeadByHeadAreOneWholeCallsTensors) {
+  // The writer computes and appends one head at a time; every tensor must be the one a
+  // single call on the whole [B,H,S,D] problem gives (generator streams continued across
+  // heads, per-head masks, the fast backward's planes at their offsets), bit for bit.
+  const std::string dir = fresh_dir("heads");
+  GoldenProblem p = small_problem();
+  p.options.masks = {Mask::sta({1, 1, 1}), Mask::sta({1, 3, 1})};
+  p.shape.batch = 2;
+  p.backend = Backend::kSta;
+  GoldenWriteOptions o;
+  o.grad = true;
+  int64_t calls = 0;
+  write_golden_folder(dir, p, o, [&](int64_t done, int64_t total) {
+    EXPECT_EQ(done, ++calls);
+    EXPECT_EQ(total, 4);
+  });
+  EXPECT_EQ(calls, 4);
+  const int64_t n = p.shape.elements();
+  auto file = [&](const char* name) { return read_npy(dir + "/" + name, name).data; };
+  std::vector<float> q(static_cast<size_t>(n)), k(q.size()), v(q.size()), dout(q.size());
+  golden_fill(q.data(), n, p.seed, 0);
+  golden_fill(k.data(), n, p.seed, 1);
+  golden_fill(v.data(), n, p.seed, 2);
+  golden_fill(dout.data(), n, p.seed, 3);
+  EXPECT_EQ(file("q.npy"), q);
+  EXPECT_EQ(file("v.npy"), v);
+  EXPECT_EQ(file("dout.npy"), dout);
+  std::vector<float> out(q.size()), lse(static_cast<size_t>(n / p.shape.dim)), dq(q.size()),
+      dk(q.size()), dv(q.size());
+  attention(p.shape, p.options, q.data(), k.data(), v.data(), out.data(), lse.data(), p.backend);
+  attention_backward(p.shape, p.options, q.data(), k.data(), v.data(), out.data(), lse.data(),
+                     dout.data(), dq.data(), dk.data(), dv.data(), p.backend);
+  EXPECT_EQ(file("out.npy"), out);
+  EXPECT_EQ(file("lse.npy"), lse);
+  EXPECT_EQ(file("dq.npy"), dq);
+  EXPECT_EQ(file("dk.npy"), dk);
+  EXPECT_EQ(file("dv.npy"), dv);
+  GoldenReport report;
+  EXPECT_TRUE(verify_golden_folder(dir, false, &report));
+  std::filesystem::remove_all(dir);
+}
+
+TEST(GoldenFolder, AnInterruptedWriteLeavesNoGoldenFile) {
+  // A progress callback that throws (a Python KeyboardInterrupt arrives this way) after the
+  // second of four heads: the half-computed files are never published.
+  const std::string dir = fresh_dir("interrupted");
+  GoldenProblem p = small_problem();
+  p.shape.batch = 2;
+  GoldenWriteOptions o;
+  o.grad = true;
+  EXPECT_THROW(write_golden_folder(dir, p, o,
+                                   [](int64_t done, int64_t) {
+                                     if (done == 2) throw Error("interrupted");
+                                   }),
+               Error);
+  ASSERT_TRUE(std::filesystem::is_directory(dir));
+  EXPECT_TRUE(std::filesystem::is_empty(dir)) << "a file (or a temporary) was left in " << dir;
+  std::filesystem::remove_all(dir);
+}
+
 TEST(GoldenFolder, BadProblemsAreRefusedBeforeAnythingIsWritten) {
   const std::string dir = fresh_dir("bad");
   GoldenProblem p = small_problem();
@@ -150,6 +212,16 @@ TEST(GoldenFolder, BadProblemsAreRefusedBeforeAnythingIsWritten) {
   p = small_problem();
   p.options.scale = 0.5;  // golden folders record the default scale only
   EXPECT_THROW(write_golden_folder(dir, p, {}), Error);
+  p = small_problem();
+  p.options.precision = Precision::kBf16;  // fine for out and lse; gradients are fp32 only
+  GoldenWriteOptions with_grad;
+  with_grad.grad = true;
+  try {
+    write_golden_folder(dir, p, with_grad);
+    FAIL() << "bf16 gradients accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--precision"), std::string::npos) << e.what();
+  }
   std::ifstream f(dir);
   EXPECT_FALSE(f.good()) << "the folder was created for a refused problem";
 }

@@ -117,17 +117,19 @@ int run_golden(int argc, char** argv) {
                               std::to_string(p.shape.heads) + "," + std::to_string(p.shape.seq) + "," +
                               std::to_string(p.shape.dim) + "]";
   const char* size_arg = args.has("--preset") ? "--preset" : "--batch/--heads/--dim";
-  // The writer holds q, k, v and out whole (4.1 tensors with lse); --grad adds dout, dq, dk
-  // and dv (verify reads every file head by head).
+  // The writer goes head by head (write_golden_folder): it holds one head's q, k, v, out (and
+  // with --grad dout, dq, dk, dv) and the kernels' copies of them (packed K and V, inputs
+  // retiled from raster order, the backward's packed operands): at most ~12 [S, D] planes, ~20
+  // with --grad, whatever the batch and heads (verify reads the files head by head too).
   const bool grad = args.has("--grad");
-  check_memory(4.0 * (grad ? 8.1 : 4.1) * static_cast<double>(elements), size_arg,
-               problem + (grad ? " with --grad" : ""));
-  validate_attention(p.shape, p.options, p.backend);
-  check_attention_cost(p.shape, p.options, p.backend, 3.0 * 4.0 * static_cast<double>(elements), size_arg);
-
+  const double plane_bytes = 4.0 * static_cast<double>(p.shape.seq) * static_cast<double>(p.shape.dim);
+  check_memory((grad ? 20.0 : 12.0) * plane_bytes, size_arg, problem + (grad ? " with --grad" : ""));
   GoldenWriteOptions write;
   write.force = args.has("--force");
   write.grad = grad;
+  validate_golden_problem(p, write);
+  check_attention_cost(p.shape, p.options, p.backend, 3.0 * 4.0 * static_cast<double>(elements), size_arg);
+
   if (exists(dir)) {
     struct stat st {};
     ::stat(dir.c_str(), &st);
@@ -143,7 +145,7 @@ int run_golden(int argc, char** argv) {
   }
   check_outputs(outputs, {}, write.force);
 
-  const double gb = 4.0 * (4 * p.shape.elements()) / 1e9;
+  const double gb = 4.0 * ((write.grad ? 8 : 4) * p.shape.elements()) / 1e9;
   std::fprintf(stderr, "sta golden: %s, [B,H,S,D] = [%lld,%lld,%lld,%lld], ~%.2f GB on disk\n",
                p.preset.c_str(), (long long)p.shape.batch, (long long)p.shape.heads,
                (long long)p.shape.seq, (long long)p.shape.dim, gb);

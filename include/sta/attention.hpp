@@ -77,6 +77,10 @@ struct AttentionStats {
   std::string gemm;     ///< GEMM micro-kernel that ran ("avx512-f32", "amx-bf16", "openblas:Haswell", "none")
   Precision precision = Precision::kFp32;
   int threads = 1;      ///< OpenMP threads used
+
+  /// Folds in the stats of one more head of the same run (computed head by head): counts
+  /// summed, the rest taken from `head` (every head of a run runs the same kernels).
+  void add_head(const AttentionStats& head);
 };
 
 /// Throws sta::Error naming the argument if shapes, geometry, masks or scale disagree

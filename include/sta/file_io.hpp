@@ -13,6 +13,29 @@ struct ByteSpan {
   size_t size;
 };
 
+/// A file written in pieces and published atomically: the constructor checks `path` and
+/// creates an exclusive temporary file in the same folder, append() writes to it, commit()
+/// fsyncs and publishes it (the rules of write_file_atomic below). A writer destroyed before
+/// commit() (an error on the way) removes its temporary: nothing is left half-written.
+/// Throws sta::Error "`arg` 'path': ..." on any failure.
+class AtomicFile {
+ public:
+  AtomicFile(const std::string& path, bool force, const std::string& arg);
+  AtomicFile(const AtomicFile&) = delete;
+  AtomicFile& operator=(const AtomicFile&) = delete;
+  AtomicFile(AtomicFile&& other) noexcept;
+  AtomicFile& operator=(AtomicFile&&) = delete;
+  ~AtomicFile();
+  void append(const void* data, size_t size);
+  /// Publishes the file under its name; at most once, and nothing may be appended after.
+  void commit();
+
+ private:
+  std::string path_, where_, temp_;
+  bool force_ = false;
+  int fd_ = -1;
+};
+
 /// Writes the concatenation of `parts` to `path` atomically: an exclusively created
 /// temporary file in the same folder, fsync, then publish. Without `force` an existing file
 /// is never replaced (link() refuses atomically); with `force` only a regular file is

@@ -97,13 +97,21 @@ struct GoldenWriteResult {
 inline constexpr const char* kGoldenFiles[] = {"q.npy", "k.npy", "v.npy", "out.npy", "lse.npy"};
 inline constexpr const char* kGoldenGradFiles[] = {"dout.npy", "dq.npy", "dk.npy", "dv.npy"};
 
+/// Throws sta::Error naming the field if write_golden_folder() would refuse `problem` with
+/// `options`: validate_attention()'s rules, the default scale only, and gradients (SPEC 8)
+/// in fp32 only. Writes nothing.
+void validate_golden_problem(const GoldenProblem& problem, const GoldenWriteOptions& options);
+
 /// Writes a golden folder `dir` (created if missing, one level): q, k, v from the seed
 /// (golden_fill streams 0, 1, 2, rounded as problem.options.rounding), out and lse computed
 /// head by head by problem.backend (`progress(done, total)` after each head, may be empty),
 /// with options.grad dout (stream 3) and dq, dk, dv, then manifest.json last (a folder with
-/// a manifest is complete). Every file is written atomically and hashed as written. Refuses
-/// existing golden files unless options.force; validates the problem first. Throws
-/// sta::Error naming options.arg or the problem's field.
+/// a manifest is complete). Head by head: every file grows by one head's plane at a time, so
+/// memory stays at a few [S, D] planes however many heads; the files are hashed as written
+/// and published together (atomically) once every head is done, so a failure on the way
+/// (an exception from `progress` included) leaves no golden file behind. Refuses existing
+/// golden files unless options.force; validates the problem first
+/// (validate_golden_problem). Throws sta::Error naming options.arg or the problem's field.
 GoldenWriteResult write_golden_folder(const std::string& dir, const GoldenProblem& problem,
                                       const GoldenWriteOptions& options,
                                       const std::function<void(int64_t, int64_t)>& progress = {});

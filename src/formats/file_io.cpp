@@ -10,6 +10,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <utility>
 
 #include "sta/error.hpp"
 
@@ -17,16 +18,6 @@ namespace sta {
 namespace {
 
 std::string errno_text() { return std::strerror(errno); }
-
-// Deletes a temporary file unless released (after a successful rename or link).
-struct TempFile {
-  std::string path;
-  int fd = -1;
-  ~TempFile() {
-    if (fd >= 0) ::close(fd);
-    if (!path.empty()) ::unlink(path.c_str());
-  }
-};
 
 void write_all(int fd, const void* data, size_t size, const std::string& where) {
   const char* p = static_cast<const char*>(data);
@@ -43,22 +34,20 @@ void write_all(int fd, const void* data, size_t size, const std::string& where) 
 
 }  // namespace
 
-void write_file_atomic(const std::string& path, const std::vector<ByteSpan>& parts, bool force,
-                       const std::string& arg) {
-  const std::string where = arg + " '" + path + "'";
+AtomicFile::AtomicFile(const std::string& path, bool force, const std::string& arg)
+    : path_(path), where_(arg + " '" + path + "'"), force_(force) {
   if (path.empty()) throw Error(arg + ": empty path; expected a file name");
   struct stat st {};
   if (!force && ::lstat(path.c_str(), &st) == 0)
-    throw Error(where + ": exists; refusing to overwrite it (pass --force)");
+    throw Error(where_ + ": exists; refusing to overwrite it (pass --force)");
   // --force replaces files, never devices or folders (rename() would swap out /dev/null).
   if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
-    throw Error(where + ": exists and is not a regular file; refusing to replace it");
+    throw Error(where_ + ": exists and is not a regular file; refusing to replace it");
 
   // Same folder as the target so that rename() is atomic; O_EXCL so that concurrent writers
   // (or a stale file of a killed run) never share a temporary.
   static std::atomic<unsigned> counter{0};
-  TempFile tmp;
-  for (int attempt = 0; tmp.fd < 0; ++attempt) {
+  for (int attempt = 0; fd_ < 0; ++attempt) {
     // A name near NAME_MAX (legal) would overflow with the suffix: then the temporary gets a
     // short name of its own in the same folder.
     const std::string suffix = ".tmp." + std::to_string(::getpid()) + "." +
@@ -68,33 +57,60 @@ void write_file_atomic(const std::string& path, const std::vector<ByteSpan>& par
     const std::string name = base_len + suffix.size() <= 255
                                  ? path + suffix
                                  : path.substr(0, slash == std::string::npos ? 0 : slash + 1) + ".sta" + suffix;
-    tmp.fd = ::open(name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (tmp.fd >= 0) tmp.path = name;
+    fd_ = ::open(name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fd_ >= 0) temp_ = name;
     else if (errno != EEXIST || attempt > 100)
-      throw Error(where + ": cannot create a temporary file '" + name + "': " + errno_text());
+      throw Error(where_ + ": cannot create a temporary file '" + name + "': " + errno_text());
   }
-  for (const ByteSpan& part : parts) write_all(tmp.fd, part.data, part.size, where);
-  if (::fsync(tmp.fd) != 0 && errno != EINVAL && errno != EROFS)
-    throw Error(where + ": fsync failed: " + errno_text());
-  const int fd = tmp.fd;
-  tmp.fd = -1;
-  if (::close(fd) != 0) throw Error(where + ": close failed: " + errno_text());
+}
 
-  if (force) {
-    if (std::rename(tmp.path.c_str(), path.c_str()) != 0)
-      throw Error(where + ": cannot rename the temporary file into place: " + errno_text());
-    tmp.path.clear();
-    return;
+AtomicFile::AtomicFile(AtomicFile&& other) noexcept
+    : path_(std::move(other.path_)), where_(std::move(other.where_)), temp_(std::move(other.temp_)),
+      force_(other.force_), fd_(other.fd_) {
+  other.temp_.clear();
+  other.fd_ = -1;
+}
+
+AtomicFile::~AtomicFile() {
+  if (fd_ >= 0) ::close(fd_);
+  if (!temp_.empty()) ::unlink(temp_.c_str());
+}
+
+void AtomicFile::append(const void* data, size_t size) {
+  if (fd_ < 0) throw Error(where_ + ": written after it was published");  // a bug, not input
+  write_all(fd_, data, size, where_);
+}
+
+void AtomicFile::commit() {
+  if (fd_ < 0) throw Error(where_ + ": published twice");  // a bug, not input
+  if (::fsync(fd_) != 0 && errno != EINVAL && errno != EROFS)
+    throw Error(where_ + ": fsync failed: " + errno_text());
+  const int fd = fd_;
+  fd_ = -1;
+  if (::close(fd) != 0) throw Error(where_ + ": close failed: " + errno_text());
+
+  struct stat st {};
+  if (!force_) {
+    // link() fails with EEXIST instead of replacing: no window between the check and the
+    // publish. Filesystems without hard links fall back to check-then-rename.
+    if (::link(temp_.c_str(), path_.c_str()) == 0) {
+      ::unlink(temp_.c_str());
+      temp_.clear();
+      return;
+    }
+    if (errno == EEXIST || ::lstat(path_.c_str(), &st) == 0)
+      throw Error(where_ + ": exists; refusing to overwrite it (pass --force)");
   }
-  // link() fails with EEXIST instead of replacing: no window between the check and the
-  // publish. Filesystems without hard links fall back to check-then-rename.
-  if (::link(tmp.path.c_str(), path.c_str()) == 0) return;  // ~TempFile unlinks the temporary
-  if (errno == EEXIST) throw Error(where + ": exists; refusing to overwrite it (pass --force)");
-  if (::lstat(path.c_str(), &st) == 0)
-    throw Error(where + ": exists; refusing to overwrite it (pass --force)");
-  if (std::rename(tmp.path.c_str(), path.c_str()) != 0)
-    throw Error(where + ": cannot rename the temporary file into place: " + errno_text());
-  tmp.path.clear();
+  if (std::rename(temp_.c_str(), path_.c_str()) != 0)
+    throw Error(where_ + ": cannot rename the temporary file into place: " + errno_text());
+  temp_.clear();
+}
+
+void write_file_atomic(const std::string& path, const std::vector<ByteSpan>& parts, bool force,
+                       const std::string& arg) {
+  AtomicFile file(path, force, arg);
+  for (const ByteSpan& part : parts) file.append(part.data, part.size);
+  file.commit();
 }
 
 uint64_t regular_file_size(const std::string& path, const std::string& arg) {

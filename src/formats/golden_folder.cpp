@@ -36,35 +36,39 @@ constexpr const char* kGoldenGenerator = "irwin-hall-12/xoshiro256**/splitmix64"
 
 std::vector<int64_t> extent_list(const Extent3& e) { return {e.t, e.h, e.w}; }
 
-// The inputs of a problem: generated, then rounded as recorded.
-void make_inputs(const GoldenProblem& p, std::vector<float>* q, std::vector<float>* k,
-                 std::vector<float>* v) {
-  const int64_t n = p.shape.elements();
-  std::vector<float>* t[3] = {q, k, v};
-  for (uint64_t s = 0; s < 3; ++s) {
-    t[s]->resize(static_cast<size_t>(n));
-    golden_fill(t[s]->data(), n, p.seed, s);
-    round_inputs(t[s]->data(), n, p.options.rounding);
-  }
-}
-
-// Computes out and lse head by head (`progress` after each head).
-AttentionStats compute(const GoldenProblem& p, const std::vector<float>& q, const std::vector<float>& k,
-                       const std::vector<float>& v, std::vector<float>* out, std::vector<float>* lse,
-                       const std::function<void(int64_t, int64_t)>& progress) {
-  out->assign(static_cast<size_t>(p.shape.elements()), 0.0f);
-  lse->assign(static_cast<size_t>(p.shape.batch * p.shape.heads * p.shape.seq), 0.0f);
-  AttentionOptions options = p.options;
-  options.rounding = InputRounding::kNone;  // inputs are already rounded
-  return attention_by_head(p.shape, options, q.data(), k.data(), v.data(), out->data(),
-                           lse->data(), p.backend, progress ? progress : [](int64_t, int64_t) {});
-}
-
 struct FileEntry {
   std::string name;
   std::vector<int64_t> shape;
   std::string sha256;
   size_t bytes;
+};
+
+// One golden .npy file written as it is computed: the header, then plane after plane, hashed
+// on the way; published by finish() (AtomicFile: removed if the writer fails first).
+class NpyFileWriter {
+ public:
+  NpyFileWriter(const std::string& dir, const char* name, std::vector<int64_t> shape,
+                const GoldenWriteOptions& o)
+      : entry_{name, std::move(shape), "", 0}, file_(dir + "/" + name, o.force, o.arg) {
+    const std::string header = npy_header(entry_.shape);
+    put(header.data(), header.size());
+  }
+  void append(const float* data, int64_t n) { put(data, static_cast<size_t>(n) * sizeof(float)); }
+  FileEntry finish() {
+    file_.commit();
+    entry_.sha256 = sha_.hex();
+    return entry_;
+  }
+
+ private:
+  void put(const void* data, size_t bytes) {
+    file_.append(data, bytes);
+    sha_.update(data, bytes);
+    entry_.bytes += bytes;
+  }
+  FileEntry entry_;
+  AtomicFile file_;
+  Sha256 sha_;
 };
 
 // The manifest of a golden folder. `sta verify` regenerates it from the problem it describes
@@ -209,40 +213,67 @@ GoldenProblem golden_problem(const GoldenPreset& preset, uint64_t seed) {
   return p;
 }
 
-GoldenWriteResult write_golden_folder(const std::string& dir, const GoldenProblem& p,
-                                      const GoldenWriteOptions& o,
-                                      const std::function<void(int64_t, int64_t)>& progress) {
+void validate_golden_problem(const GoldenProblem& p, const GoldenWriteOptions& o) {
   validate_attention(p.shape, p.options, p.backend);
   if (p.options.scale != 0.0)
     throw Error("scale: golden folders use the default 1/sqrt(D); expected 0 (the default)");
-  prepare_folder(dir, o);
-  std::vector<float> q, k, v, out, lse;
-  make_inputs(p, &q, &k, &v);
-  GoldenWriteResult result;
-  result.stats = compute(p, q, k, v, &out, &lse, progress);
+  if (o.grad && p.options.precision != Precision::kFp32)
+    throw Error("--precision: golden gradients are computed in fp32 (SPEC 8), got " +
+                to_string(p.options.precision) + "; expected fp32 with --grad");
+}
 
-  const std::vector<int64_t> shape4 = {p.shape.batch, p.shape.heads, p.shape.seq, p.shape.dim};
-  const std::vector<int64_t> shape3 = {p.shape.batch, p.shape.heads, p.shape.seq};
-  std::vector<FileEntry> files;
-  // Header and data are written and hashed in place: no second copy of a (GB-sized) tensor.
-  auto put = [&](const char* name, const std::vector<float>& data, const std::vector<int64_t>& shape) {
-    const std::string header = npy_header(shape);
-    const size_t data_bytes = data.size() * sizeof(float);
-    write_file_atomic(dir + "/" + name, {{header.data(), header.size()}, {data.data(), data_bytes}},
-                      o.force, o.arg);
-    Sha256 sha;
-    sha.update(header.data(), header.size());
-    sha.update(data.data(), data_bytes);
-    files.push_back({name, shape, sha.hex(), header.size() + data_bytes});
-  };
-  put("q.npy", q, shape4);
-  put("k.npy", k, shape4);
-  put("v.npy", v, shape4);
-  put("out.npy", out, shape4);
-  put("lse.npy", lse, shape3);
+GoldenWriteResult write_golden_folder(const std::string& dir, const GoldenProblem& p,
+                                      const GoldenWriteOptions& o,
+                                      const std::function<void(int64_t, int64_t)>& progress) {
+  validate_golden_problem(p, o);
+  prepare_folder(dir, o);
+  const AttentionShape& sh = p.shape;
+  const int64_t plane = sh.seq * sh.dim, heads = sh.batch * sh.heads;
+  const std::vector<int64_t> shape4 = {sh.batch, sh.heads, sh.seq, sh.dim};
+  const std::vector<int64_t> shape3 = {sh.batch, sh.heads, sh.seq};
+  // Every file is open from the start and grows head by head (a head's outputs and gradients
+  // depend on that head only): memory for a few [S, D] planes, not the folder's tensors
+  // (11 GB for the Hunyuan preset with --grad). Nothing is published before every head is
+  // done; a failure on the way leaves no golden file behind.
+  std::vector<NpyFileWriter> files;
+  files.reserve(std::size(kGoldenFiles) + std::size(kGoldenGradFiles));
+  for (const char* name : kGoldenFiles) files.emplace_back(dir, name, name == std::string("lse.npy") ? shape3 : shape4, o);
+  if (o.grad)
+    for (const char* name : kGoldenGradFiles) files.emplace_back(dir, name, shape4, o);
+
+  AttentionShape one = sh;
+  one.batch = one.heads = 1;
+  AttentionOptions options = p.options;
+  options.rounding = InputRounding::kNone;  // the inputs are rounded once, as stored
+  GoldenStream inputs[3] = {{p.seed, 0}, {p.seed, 1}, {p.seed, 2}};  // q, k, v, head after head
+  std::vector<float> qkv[3], out(static_cast<size_t>(plane)), lse(static_cast<size_t>(sh.seq));
+  for (std::vector<float>& x : qkv) x.resize(static_cast<size_t>(plane));
+  std::optional<detail::GradHeads> grads;
+  if (o.grad) grads.emplace(sh, p.seed);
+  GoldenWriteResult result;
+  for (int64_t bh = 0; bh < heads; ++bh) {
+    for (int s = 0; s < 3; ++s) {
+      inputs[s].fill(qkv[s].data(), plane);
+      round_inputs(qkv[s].data(), plane, p.options.rounding);
+    }
+    options.masks = {mask_for_head(p.options.masks, bh % sh.heads)};
+    result.stats.add_head(attention(one, options, qkv[0].data(), qkv[1].data(), qkv[2].data(),
+                                    out.data(), lse.data(), p.backend));
+    for (int s = 0; s < 3; ++s) files[static_cast<size_t>(s)].append(qkv[s].data(), plane);
+    files[3].append(out.data(), plane);
+    files[4].append(lse.data(), sh.seq);
+    if (grads) {
+      grads->compute(options, p.backend, qkv[0].data(), qkv[1].data(), qkv[2].data(), out.data(), lse.data());
+      files[5].append(grads->dout(), plane);
+      for (int i = 0; i < 3; ++i) files[static_cast<size_t>(6 + i)].append(grads->grad(i), plane);
+    }
+    if (progress) progress(bh + 1, heads);
+  }
+  std::vector<FileEntry> entries;
+  for (NpyFileWriter& f : files) entries.push_back(f.finish());
   std::optional<detail::GradRecord> grad;
-  if (o.grad) grad = detail::write_golden_grads(p.shape, p.options, p.backend, p.seed, q, k, v, out, lse, put);
-  result.manifest = manifest_json(p, result.stats, files, STA_VERSION, cpu_description(), grad ? &*grad : nullptr);
+  if (grads) grad = grads->record(p.backend);
+  result.manifest = manifest_json(p, result.stats, entries, STA_VERSION, cpu_description(), grad ? &*grad : nullptr);
   write_file_atomic(dir + "/manifest.json", result.manifest, o.force, o.arg);
   return result;
 }

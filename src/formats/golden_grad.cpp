@@ -22,27 +22,6 @@ namespace {
 constexpr uint64_t kDoutStream = 3;  // q, k, v are streams 0, 1, 2
 constexpr double kGradRelTolerance = 1e-4;  // SPEC 8, relative to max(1, max |reference|)
 
-struct Gradients {
-  std::vector<float> dout, dq, dk, dv;
-};
-
-Gradients compute_grads(const AttentionShape& shape, const AttentionOptions& options, Backend backend,
-                        uint64_t seed, const float* q, const float* k, const float* v,
-                        const float* out, const float* lse) {
-  Gradients g;
-  const size_t n = static_cast<size_t>(shape.elements());
-  g.dout.resize(n);
-  golden_fill(g.dout.data(), shape.elements(), seed, kDoutStream);
-  g.dq.resize(n);
-  g.dk.resize(n);
-  g.dv.resize(n);
-  AttentionOptions prepared = options;
-  prepared.rounding = InputRounding::kNone;  // the inputs are stored rounded already
-  attention_backward(shape, prepared, q, k, v, out, lse, g.dout.data(), g.dq.data(), g.dk.data(),
-                     g.dv.data(), backend);
-  return g;
-}
-
 double max_abs(const float* x, int64_t n) {
   double m = 0.0;
   for (int64_t i = 0; i < n; ++i) m = std::max(m, static_cast<double>(std::fabs(x[i])));
@@ -56,9 +35,6 @@ double prescribed_tolerance(double peak) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.3g", kGradRelTolerance * std::max(1.0, peak));
   return std::strtod(buf, nullptr);
-}
-double prescribed_tolerance(const std::vector<float>& grad) {
-  return prescribed_tolerance(max_abs(grad.data(), static_cast<int64_t>(grad.size())));
 }
 
 }  // namespace
@@ -78,19 +54,25 @@ void golden_line(GoldenReport* report, const char* format, ...) {
   if (report->on_line) report->on_line(line);
 }
 
-GradRecord write_golden_grads(const AttentionShape& shape, const AttentionOptions& options,
-                              Backend backend, uint64_t seed, const std::vector<float>& q,
-                              const std::vector<float>& k, const std::vector<float>& v,
-                              const std::vector<float>& out, const std::vector<float>& lse,
-                              const GoldenPut& put) {
-  const Gradients g = compute_grads(shape, options, backend, seed, q.data(), k.data(), v.data(),
-                                    out.data(), lse.data());
-  const std::vector<int64_t> shape4 = {shape.batch, shape.heads, shape.seq, shape.dim};
-  put("dout.npy", g.dout, shape4);
-  put("dq.npy", g.dq, shape4);
-  put("dk.npy", g.dk, shape4);
-  put("dv.npy", g.dv, shape4);
-  return {backend, prescribed_tolerance(g.dq), prescribed_tolerance(g.dk), prescribed_tolerance(g.dv)};
+GradHeads::GradHeads(const AttentionShape& shape, uint64_t seed)
+    : one_(shape), plane_(shape.seq * shape.dim), dout_stream_(seed, kDoutStream),
+      dout_(static_cast<size_t>(plane_)),
+      grads_{std::vector<float>(dout_.size()), std::vector<float>(dout_.size()),
+             std::vector<float>(dout_.size())} {
+  one_.batch = one_.heads = 1;
+}
+
+void GradHeads::compute(const AttentionOptions& head_options, Backend backend, const float* q,
+                        const float* k, const float* v, const float* out, const float* lse) {
+  dout_stream_.fill(dout_.data(), plane_);
+  attention_backward(one_, head_options, q, k, v, out, lse, dout_.data(), grads_[0].data(),
+                     grads_[1].data(), grads_[2].data(), backend);
+  for (int i = 0; i < 3; ++i) peak_[i] = std::max(peak_[i], max_abs(grads_[i].data(), plane_));
+}
+
+GradRecord GradHeads::record(Backend backend) const {
+  return {backend, prescribed_tolerance(peak_[0]), prescribed_tolerance(peak_[1]),
+          prescribed_tolerance(peak_[2])};
 }
 
 void write_grad_member(JsonWriter& j, const GradRecord& grad) {
@@ -115,25 +97,18 @@ GradRecord grad_record(const JsonValue& manifest, const std::string& where, Back
 constexpr const char* kGradNames[3] = {"dq", "dk", "dv"};
 
 GradCheck::GradCheck(const AttentionShape& shape, uint64_t seed)
-    : one_(shape), plane_(shape.seq * shape.dim), dout_stream_(seed, kDoutStream),
-      dout_(static_cast<size_t>(plane_)), file_(dout_.size()),
-      mine_{std::vector<float>(dout_.size()), std::vector<float>(dout_.size()),
-            std::vector<float>(dout_.size())} {
-  one_.batch = one_.heads = 1;
-}
+    : heads_(shape, seed), file_(static_cast<size_t>(heads_.plane())) {}
 
 void GradCheck::add_head(int64_t bh, const AttentionOptions& head_options, Backend backend,
                          const float* q, const float* k, const float* v, const float* out,
                          const float* lse, const GoldenPlaneReader& read) {
+  heads_.compute(head_options, backend, q, k, v, out, lse);
+  const int64_t plane = heads_.plane();
   read("dout.npy", bh, file_.data());
-  dout_stream_.fill(dout_.data(), plane_);
-  dout_same_ = dout_same_ && std::memcmp(dout_.data(), file_.data(), dout_.size() * sizeof(float)) == 0;
-  attention_backward(one_, head_options, q, k, v, out, lse, dout_.data(), mine_[0].data(),
-                     mine_[1].data(), mine_[2].data(), backend);
+  dout_same_ = dout_same_ && std::memcmp(heads_.dout(), file_.data(), file_.size() * sizeof(float)) == 0;
   for (int i = 0; i < 3; ++i) {
     read((std::string(kGradNames[i]) + ".npy").c_str(), bh, file_.data());
-    err_[i] = std::max(err_[i], diff_arrays(mine_[i].data(), file_.data(), plane_, 0.0, 0.0).max_abs);
-    peak_[i] = std::max(peak_[i], max_abs(mine_[i].data(), plane_));
+    err_[i] = std::max(err_[i], diff_arrays(heads_.grad(i), file_.data(), plane, 0.0, 0.0).max_abs);
   }
 }
 
@@ -148,7 +123,7 @@ bool GradCheck::finish(const JsonValue& manifest, const std::string& where, Back
     const double tol = tols.at(name, where + " grad.tolerances").at("atol", where).as_number(where + " atol");
     // The tolerance must be the one SPEC 8 prescribes for these gradients: a raised one
     // would let every port pass.
-    const double rule = prescribed_tolerance(peak_[i]);
+    const double rule = prescribed_tolerance(heads_.peak(i));
     if (tol != rule) {
       golden_line(report, "  %-8s tolerance %g is not SPEC 8's %g for these gradients: FAIL", name, tol, rule);
       ok = false;

@@ -16,24 +16,40 @@ namespace sta::detail {
 /// Appends a printf-formatted line to `report` (and hands it to report->on_line).
 void golden_line(GoldenReport* report, const char* format, ...) __attribute__((format(printf, 2, 3)));
 
-/// Writes one golden file (the folder writer's: atomic, hashed into the manifest).
-using GoldenPut = std::function<void(const char* name, const std::vector<float>& data,
-                                     const std::vector<int64_t>& shape)>;
-
 /// What the manifest's "grad" member records: the backend and per-gradient atol.
 struct GradRecord {
   Backend backend;
   double dq, dk, dv;
 };
 
-/// Generates dout (golden_fill, stream 3 of `seed`), computes dq, dk, dv with `backend` on
-/// the (already rounded) inputs and the forward's out and lse, writes the four files through
-/// `put`, and returns the tolerances: atol = 1e-4 * max(1, max |gradient|) each (SPEC 8).
-GradRecord write_golden_grads(const AttentionShape& shape, const AttentionOptions& options,
-                              Backend backend, uint64_t seed, const std::vector<float>& q,
-                              const std::vector<float>& k, const std::vector<float>& v,
-                              const std::vector<float>& out, const std::vector<float>& lse,
-                              const GoldenPut& put);
+/// The gradients of a golden folder, one head at a time (the writer's and verify's): dout
+/// generated from the seed (golden_fill stream 3, continuing from head to head as the [B,H,S,D]
+/// file does), and dq, dk, dv of sum(out * dout) computed by the folder's backend on the head's
+/// (already rounded) inputs and the forward's out and lse. Each head's gradients depend on that
+/// head only, so a head costs a few [S, D] planes of memory whatever the folder's size.
+class GradHeads {
+ public:
+  GradHeads(const AttentionShape& shape, uint64_t seed);
+  /// The next head (heads in order 0, 1, ...): `head_options` has rounding none and the
+  /// head's mask; q, k, v, out, lse are its planes.
+  void compute(const AttentionOptions& head_options, Backend backend, const float* q,
+               const float* k, const float* v, const float* out, const float* lse);
+  /// The last head's planes: dout, and gradient i (0 dq, 1 dk, 2 dv).
+  const float* dout() const { return dout_.data(); }
+  const float* grad(int i) const { return grads_[i].data(); }
+  int64_t plane() const { return plane_; }
+  /// max |gradient i| over the heads so far.
+  double peak(int i) const { return peak_[i]; }
+  /// The record of the heads so far: atol = 1e-4 * max(1, max |gradient|) each (SPEC 8).
+  GradRecord record(Backend backend) const;
+
+ private:
+  AttentionShape one_;  ///< one head
+  int64_t plane_;
+  GoldenStream dout_stream_;
+  std::vector<float> dout_, grads_[3];
+  double peak_[3] = {0.0, 0.0, 0.0};
+};
 
 /// Writes the manifest member "grad": {backend, dout stream, loss, rule, tolerances}.
 void write_grad_member(JsonWriter& j, const GradRecord& grad);
@@ -46,10 +62,9 @@ GradRecord grad_record(const JsonValue& manifest, const std::string& where, Back
 using GoldenPlaneReader = std::function<void(const char* name, int64_t bh, float* dst)>;
 
 /// Checks a --grad folder's gradients head by head, inside verify's per-head recomputation
-/// of out and lse (each head's gradients depend on that head only; memory: a few [S, D]
-/// planes, not ten whole tensors): dout regenerated from the seed (bit for bit against
-/// dout.npy), dq, dk, dv recomputed with the folder's backend and compared with the files
-/// within the manifest's tolerances.
+/// of out and lse (GradHeads: a few [S, D] planes, not ten whole tensors): dout regenerated
+/// from the seed (bit for bit against dout.npy), dq, dk, dv recomputed with the folder's
+/// backend and compared with the files within the manifest's tolerances.
 class GradCheck {
  public:
   GradCheck(const AttentionShape& shape, uint64_t seed);
@@ -64,11 +79,9 @@ class GradCheck {
               GoldenReport* report);
 
  private:
-  AttentionShape one_;  ///< one head
-  int64_t plane_;
-  GoldenStream dout_stream_;
-  std::vector<float> dout_, file_, mine_[3];
-  double err_[3] = {0.0, 0.0, 0.0}, peak_[3] = {0.0, 0.0, 0.0};
+  GradHeads heads_;
+  std::vector<float> file_;
+  double err_[3] = {0.0, 0.0, 0.0};
   bool dout_same_ = true;
 };
 

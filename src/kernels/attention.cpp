@@ -295,6 +295,15 @@ AttentionStats attention(const AttentionShape& shape, const AttentionOptions& op
   return stats;
 }
 
+void AttentionStats::add_head(const AttentionStats& head) {
+  backend = head.backend;
+  isa = head.isa;
+  gemm = head.gemm;
+  precision = head.precision;
+  threads = head.threads;
+  counts += head.counts;
+}
+
 AttentionStats attention_by_head(const AttentionShape& shape, const AttentionOptions& options,
                                  const float* q, const float* k, const float* v, float* out,
                                  float* lse, Backend backend,
@@ -311,12 +320,7 @@ AttentionStats attention_by_head(const AttentionShape& shape, const AttentionOpt
     const AttentionStats s = attention(one, head_options, q + bh * plane, k + bh * plane,
                                        v + bh * plane, out + bh * plane, lse + bh * shape.seq,
                                        backend);
-    total.backend = s.backend;
-    total.isa = s.isa;
-    total.gemm = s.gemm;
-    total.precision = s.precision;
-    total.threads = s.threads;
-    total.counts += s.counts;
+    total.add_head(s);
     if (progress) progress(bh + 1, heads);
   }
   return total;
