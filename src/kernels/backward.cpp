@@ -31,6 +31,7 @@
 
 #include "sta/buffer.hpp"
 #include "sta/error.hpp"
+#include "tile_mask.hpp"
 
 namespace sta::detail {
 namespace {
@@ -153,52 +154,6 @@ FloatArray float_array(int64_t n) {
   return FloatArray(static_cast<float*>(p));
 }
 
-/// The per-element mask of one mixed block (SPEC 2) as per-axis tables allowed[a][i][j]
-/// (query offset i, key offset j inside the tiles on axis a); applied by writing -inf.
-class MixedBlockMask {
- public:
-  void set(const Geometry& g, const Mask& mask, int64_t qt, int64_t kt) {
-    const Extent3 qc = g.tile_coord(qt), kc = g.tile_coord(kt);
-    q_ = g.tile_extent(qc);
-    k_ = g.tile_extent(kc);
-    for (int a = 0; a < 3; ++a) {
-      table_[a].assign(static_cast<size_t>(q_[a] * k_[a]), 0);
-      for (int64_t i = 0; i < q_[a]; ++i) {
-        const AxisInterval iv = allowed_keys_on_axis(mask.kind, mask.window[a], g.canvas[a],
-                                                     g.tile[a], qc[a] * g.tile[a] + i);
-        for (int64_t j = 0; j < k_[a]; ++j)
-          table_[a][i * k_[a] + j] = interval_contains(iv, g.canvas[a], kc[a] * g.tile[a] + j);
-      }
-    }
-  }
-  /// Writes `fill` into the disallowed entries of `rows` rows (stride ld) of query offsets
-  /// row0..: -inf into scores, or 0 into probabilities computed without the mask. Only key
-  /// offsets [c0, c1) of the tile, which sit at s[j - c0] (one step's chunk of the block).
-  void apply(float* s, int64_t ld, int64_t row0, int64_t rows, float fill, int64_t c0 = 0,
-             int64_t c1 = std::numeric_limits<int64_t>::max()) const {
-    for (int64_t r = 0; r < rows; ++r) {
-      const int64_t qi = row0 + r;
-      const uint8_t* at = &table_[0][(qi / (q_.h * q_.w)) * k_.t];
-      const uint8_t* ah = &table_[1][((qi / q_.w) % q_.h) * k_.h];
-      const uint8_t* aw = &table_[2][(qi % q_.w) * k_.w];
-      float* row = s + r * ld;  // key offset j at row[j - c0]
-      for (int64_t a = 0; a < k_.t; ++a)
-        for (int64_t b = 0; b < k_.h; ++b) {
-          const int64_t first = (a * k_.h + b) * k_.w;  // this run's key offsets
-          if (first + k_.w <= c0 || first >= c1) continue;
-          const bool th = at[a] && ah[b];
-          const int64_t from = std::max<int64_t>(0, c0 - first), to = std::min(k_.w, c1 - first);
-          for (int64_t c = from; c < to; ++c)
-            if (!(th && aw[c])) row[first + c - c0] = fill;
-        }
-    }
-  }
-
- private:
-  Extent3 q_, k_;
-  std::vector<uint8_t> table_[3];
-};
-
 /// One head's packed K and V (simd/gemm.hpp layouts) and its outputs.
 struct PackedHead {
   const void* k_as_k;
@@ -229,7 +184,8 @@ bool transposes(const simd::GemmKernels& gemm) { return gemm.layout != simd::Pac
 
 /// One thread's scratch, allocated once per call.
 struct Scratch {
-  Scratch(const simd::GemmKernels& gemm, int64_t rp, int64_t kc, int64_t dim, int64_t slots)
+  Scratch(const Geometry& g, const simd::GemmKernels& gemm, int64_t rp, int64_t kc, int64_t dim,
+          int64_t slots)
       : q(float_array(rp * dim)), dout(float_array(rp * dim)),
         q_as_v(float_array(simd::packed_v_elements(gemm.layout, rp, dim))),
         dout_as_v(float_array(simd::packed_v_elements(gemm.layout, rp, dim))),
@@ -237,13 +193,13 @@ struct Scratch {
         p(float_array(slots * rp * kc)), ds(float_array(slots * rp * kc)), slot_elems(rp * kc),
         pt(float_array(transposes(gemm) ? kc * rp : 0)),
         dst(float_array(transposes(gemm) ? kc * rp : 0)),
-        ones(float_array(std::max(rp, kc))) {
+        ones(float_array(std::max(rp, kc))), mask(g) {
     std::fill(ones.get(), ones.get() + std::max(rp, kc), 1.0f);
   }
   FloatArray q, dout, q_as_v, dout_as_v, lse, delta, p, ds;
   int64_t slot_elems;  ///< floats of one P (or dS) slot
   FloatArray pt, dst, ones;
-  MixedBlockMask mask;
+  TileMask mask;
 };
 
 /// Waits until `rank` earlier visitors have updated the key block. They belong to tasks
@@ -379,6 +335,8 @@ BlockCounts run_query_block(const HeadJob& job, const QueryBlock& qb, const Geom
                             const simd::BackwardKernels& kernels, int64_t slots, Scratch& sc) {
   const int64_t rp = round_up(qb.rows, simd::kKeyPanel);
   load_query_rows(job, qb, dim, rp, gemm, sc);
+  if (std::any_of(qb.visits.begin(), qb.visits.end(), [](const Visit& v) { return v.masked; }))
+    sc.mask.set_query_tile(*job.mask, qb.query_tile);
   const int64_t q_stride = simd::packed_v_panel_stride(gemm.layout, rp, dim);
   const int64_t chunks = job.chunks, chunk = ld;  // fused path: ld is the step width
   BlockCounts did;
@@ -413,7 +371,7 @@ BlockCounts run_query_block(const HeadJob& job, const QueryBlock& qb, const Geom
     const Visit& visit = qb.visits[vi];
     const KeyBlock& kb = (*job.keys)[static_cast<size_t>(visit.key_block)];
     const KeyOperands ko = key_operands(job, kb, dim, gemm.layout);
-    if (visit.masked) sc.mask.set(g, *job.mask, qb.query_tile, kb.key_tile);
+    if (visit.masked) sc.mask.set_key_tile(kb.key_tile);
     if (transposes(gemm)) {
       visit_transposing(job, qb, kb, visit, ko, dim, scale, ld, rp, q_stride, gemm, kernels, sc);
     } else {
@@ -513,7 +471,7 @@ BlockCounts flash_attention_backward(const AttentionShape& shape, const Geometry
   const int team = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(omp_get_max_threads(), most_tasks)));
   std::vector<std::unique_ptr<Scratch>> scratches;
   const int64_t slots = transposes(gemm) ? 1 : kPendingSlots;
-  for (int t = 0; t < team; ++t) scratches.push_back(std::make_unique<Scratch>(gemm, rp, ld, dim, slots));
+  for (int t = 0; t < team; ++t) scratches.push_back(std::make_unique<Scratch>(g, gemm, rp, ld, dim, slots));
   std::vector<BlockCounts> per_thread(static_cast<size_t>(team));
   std::atomic<int64_t> next_task{0};
   int used = 1;

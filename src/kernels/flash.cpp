@@ -23,6 +23,7 @@
 
 #include "sta/buffer.hpp"
 #include "sta/error.hpp"
+#include "tile_mask.hpp"
 
 namespace sta::detail {
 namespace {
@@ -154,87 +155,6 @@ AlignedArray<T> aligned_array(int64_t n) {
   return AlignedArray<T>(static_cast<T*>(p));
 }
 
-/// The per-element mask of one mixed block as a product of per-axis tables (SPEC section 2):
-/// allowed_t[i][j], allowed_h[i][j] and an additive 0 / -inf row bias_w[i][j], for query
-/// offset i and key offset j inside the tiles on each axis. O(tile_t^2 + tile_h^2 + tile_w^2)
-/// to build, O(keys) per query row to apply. On a ragged canvas the query and key tiles have
-/// their own (possibly shorter) extents; rows and runs follow them.
-class BlockMask {
- public:
-  explicit BlockMask(const Geometry& g)
-      : g_(g),
-        intervals_(aligned_array<AxisInterval>(g.tile.t + g.tile.h + g.tile.w)),
-        allowed_t_(aligned_array<uint8_t>(g.tile.t * g.tile.t)),
-        allowed_h_(aligned_array<uint8_t>(g.tile.h * g.tile.h)),
-        bias_w_(aligned_array<float>(g.tile.w * g.tile.w)) {}
-
-  /// The per-axis key intervals of every query coordinate of video query tile `qt`.
-  void set_query_tile(const Mask& mask, int64_t qt) {
-    const Extent3 tile_coord = g_.tile_coord(qt);
-    query_extent_ = g_.tile_extent(tile_coord);
-    AxisInterval* iv = intervals_.get();
-    for (int a = 0; a < 3; ++a) {
-      for (int64_t i = 0; i < query_extent_[a]; ++i) {
-        iv[i] = allowed_keys_on_axis(mask.kind, mask.window[a], g_.canvas[a], g_.tile[a],
-                                     tile_coord[a] * g_.tile[a] + i);
-      }
-      iv += g_.tile[a];
-    }
-  }
-
-  /// Builds the tables for key tile `kt` (after set_query_tile).
-  void set_key_tile(int64_t kt) {
-    const Extent3 tile_coord = g_.tile_coord(kt);
-    key_extent_ = g_.tile_extent(tile_coord);
-    const AxisInterval* iv = intervals_.get();
-    for (int a = 0; a < 3; ++a) {
-      const int64_t klen = key_extent_[a];
-      const int64_t first_key = tile_coord[a] * g_.tile[a];
-      for (int64_t i = 0; i < query_extent_[a]; ++i) {
-        for (int64_t j = 0; j < klen; ++j) {
-          const bool ok = interval_contains(iv[i], g_.canvas[a], first_key + j);
-          if (a == 0) allowed_t_[i * klen + j] = ok;
-          if (a == 1) allowed_h_[i * klen + j] = ok;
-          if (a == 2) bias_w_[i * klen + j] = ok ? 0.0f : kNegInf;
-        }
-      }
-      iv += g_.tile[a];
-    }
-  }
-
-  /// Masks `rows` rows of scores (stride ld) of query offsets first_row.. in the tile.
-  void apply(float* scores, int64_t ld, int64_t first_row, int64_t rows) const {
-    const int64_t qh = query_extent_.h, qw = query_extent_.w;
-    const int64_t tt = key_extent_.t, th = key_extent_.h, tw = key_extent_.w;
-    for (int64_t r = 0; r < rows; ++r) {
-      const int64_t qi = first_row + r;
-      const uint8_t* at = allowed_t_.get() + (qi / (qh * qw)) * tt;
-      const uint8_t* ah = allowed_h_.get() + ((qi / qw) % qh) * th;
-      const float* bw = bias_w_.get() + (qi % qw) * tw;
-      float* s = scores + r * ld;
-      for (int64_t a = 0; a < tt; ++a) {
-        for (int64_t b = 0; b < th; ++b) {
-          float* run = s + (a * th + b) * tw;
-          if (at[a] && ah[b]) {
-            for (int64_t c = 0; c < tw; ++c) run[c] += bw[c];
-          } else {
-            std::fill(run, run + tw, kNegInf);
-          }
-        }
-      }
-    }
-  }
-
- private:
-  const Geometry& g_;
-  Extent3 query_extent_;  ///< tokens of the current query tile per axis
-  Extent3 key_extent_;    ///< tokens of the current key tile per axis
-  AlignedArray<AxisInterval> intervals_;
-  AlignedArray<uint8_t> allowed_t_;
-  AlignedArray<uint8_t> allowed_h_;
-  AlignedArray<float> bias_w_;
-};
-
 /// Padded rows of the operand buffers (simd/gemm.hpp: kernels may work in whole 32-row blocks).
 int64_t padded_rows(int64_t rows) { return (rows + 31) / 32 * 32; }
 
@@ -279,7 +199,7 @@ struct Scratch {
   AlignedArray<float> row_max;
   AlignedArray<float> row_sum;
   AlignedArray<float> alpha;
-  BlockMask mask;
+  TileMask mask;
 };
 
 /// K and V of one (batch, head) in the family's packed layout.
@@ -369,7 +289,7 @@ BlockCounts run_query_block(const QueryBlock& qb, const GemmPlan& gp, const KeyS
         for (int64_t r = 0; r < rows; ++r) std::fill(s + r * ld + c0, s + r * ld + c1, kNegInf);
       }
       if constexpr (kMaskable) {
-        if (seg.masked) scratch.mask.apply(s, ld, r0, rows);  // video query tiles start at 0
+        if (seg.masked) scratch.mask.apply(s, ld, r0, rows, kNegInf);  // video query tiles start at 0
       }
       if (gp.native) {
         kernels.online_softmax_bf16(s, ld, rows, ncols, scale, m + r0, l + r0, alpha + r0,
