@@ -393,6 +393,50 @@ TEST(Backward, SameBitsForAnyThreadCount) {
   expect_same_bits_for_thread_counts(testing::geo({4, 16, 16}, {2, 8, 8}, 4, 4), 93);
 }
 
+TEST(Backward, StepsHeldInSlotsGiveTheSameBits) {
+  // The run-ahead path (steps computed before their key rows are free, kept in slots, the
+  // oldest applied first) forced on every thread count by deferring each apply until the
+  // slots run out: the same bits as applying at once. 128-token tiles (two steps per key
+  // block), text rows, a ragged canvas; one slot to more slots than a task has steps.
+  const int saved = omp_get_max_threads();
+  for (const Geometry& g : {testing::geo({4, 16, 16}, {2, 8, 8}, 4, 4),
+                            testing::geo({5, 7, 9}, {2, 4, 4}, 2, 2, /*ragged=*/true)}) {
+    for (const auto& [mode, mask] : {std::pair{detail::FlashMode::kSta, Mask::sta({1, 1, 3})},
+                                     std::pair{detail::FlashMode::kNatten, Mask::swa({3, 5, 5})},
+                                     std::pair{detail::FlashMode::kDense, Mask::full()}}) {
+      SCOPED_TRACE(to_string(mask));
+      const Problem p = make_problem(g, {mask}, 1, 2, 32, Layout::kTiled, 97);
+      const std::vector<float> dout = random_dout(p, 97);
+      std::vector<float> out(static_cast<size_t>(p.shape.elements())), lse(static_cast<size_t>(2 * p.shape.seq));
+      attention(p.shape, p.options, p.q.data(), p.k.data(), p.v.data(), out.data(), lse.data(), Backend::kNatten);
+      auto run = [&](const detail::BackwardConfig& config) {
+        Grads got;
+        for (auto* t : {&got.dq, &got.dk, &got.dv}) t->assign(out.size(), std::nanf(""));
+        detail::flash_attention_backward(p.shape, g, p.options.masks,
+                                         static_cast<float>(p.options.effective_scale(32)), mode,
+                                         p.q.data(), p.k.data(), p.v.data(), out.data(), lse.data(),
+                                         dout.data(), got.dq.data(), got.dk.data(), got.dv.data(),
+                                         simd::gemm_kernels(false), simd::backward_kernels(), nullptr,
+                                         config);
+        return got;
+      };
+      omp_set_num_threads(1);
+      const Grads eager = run({});
+      for (int threads : {1, 3}) {
+        omp_set_num_threads(threads);
+        for (int64_t slots : {1, 2, 5, 64}) {
+          SCOPED_TRACE(std::to_string(threads) + " threads, " + std::to_string(slots) + " slots");
+          const Grads held = run({slots, /*defer_applies=*/true});
+          EXPECT_EQ(std::memcmp(eager.dq.data(), held.dq.data(), eager.dq.size() * sizeof(float)), 0);
+          EXPECT_EQ(std::memcmp(eager.dk.data(), held.dk.data(), eager.dk.size() * sizeof(float)), 0);
+          EXPECT_EQ(std::memcmp(eager.dv.data(), held.dv.data(), eager.dv.size() * sizeof(float)), 0);
+        }
+      }
+    }
+  }
+  omp_set_num_threads(saved);
+}
+
 TEST(Backward, RejectsBf16AndOutWithoutLse) {
   const Geometry g = testing::geo({1, 2, 2}, {1, 1, 1});
   Problem p = make_problem(g, {Mask::full()}, 1, 1, 8, Layout::kTiled, 1);

@@ -329,10 +329,12 @@ constexpr int64_t kPendingSlots = 8;
 /// wait: its P and dS stay in one of the scratch's slots and the task computes its next steps
 /// meanwhile, applying each pending step as soon as its turn comes (and waiting only when
 /// every slot is taken). The results do not depend on this timing: each chunk of dK/dV rows
-/// still receives its updates in rank order, and dQ its terms in step order.
+/// still receives its updates in rank order, and dQ its terms in step order. `defer` holds
+/// every step back until the slots run out (BackwardConfig::defer_applies).
 BlockCounts run_query_block(const HeadJob& job, const QueryBlock& qb, const Geometry& g,
                             int64_t dim, float scale, int64_t ld, const simd::GemmKernels& gemm,
-                            const simd::BackwardKernels& kernels, int64_t slots, Scratch& sc) {
+                            const simd::BackwardKernels& kernels, int64_t slots, bool defer,
+                            Scratch& sc) {
   const int64_t rp = round_up(qb.rows, simd::kKeyPanel);
   load_query_rows(job, qb, dim, rp, gemm, sc);
   if (std::any_of(qb.visits.begin(), qb.visits.end(), [](const Visit& v) { return v.masked; }))
@@ -377,8 +379,8 @@ BlockCounts run_query_block(const HeadJob& job, const QueryBlock& qb, const Geom
     } else {
       for (int64_t ci = 0; ci * chunk < ko.kc; ++ci) {
         const int64_t c0 = ci * chunk;
-        int64_t slot = -1;
-        for (int64_t i = 0; i < slots && slot < 0; ++i) slot = pending[static_cast<size_t>(i)] < 0 ? i : -1;
+        const auto free_slot = std::find(pending.begin(), pending.end(), int64_t{-1});
+        int64_t slot = free_slot == pending.end() ? -1 : free_slot - pending.begin();
         if (slot < 0) {  // every slot pending: wait for the oldest
           slot = oldest();
           apply_slot(slot, true);
@@ -386,6 +388,7 @@ BlockCounts run_query_block(const HeadJob& job, const QueryBlock& qb, const Geom
         compute_step(job, qb, visit, ko, c0, std::min(chunk, ko.kc - c0), std::min(chunk, kb.count - c0),
                      dim, scale, ld, gemm, kernels, sc, slot_p(slot), slot_ds(slot));
         pending[static_cast<size_t>(slot)] = static_cast<int64_t>(vi) * chunks + ci;
+        if (defer) continue;
         apply_slot(slot, false);  // this step first: its P and dS are hot in L2
         for (int64_t i = 0; i < slots; ++i)  // then whatever else may go now
           if (pending[static_cast<size_t>(i)] >= 0) apply_slot(i, false);
@@ -438,7 +441,8 @@ BlockCounts flash_attention_backward(const AttentionShape& shape, const Geometry
                                      const float* out, const float* lse, const float* dout,
                                      float* dq, float* dk, float* dv,
                                      const simd::GemmKernels& gemm,
-                                     const simd::BackwardKernels& kernels, int* threads_used) {
+                                     const simd::BackwardKernels& kernels, int* threads_used,
+                                     const BackwardConfig& config) {
   if (gemm.bf16()) throw Error("--precision: the backward computes in fp32 only");
   const int64_t seq = shape.seq, dim = shape.dim;
   const BackwardPlan bp = plan_backward(g, masks, mode);
@@ -470,7 +474,7 @@ BlockCounts flash_attention_backward(const AttentionShape& shape, const Geometry
   const int64_t most_tasks = static_cast<int64_t>(bp.queries.front().size());
   const int team = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(omp_get_max_threads(), most_tasks)));
   std::vector<std::unique_ptr<Scratch>> scratches;
-  const int64_t slots = transposes(gemm) ? 1 : kPendingSlots;
+  const int64_t slots = transposes(gemm) ? 1 : config.slots > 0 ? config.slots : kPendingSlots;
   for (int t = 0; t < team; ++t) scratches.push_back(std::make_unique<Scratch>(g, gemm, rp, ld, dim, slots));
   std::vector<BlockCounts> per_thread(static_cast<size_t>(team));
   std::atomic<int64_t> next_task{0};
@@ -503,7 +507,8 @@ BlockCounts flash_attention_backward(const AttentionShape& shape, const Geometry
       // ranks rely on: a task only ever waits for earlier tasks.
       for (int64_t t = next_task.fetch_add(1); t < static_cast<int64_t>(plan.size());
            t = next_task.fetch_add(1)) {
-        did += run_query_block(job, plan[static_cast<size_t>(t)], g, dim, scale, ld, gemm, kernels, slots, sc);
+        did += run_query_block(job, plan[static_cast<size_t>(t)], g, dim, scale, ld, gemm, kernels, slots,
+                               config.defer_applies, sc);
       }
 #pragma omp barrier
     }

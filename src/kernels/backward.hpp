@@ -12,6 +12,18 @@
 
 namespace sta::detail {
 
+/// Scheduling knobs of flash_attention_backward (for tests and experiments): none of them
+/// changes a bit of the result.
+struct BackwardConfig {
+  /// P/dS slots per thread for steps computed before their key rows are free (0: the
+  /// default, 8; the transposing path always has 1).
+  int64_t slots = 0;
+  /// Applies a computed step only when every slot is taken or the task ends, instead of as
+  /// soon as its turn comes: the run-ahead path (pending steps, oldest applied first) then
+  /// runs on any thread count, one thread included.
+  bool defer_applies = false;
+};
+
 /// Computes dq, dk, dv ([B,H,S,D], tiled order, text rows last) of sum(out * dout) from
 /// validated inputs q, k, v, out, lse (the forward's), dout, all in tiled order. `masks`
 /// holds one mask or one per head; `scale` > 0; `mode` picks the key tiles each query tile
@@ -34,6 +46,7 @@ BlockCounts flash_attention_backward(const AttentionShape& shape, const Geometry
                                      const float* out, const float* lse, const float* dout,
                                      float* dq, float* dk, float* dv,
                                      const simd::GemmKernels& gemm,
-                                     const simd::BackwardKernels& kernels, int* threads_used);
+                                     const simd::BackwardKernels& kernels, int* threads_used,
+                                     const BackwardConfig& config = {});
 
 }  // namespace sta::detail
