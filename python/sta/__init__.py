@@ -832,7 +832,9 @@ def write_golden(path: Union[str, os.PathLike], *, preset: Optional[str] = None,
     ``text_length``, ``text_pad``, ``ragged``, ``layout``, ``backend`` (default
     ``"reference"``); the scale is always the default ``1/sqrt(D)``. `rounding` and
     `precision` as in :func:`attention`. Existing golden files are replaced only with
-    `force`. Returns the manifest (a dict)."""
+    `force`. Written head by head (memory for a few ``[S, D]`` planes, whatever the number of
+    heads); the files appear together when the last head is done, so an error or a Ctrl-C on
+    the way leaves no golden file. Returns the manifest (a dict)."""
     path = os.fspath(path)
     for key in options:
         if key not in _GOLDEN_OPTIONS:
