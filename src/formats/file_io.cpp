@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cassert>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -77,12 +78,12 @@ AtomicFile::~AtomicFile() {
 }
 
 void AtomicFile::append(const void* data, size_t size) {
-  if (fd_ < 0) throw Error(where_ + ": written after it was published");  // a bug, not input
+  assert(fd_ >= 0 && "AtomicFile: appended after commit()");
   write_all(fd_, data, size, where_);
 }
 
 void AtomicFile::commit() {
-  if (fd_ < 0) throw Error(where_ + ": published twice");  // a bug, not input
+  assert(fd_ >= 0 && "AtomicFile: commit() twice");
   if (::fsync(fd_) != 0 && errno != EINVAL && errno != EROFS)
     throw Error(where_ + ": fsync failed: " + errno_text());
   const int fd = fd_;
