@@ -13,7 +13,9 @@
 #include <vector>
 
 #include "cli_runner.hpp"
+#include "sta/backward.hpp"
 #include "sta/blocks.hpp"
+#include "sta/mask.hpp"
 #include "sta/npy.hpp"
 
 namespace sta {
@@ -107,6 +109,31 @@ TEST_F(CliGrad, GivenOutAndLseEqualRecomputedBitForBit) {
                            path(std::string(g) + "_b.npy") + " --atol 0 --rtol 0");
     EXPECT_EQ(c.exit_code, 0) << g << ": " << c.output;
   }
+}
+
+TEST_F(CliGrad, HeadByHeadFilesEqualOneLibraryCall) {
+  // sta grad computes and writes one head at a time; its files must be the gradients one
+  // attention_backward() call on the whole tensors gives, bit for bit (per-head masks, raster
+  // order, batch 2, padded text).
+  const std::string masks = " --mask swa:1,3,5 --mask swa:3,1,3 --layout raster --backend natten";
+  const auto r = run_cli("grad " + inputs() + masks + grads("h"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  AttentionOptions o;
+  o.geometry.canvas = {2, 4, 6};
+  o.geometry.tile = {1, 2, 3};
+  o.geometry.text_pad = 5;
+  o.geometry.text_length = 3;
+  o.masks = {Mask::swa({1, 3, 5}), Mask::swa({3, 1, 3})};
+  o.layout = Layout::kRaster;
+  const AttentionShape shape{kB, kH, kS, kD};
+  auto in = [&](const char* name) { return read_npy(path(name), name).data; };
+  const std::vector<float> q = in("q.npy"), k = in("k.npy"), v = in("v.npy"), dout = in("dout.npy");
+  std::vector<float> dq(q.size()), dk(q.size()), dv(q.size());
+  attention_backward(shape, o, q.data(), k.data(), v.data(), nullptr, nullptr, dout.data(), dq.data(),
+                     dk.data(), dv.data(), Backend::kNatten);
+  EXPECT_EQ(in("dq_h.npy"), dq);
+  EXPECT_EQ(in("dk_h.npy"), dk);
+  EXPECT_EQ(in("dv_h.npy"), dv);
 }
 
 TEST_F(CliGrad, BadInputExitsTwoNamingTheArgument) {

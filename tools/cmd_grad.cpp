@@ -65,22 +65,43 @@ int run_grad(int argc, char** argv) {
   }
   const AttentionShape shape = check_attention_inputs(common, options, backend, q, k, v, same);
   const double elements = static_cast<double>(shape.elements());
-  check_memory(4.0 * (6.0 * elements + 2.0 * static_cast<double>(shape.batch * shape.heads * shape.seq)),
-               "--q", "gradients on shape " + shape_to_string(q.view.shape));
+  const int64_t heads = shape.batch * shape.heads, plane = shape.seq * shape.dim;
+  // The inputs (mapped, or widened copies of float16/float64 files) and one head's working
+  // set: its dq, dk, dv planes and the backward's copies (packed K/V, retiled rows, out/lse).
+  check_memory(4.0 * ((given ? 5.0 : 4.0) * elements + 16.0 * static_cast<double>(plane)), "--q",
+               "gradients on shape " + shape_to_string(q.view.shape));
   check_attention_cost(shape, options, backend, 4.0 * 4.0 * elements, "--q");
 
   if (threads > 0) omp_set_num_threads(threads);
-  // Not zero-filled here: the backward zeroes them on its team (buffer.hpp, as sta run's out).
-  LargeArray<float> dq(shape.elements(), "--dq"), dk(shape.elements(), "--dk"), dv(shape.elements(), "--dv");
-  const auto start = std::chrono::steady_clock::now();
-  const AttentionStats stats = attention_backward(
-      shape, options, q.view.data(), k.view.data(), v.view.data(), given ? out.view.data() : nullptr,
-      given ? lse.view.data() : nullptr, dout.view.data(), dq.data(), dk.data(), dv.data(), backend);
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-
-  const LargeArray<float>* grads[] = {&dq, &dk, &dv};
-  for (size_t i = 0; i < 3; ++i)
-    write_npy(outputs[i].path, grads[i]->data(), q.view.shape, force, outputs[i].arg);
+  // Head by head (a head's gradients depend on that head only: the same bits as one call):
+  // --dq, --dk, --dv grow one [S, D] plane at a time and appear together at the end, so no
+  // whole gradient is ever held (11 GB for the three of Hunyuan's 24 heads).
+  std::vector<NpyWriter> files;
+  files.reserve(3);
+  for (size_t i = 0; i < 3; ++i) files.emplace_back(outputs[i].path, q.view.shape, force, outputs[i].arg);
+  std::vector<float> grads[3];
+  for (std::vector<float>& g : grads) g.resize(static_cast<size_t>(plane));
+  AttentionShape one = shape;
+  one.batch = one.heads = 1;
+  AttentionOptions head_options = options;
+  AttentionStats stats;
+  bool fell_back = false;
+  double seconds = 0.0;
+  for (int64_t bh = 0; bh < heads; ++bh) {
+    head_options.masks = {mask_for_head(options.masks, bh % shape.heads)};
+    const int64_t at = bh * plane;
+    const auto start = std::chrono::steady_clock::now();
+    const AttentionStats s = attention_backward(
+        one, head_options, q.view.data() + at, k.view.data() + at, v.view.data() + at,
+        given ? out.view.data() + at : nullptr, given ? lse.view.data() + bh * shape.seq : nullptr,
+        dout.view.data() + at, grads[0].data(), grads[1].data(), grads[2].data(), backend);
+    seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    stats.add_head(s);
+    fell_back = fell_back || (backend != Backend::kReference && s.backend == Backend::kReference);
+    for (size_t i = 0; i < 3; ++i) files[i].append(grads[i].data(), plane);
+  }
+  if (fell_back) stats.backend = Backend::kReference;  // heads with non-finite inputs (SPEC 6)
+  for (NpyWriter& f : files) f.commit();
   if (args.has("--stats")) {
     JsonWriter j;
     j.begin_object(/*lines=*/true).field("pass", "backward");

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "sta/file_io.hpp"
+
 namespace sta {
 
 /// Largest array the reader and writer accept, in elements (2^34, 64 GiB of float32): a
@@ -111,6 +113,26 @@ std::string npy_bytes(const float* data, const std::vector<int64_t>& shape);
 /// leaves no temporary file behind).
 void write_npy(const std::string& path, const float* data, const std::vector<int64_t>& shape,
                bool force, const std::string& arg);
+
+/// A float32 .npy file of `shape` written in pieces, in order (one head's [S, D] plane at a
+/// time, say), so that no whole tensor need be held: the header at construction, then
+/// append() until product(shape) values are in, then commit() publishes it atomically
+/// (AtomicFile: a writer destroyed before that, by an error on the way, leaves no file). The
+/// same bytes as write_npy(). Refuses an existing file unless `force`; errors name `arg` and
+/// the path.
+class NpyWriter {
+ public:
+  NpyWriter(const std::string& path, const std::vector<int64_t>& shape, bool force,
+            const std::string& arg);
+  /// The next `n` values (at most what the shape has left).
+  void append(const float* data, int64_t n);
+  /// Publishes the file; every value of the shape must have been appended.
+  void commit();
+
+ private:
+  AtomicFile file_;
+  int64_t left_ = 0;  ///< values still to append
+};
 
 /// IEEE 754 binary16 bits to float32, exact for every input: subnormals, signed zeros,
 /// infinities and NaNs (payload kept in the top mantissa bits).

@@ -43,17 +43,20 @@ struct FileEntry {
   size_t bytes;
 };
 
-// One golden .npy file written as it is computed: the header, then plane after plane, hashed
-// on the way; published by finish() (AtomicFile: removed if the writer fails first).
-class NpyFileWriter {
+// One golden .npy file written as it is computed (NpyWriter: plane after plane, published
+// by finish()), hashed on the way for the manifest.
+class GoldenFileWriter {
  public:
-  NpyFileWriter(const std::string& dir, const char* name, std::vector<int64_t> shape,
-                const GoldenWriteOptions& o)
-      : entry_{name, std::move(shape), "", 0}, file_(dir + "/" + name, o.force, o.arg) {
+  GoldenFileWriter(const std::string& dir, const char* name, std::vector<int64_t> shape,
+                   const GoldenWriteOptions& o)
+      : entry_{name, std::move(shape), "", 0}, file_(dir + "/" + name, entry_.shape, o.force, o.arg) {
     const std::string header = npy_header(entry_.shape);
-    put(header.data(), header.size());
+    hash(header.data(), header.size());
   }
-  void append(const float* data, int64_t n) { put(data, static_cast<size_t>(n) * sizeof(float)); }
+  void append(const float* data, int64_t n) {
+    file_.append(data, n);
+    hash(data, static_cast<size_t>(n) * sizeof(float));
+  }
   FileEntry finish() {
     file_.commit();
     entry_.sha256 = sha_.hex();
@@ -61,13 +64,12 @@ class NpyFileWriter {
   }
 
  private:
-  void put(const void* data, size_t bytes) {
-    file_.append(data, bytes);
+  void hash(const void* data, size_t bytes) {
     sha_.update(data, bytes);
     entry_.bytes += bytes;
   }
   FileEntry entry_;
-  AtomicFile file_;
+  NpyWriter file_;
   Sha256 sha_;
 };
 
@@ -235,7 +237,7 @@ GoldenWriteResult write_golden_folder(const std::string& dir, const GoldenProble
   // depend on that head only): memory for a few [S, D] planes, not the folder's tensors
   // (11 GB for the Hunyuan preset with --grad). Nothing is published before every head is
   // done; a failure on the way leaves no golden file behind.
-  std::vector<NpyFileWriter> files;
+  std::vector<GoldenFileWriter> files;
   files.reserve(std::size(kGoldenFiles) + std::size(kGoldenGradFiles));
   for (const char* name : kGoldenFiles) files.emplace_back(dir, name, name == std::string("lse.npy") ? shape3 : shape4, o);
   if (o.grad)
@@ -270,7 +272,7 @@ GoldenWriteResult write_golden_folder(const std::string& dir, const GoldenProble
     if (progress) progress(bh + 1, heads);
   }
   std::vector<FileEntry> entries;
-  for (NpyFileWriter& f : files) entries.push_back(f.finish());
+  for (GoldenFileWriter& f : files) entries.push_back(f.finish());
   std::optional<detail::GradRecord> grad;
   if (grads) grad = grads->record(p.backend);
   result.manifest = manifest_json(p, result.stats, entries, STA_VERSION, cpu_description(), grad ? &*grad : nullptr);

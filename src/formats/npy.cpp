@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cassert>
 #include <cctype>
 #include <cerrno>
 #include <cmath>
@@ -613,18 +614,42 @@ std::string npy_bytes(const float* data, const std::vector<int64_t>& shape) {
   return out;
 }
 
+NpyWriter::NpyWriter(const std::string& path, const std::vector<int64_t>& shape, bool force,
+                     const std::string& arg)
+    : file_(path, force, arg), left_(checked_elements(shape, arg + " '" + path + "'")) {
+  const std::string header = npy_header(shape);
+  file_.append(header.data(), header.size());
+}
+
+void NpyWriter::append(const float* data, int64_t n) {
+  assert(n >= 0 && n <= left_ && "NpyWriter: more values than the shape holds");
+  left_ -= n;
+  if (kHostLittleEndian) {
+    file_.append(data, static_cast<size_t>(n) * sizeof(float));
+    return;
+  }
+  std::vector<uint8_t> bytes(static_cast<size_t>(n) * 4);  // little-endian on disk
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t u;
+    std::memcpy(&u, data + i, 4);
+    for (int b = 0; b < 4; ++b) bytes[static_cast<size_t>(4 * i + b)] = static_cast<uint8_t>(u >> (8 * b));
+  }
+  file_.append(bytes.data(), bytes.size());
+}
+
+void NpyWriter::commit() {
+  assert(left_ == 0 && "NpyWriter: committed before every value was appended");
+  file_.commit();
+}
+
 void write_npy(const std::string& path, const float* data, const std::vector<int64_t>& shape,
                bool force, const std::string& arg) {
   const std::string where = arg + " '" + path + "'";
   const int64_t elements = checked_elements(shape, where);
   if (elements > 0 && data == nullptr) throw Error(where + ": null data for a non-empty shape");
-  if (!kHostLittleEndian) {
-    write_file_atomic(path, npy_bytes(data, shape), force, arg);
-    return;
-  }
-  const std::string header = npy_header(shape);
-  write_file_atomic(path, {{header.data(), header.size()}, {data, static_cast<size_t>(elements) * 4}},
-                    force, arg);
+  NpyWriter file(path, shape, force, arg);
+  file.append(data, elements);
+  file.commit();
 }
 
 }  // namespace sta
