@@ -100,6 +100,33 @@ std::string slurp(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(f), {});
 }
 
+TEST(NpyWrite, PiecesMakeTheSameFileAsOneWriteAndAppearOnlyOnCommit) {
+  std::vector<float> data(2 * 3 * 7);
+  for (size_t i = 0; i < data.size(); ++i) data[i] = 0.25f * static_cast<float>(i) - 3.0f;
+  const std::vector<int64_t> shape{2, 3, 7};
+  TempDir dir;
+  {
+    NpyWriter w(dir.file("p.npy"), shape, false, "--dq");
+    w.append(data.data(), 21);  // one [3, 7] plane per "head"
+    EXPECT_FALSE(std::filesystem::exists(dir.file("p.npy")));
+    w.append(data.data() + 21, 0);
+    w.append(data.data() + 21, 21);
+    w.commit();
+  }
+  EXPECT_EQ(slurp(dir.file("p.npy")), npy_bytes(data.data(), shape));
+  {
+    NpyWriter w(dir.file("q.npy"), shape, false, "--dq");
+    w.append(data.data(), 21);
+  }  // an error after the first plane: nothing is published, no temporary stays
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir.path()), {}), 1);
+  try {
+    NpyWriter w(dir.file("p.npy"), shape, false, "--dq");
+    FAIL() << "an existing file was accepted without force";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--dq"), std::string::npos) << e.what();
+  }
+}
+
 TEST(NpyWrite, RoundTripIsBitIdentical) {
   const uint64_t seed = 20240601;
   std::mt19937_64 rng(seed);
