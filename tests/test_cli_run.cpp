@@ -16,7 +16,9 @@
 #include <vector>
 
 #include "cli_runner.hpp"
+#include "sta/attention.hpp"
 #include "sta/blocks.hpp"
+#include "sta/mask.hpp"
 #include "sta/npy.hpp"
 
 namespace sta {
@@ -102,6 +104,27 @@ TEST_F(CliRun, EveryBackendAgreesWithReference) {
   // The outputs have the documented shapes.
   EXPECT_EQ(read_npy(path("ref0.npy"), "x").shape, (std::vector<int64_t>{kB, kH, kS, kD}));
   EXPECT_EQ(read_npy(path("ref0_lse.npy"), "x").shape, (std::vector<int64_t>{kB, kH, kS}));
+}
+
+TEST_F(CliRun, HeadByHeadFilesEqualOneLibraryCall) {
+  // sta run computes and writes one head at a time; out and lse must be what one attention()
+  // call on the whole tensors gives, bit for bit (per-head masks, raster order, padded text).
+  const std::string masks = " --mask swa:1,3,3 --mask swa:3,1,3 --layout raster --backend natten";
+  const auto r = run_cli("run " + inputs() + masks + " --out " + p("h.npy") + " --lse " + p("h_lse.npy"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  AttentionOptions o;
+  o.geometry.canvas = {2, 4, 4};
+  o.geometry.tile = {1, 2, 2};
+  o.geometry.text_pad = 4;
+  o.geometry.text_length = 3;
+  o.masks = {Mask::swa({1, 3, 3}), Mask::swa({3, 1, 3})};
+  o.layout = Layout::kRaster;
+  auto in = [&](const char* name) { return read_npy(path(name), name).data; };
+  const std::vector<float> q = in("q.npy"), k = in("k.npy"), v = in("v.npy");
+  std::vector<float> out(q.size()), lse(q.size() / kD);
+  attention({kB, kH, kS, kD}, o, q.data(), k.data(), v.data(), out.data(), lse.data(), Backend::kNatten);
+  EXPECT_EQ(in("h.npy"), out);
+  EXPECT_EQ(in("h_lse.npy"), lse);
 }
 
 TEST_F(CliRun, StatsJsonHoldsKernelCounters) {

@@ -8,6 +8,7 @@
 #include <cfloat>
 #include <chrono>
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -15,7 +16,6 @@
 #include "cli_inputs.hpp"
 #include "cli_options.hpp"
 #include "sta/attention.hpp"
-#include "sta/buffer.hpp"
 #include "sta/error.hpp"
 #include "sta/golden.hpp"
 #include "sta/npy.hpp"
@@ -71,32 +71,47 @@ int run_run(int argc, char** argv) {
   const AttentionShape shape = check_attention_inputs(common, options, backend, qi, ki, vi, {});
   const Geometry& g = options.geometry;
   const double out_elements = static_cast<double>(shape.elements());
-  check_memory(4.0 * (4.0 * out_elements + 2.0 * static_cast<double>(shape.batch * shape.heads * shape.seq)),
+  const int64_t heads = shape.batch * shape.heads, plane = shape.seq * shape.dim;
+  // The inputs (mapped, or widened copies of float16/float64 files) and one head's working
+  // set: its out and lse planes and the kernel's copies (packed K/V, retiled rows).
+  check_memory(4.0 * (3.0 * out_elements + 8.0 * static_cast<double>(plane)),
                "--q", "attention on shape " + shape_to_string(q.shape));
   check_attention_cost(shape, options, backend, 3.0 * 4.0 * out_elements, "--q");
 
   if (threads > 0) omp_set_num_threads(threads);
-  // Not zero-filled: the kernel's threads touch these pages first (buffer.hpp).
-  LargeArray<float> out(shape.elements(), "--out");
-  LargeArray<float> lse(shape.batch * shape.heads * shape.seq, "--lse");
+  // Head by head (a head's out and lse depend on that head only: the same bits as one call):
+  // --out and --lse grow one head's plane at a time and appear together at the end, so no
+  // whole output is held; a progress line on stderr for long runs.
+  NpyWriter out_file(out_path, q.shape, force, "--out");
+  std::optional<NpyWriter> lse_file;
+  if (args.has("--lse")) lse_file.emplace(args.get("--lse"), std::vector<int64_t>{shape.batch, shape.heads, shape.seq}, force, "--lse");
+  std::vector<float> out(static_cast<size_t>(plane)), lse(static_cast<size_t>(shape.seq));
+  AttentionShape one = shape;
+  one.batch = one.heads = 1;
+  AttentionOptions head_options = options;
+  AttentionStats stats;
+  double seconds = 0.0;  // the kernels' time, without the writes
   const auto start = std::chrono::steady_clock::now();
-  // Head by head (same bits as one call): a progress line on stderr for long runs.
   const bool progress = args.has("--progress") || (::isatty(STDERR_FILENO) && !args.has("--quiet"));
-  const AttentionStats stats = attention_by_head(
-      shape, options, q.data(), k.data(), v.data(), out.data(), lse.data(), backend,
-      [&](int64_t done, int64_t total) {
-        if (!progress || total < 2) return;
-        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-        std::fprintf(stderr, "\r  %s: head %lld/%lld, %.1f s elapsed, ~%.0f s left   %s",
-                     to_string(backend).c_str(), (long long)done, (long long)total, s,
-                     s / done * (total - done), done == total ? "\n" : "");
-      });
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-
-  write_npy(out_path, out.data(), q.shape, force, "--out");
-  if (args.has("--lse"))
-    write_npy(args.get("--lse"), lse.data(), {shape.batch, shape.heads, shape.seq}, force, "--lse");
+  for (int64_t bh = 0; bh < heads; ++bh) {
+    head_options.masks = {mask_for_head(options.masks, bh % shape.heads)};
+    const int64_t at = bh * plane;
+    const auto t0 = std::chrono::steady_clock::now();
+    stats.add_head(attention(one, head_options, q.data() + at, k.data() + at, v.data() + at, out.data(),
+                             lse.data(), backend));
+    seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    out_file.append(out.data(), plane);
+    if (lse_file) lse_file->append(lse.data(), shape.seq);
+    if (progress && heads > 1) {
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      std::fprintf(stderr, "\r  %s: head %lld/%lld, %.1f s elapsed, ~%.0f s left   %s",
+                   to_string(backend).c_str(), (long long)(bh + 1), (long long)heads, s,
+                   s / static_cast<double>(bh + 1) * static_cast<double>(heads - bh - 1),
+                   bh + 1 == heads ? "\n" : "");
+    }
+  }
+  out_file.commit();
+  if (lse_file) lse_file->commit();
 
   const BlockCounts& c = stats.counts;
   if (args.has("--stats")) {
