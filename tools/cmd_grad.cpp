@@ -79,8 +79,9 @@ int run_grad(int argc, char** argv) {
   std::vector<NpyWriter> files;
   files.reserve(3);
   for (size_t i = 0; i < 3; ++i) files.emplace_back(outputs[i].path, q.view.shape, force, outputs[i].arg);
-  std::vector<float> grads[3];
-  for (std::vector<float>& g : grads) g.resize(static_cast<size_t>(plane));
+  // Not zero-filled here: the backward zeroes them on its team (buffer.hpp).
+  LargeArray<float> grads[3] = {LargeArray<float>(plane, "--dq"), LargeArray<float>(plane, "--dk"),
+                                LargeArray<float>(plane, "--dv")};
   AttentionShape one = shape;
   one.batch = one.heads = 1;
   AttentionOptions head_options = options;

@@ -16,6 +16,7 @@
 #include "cli_inputs.hpp"
 #include "cli_options.hpp"
 #include "sta/attention.hpp"
+#include "sta/buffer.hpp"
 #include "sta/error.hpp"
 #include "sta/golden.hpp"
 #include "sta/npy.hpp"
@@ -85,7 +86,9 @@ int run_run(int argc, char** argv) {
   NpyWriter out_file(out_path, q.shape, force, "--out");
   std::optional<NpyWriter> lse_file;
   if (args.has("--lse")) lse_file.emplace(args.get("--lse"), std::vector<int64_t>{shape.batch, shape.heads, shape.seq}, force, "--lse");
-  std::vector<float> out(static_cast<size_t>(plane)), lse(static_cast<size_t>(shape.seq));
+  // Not zero-filled: the kernel's threads touch these pages first (buffer.hpp), inside the
+  // first head's kernel time, as with one whole output.
+  LargeArray<float> out(plane, "--out"), lse(shape.seq, "--lse");
   AttentionShape one = shape;
   one.batch = one.heads = 1;
   AttentionOptions head_options = options;
