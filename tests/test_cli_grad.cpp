@@ -17,6 +17,7 @@
 #include "sta/blocks.hpp"
 #include "sta/mask.hpp"
 #include "sta/npy.hpp"
+#include "test_helpers.hpp"
 
 namespace sta {
 namespace {
@@ -119,10 +120,7 @@ TEST_F(CliGrad, HeadByHeadFilesEqualOneLibraryCall) {
   const auto r = run_cli("grad " + inputs() + masks + grads("h"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   AttentionOptions o;
-  o.geometry.canvas = {2, 4, 6};
-  o.geometry.tile = {1, 2, 3};
-  o.geometry.text_pad = 5;
-  o.geometry.text_length = 3;
+  o.geometry = testing::geo({2, 4, 6}, {1, 2, 3}, 3, 5);  // kGeometry
   o.masks = {Mask::swa({1, 3, 5}), Mask::swa({3, 1, 3})};
   o.layout = Layout::kRaster;
   const AttentionShape shape{kB, kH, kS, kD};

@@ -20,6 +20,7 @@
 #include "sta/blocks.hpp"
 #include "sta/mask.hpp"
 #include "sta/npy.hpp"
+#include "test_helpers.hpp"
 
 namespace sta {
 namespace {
@@ -113,10 +114,7 @@ TEST_F(CliRun, HeadByHeadFilesEqualOneLibraryCall) {
   const auto r = run_cli("run " + inputs() + masks + " --out " + p("h.npy") + " --lse " + p("h_lse.npy"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   AttentionOptions o;
-  o.geometry.canvas = {2, 4, 4};
-  o.geometry.tile = {1, 2, 2};
-  o.geometry.text_pad = 4;
-  o.geometry.text_length = 3;
+  o.geometry = testing::geo({2, 4, 4}, {1, 2, 2}, 3, 4);  // kGeometry
   o.masks = {Mask::swa({1, 3, 3}), Mask::swa({3, 1, 3})};
   o.layout = Layout::kRaster;
   auto in = [&](const char* name) { return read_npy(path(name), name).data; };
