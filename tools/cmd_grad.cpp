@@ -82,18 +82,15 @@ int run_grad(int argc, char** argv) {
   // Not zero-filled here: the backward zeroes them on its team (buffer.hpp).
   LargeArray<float> grads[3] = {LargeArray<float>(plane, "--dq"), LargeArray<float>(plane, "--dk"),
                                 LargeArray<float>(plane, "--dv")};
-  AttentionShape one = shape;
-  one.batch = one.heads = 1;
-  AttentionOptions head_options = options;
   AttentionStats stats;
   bool fell_back = false;
   double seconds = 0.0;
   for (int64_t bh = 0; bh < heads; ++bh) {
-    head_options.masks = {mask_for_head(options.masks, bh % shape.heads)};
+    const HeadProblem head = head_problem(shape, options, bh);
     const int64_t at = bh * plane;
     const auto start = std::chrono::steady_clock::now();
     const AttentionStats s = attention_backward(
-        one, head_options, q.view.data() + at, k.view.data() + at, v.view.data() + at,
+        head.shape, head.options, q.view.data() + at, k.view.data() + at, v.view.data() + at,
         given ? out.view.data() + at : nullptr, given ? lse.view.data() + bh * shape.seq : nullptr,
         dout.view.data() + at, grads[0].data(), grads[1].data(), grads[2].data(), backend);
     seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

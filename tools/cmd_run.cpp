@@ -89,18 +89,15 @@ int run_run(int argc, char** argv) {
   // Not zero-filled: the kernel's threads touch these pages first (buffer.hpp), inside the
   // first head's kernel time, as with one whole output.
   LargeArray<float> out(plane, "--out"), lse(shape.seq, "--lse");
-  AttentionShape one = shape;
-  one.batch = one.heads = 1;
-  AttentionOptions head_options = options;
   AttentionStats stats;
   double seconds = 0.0;  // the kernels' time, without the writes
   const auto start = std::chrono::steady_clock::now();
   const bool progress = args.has("--progress") || (::isatty(STDERR_FILENO) && !args.has("--quiet"));
   for (int64_t bh = 0; bh < heads; ++bh) {
-    head_options.masks = {mask_for_head(options.masks, bh % shape.heads)};
+    const HeadProblem head = head_problem(shape, options, bh);
     const int64_t at = bh * plane;
     const auto t0 = std::chrono::steady_clock::now();
-    stats.add_head(attention(one, head_options, q.data() + at, k.data() + at, v.data() + at, out.data(),
+    stats.add_head(attention(head.shape, head.options, q.data() + at, k.data() + at, v.data() + at, out.data(),
                              lse.data(), backend));
     seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     out_file.append(out.data(), plane);

@@ -120,6 +120,15 @@ AttentionStats attention(const AttentionShape& shape, const AttentionOptions& op
                          const float* q, const float* k, const float* v, float* out,
                          float* lse, Backend backend);
 
+/// The one-head problem of (batch, head) slice `bh` of a [B,H,S,D] problem, as every head-by-head
+/// caller computes it: B = H = 1 and the options with that head's mask (mask_for_head). The
+/// slice's planes start at bh * S * D in q, k, v, out (and the gradients) and at bh * S in lse.
+struct HeadProblem {
+  AttentionShape shape;
+  AttentionOptions options;
+};
+HeadProblem head_problem(const AttentionShape& shape, const AttentionOptions& options, int64_t bh);
+
 /// Computes attention head by head (each (b, h) slice is contiguous), calling `progress`
 /// after each head with (done, total). Same bits as one attention() call (each
 /// (b, h, query tile) task is computed the same way); for progress lines on long runs.

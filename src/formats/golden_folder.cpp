@@ -243,8 +243,6 @@ GoldenWriteResult write_golden_folder(const std::string& dir, const GoldenProble
   if (o.grad)
     for (const char* name : kGoldenGradFiles) files.emplace_back(dir, name, shape4, o);
 
-  AttentionShape one = sh;
-  one.batch = one.heads = 1;
   AttentionOptions options = p.options;
   options.rounding = InputRounding::kNone;  // the inputs are rounded once, as stored
   GoldenStream inputs[3] = {{p.seed, 0}, {p.seed, 1}, {p.seed, 2}};  // q, k, v, head after head
@@ -258,14 +256,14 @@ GoldenWriteResult write_golden_folder(const std::string& dir, const GoldenProble
       inputs[s].fill(qkv[s].data(), plane);
       round_inputs(qkv[s].data(), plane, p.options.rounding);
     }
-    options.masks = {mask_for_head(p.options.masks, bh % sh.heads)};
-    result.stats.add_head(attention(one, options, qkv[0].data(), qkv[1].data(), qkv[2].data(),
+    const HeadProblem head = head_problem(sh, options, bh);
+    result.stats.add_head(attention(head.shape, head.options, qkv[0].data(), qkv[1].data(), qkv[2].data(),
                                     out.data(), lse.data(), p.backend));
     for (int s = 0; s < 3; ++s) files[static_cast<size_t>(s)].append(qkv[s].data(), plane);
     files[3].append(out.data(), plane);
     files[4].append(lse.data(), sh.seq);
     if (grads) {
-      grads->compute(options, p.backend, qkv[0].data(), qkv[1].data(), qkv[2].data(), out.data(), lse.data());
+      grads->compute(head, p.backend, qkv[0].data(), qkv[1].data(), qkv[2].data(), out.data(), lse.data());
       files[5].append(grads->dout(), plane);
       for (int i = 0; i < 3; ++i) files[static_cast<size_t>(6 + i)].append(grads->grad(i), plane);
     }
@@ -490,8 +488,6 @@ bool verify_outputs(const std::string& dir, const GoldenProblem& p,
                     const std::string& arg, detail::GradCheck* grads, GoldenReport* report) {
   const AttentionShape& sh = p.shape;
   const int64_t plane = sh.seq * sh.dim;
-  AttentionShape one = sh;
-  one.batch = one.heads = 1;
   std::vector<float> hq(static_cast<size_t>(plane)), hk(hq.size()), hv(hq.size()), hout(hq.size()),
       fout(hq.size()), hlse(static_cast<size_t>(sh.seq)), flse(hlse.size());
   AttentionOptions options = p.options;
@@ -512,10 +508,10 @@ bool verify_outputs(const std::string& dir, const GoldenProblem& p,
     read_floats(dir + "/v.npy", expected[2].header_bytes + off4, hv.data(), plane, arg);
     read_floats(dir + "/out.npy", expected[3].header_bytes + off4, fout.data(), plane, arg);
     read_floats(dir + "/lse.npy", expected[4].header_bytes + off3, flse.data(), sh.seq, arg);
-    options.masks = {mask_for_head(p.options.masks, bh % sh.heads)};
-    counts += attention(one, options, hq.data(), hk.data(), hv.data(), hout.data(), hlse.data(), p.backend).counts;
+    const HeadProblem head = head_problem(sh, options, bh);
+    counts += attention(head.shape, head.options, hq.data(), hk.data(), hv.data(), hout.data(), hlse.data(), p.backend).counts;
     if (grads != nullptr)
-      grads->add_head(bh, options, p.backend, hq.data(), hk.data(), hv.data(), hout.data(), hlse.data(),
+      grads->add_head(bh, head, p.backend, hq.data(), hk.data(), hv.data(), hout.data(), hlse.data(),
                       read_plane);
     e_out = std::max(e_out, diff_arrays(hout.data(), fout.data(), plane, tol, 0).max_abs);
     e_lse = std::max(e_lse, diff_arrays(hlse.data(), flse.data(), sh.seq, tol, 0).max_abs);

@@ -55,17 +55,15 @@ void golden_line(GoldenReport* report, const char* format, ...) {
 }
 
 GradHeads::GradHeads(const AttentionShape& shape, uint64_t seed)
-    : one_(shape), plane_(shape.seq * shape.dim), dout_stream_(seed, kDoutStream),
+    : plane_(shape.seq * shape.dim), dout_stream_(seed, kDoutStream),
       dout_(static_cast<size_t>(plane_)),
       grads_{std::vector<float>(dout_.size()), std::vector<float>(dout_.size()),
-             std::vector<float>(dout_.size())} {
-  one_.batch = one_.heads = 1;
-}
+             std::vector<float>(dout_.size())} {}
 
-void GradHeads::compute(const AttentionOptions& head_options, Backend backend, const float* q,
-                        const float* k, const float* v, const float* out, const float* lse) {
+void GradHeads::compute(const HeadProblem& head, Backend backend, const float* q, const float* k,
+                        const float* v, const float* out, const float* lse) {
   dout_stream_.fill(dout_.data(), plane_);
-  attention_backward(one_, head_options, q, k, v, out, lse, dout_.data(), grads_[0].data(),
+  attention_backward(head.shape, head.options, q, k, v, out, lse, dout_.data(), grads_[0].data(),
                      grads_[1].data(), grads_[2].data(), backend);
   for (int i = 0; i < 3; ++i) peak_[i] = std::max(peak_[i], max_abs(grads_[i].data(), plane_));
 }
@@ -99,10 +97,10 @@ constexpr const char* kGradNames[3] = {"dq", "dk", "dv"};
 GradCheck::GradCheck(const AttentionShape& shape, uint64_t seed)
     : heads_(shape, seed), file_(static_cast<size_t>(heads_.plane())) {}
 
-void GradCheck::add_head(int64_t bh, const AttentionOptions& head_options, Backend backend,
+void GradCheck::add_head(int64_t bh, const HeadProblem& head, Backend backend,
                          const float* q, const float* k, const float* v, const float* out,
                          const float* lse, const GoldenPlaneReader& read) {
-  heads_.compute(head_options, backend, q, k, v, out, lse);
+  heads_.compute(head, backend, q, k, v, out, lse);
   const int64_t plane = heads_.plane();
   read("dout.npy", bh, file_.data());
   dout_same_ = dout_same_ && std::memcmp(heads_.dout(), file_.data(), file_.size() * sizeof(float)) == 0;

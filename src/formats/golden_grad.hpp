@@ -30,10 +30,10 @@ struct GradRecord {
 class GradHeads {
  public:
   GradHeads(const AttentionShape& shape, uint64_t seed);
-  /// The next head (heads in order 0, 1, ...): `head_options` has rounding none and the
-  /// head's mask; q, k, v, out, lse are its planes.
-  void compute(const AttentionOptions& head_options, Backend backend, const float* q,
-               const float* k, const float* v, const float* out, const float* lse);
+  /// The next head (heads in order 0, 1, ...): its problem (head_problem(), options with
+  /// rounding none) and its q, k, v, out, lse planes.
+  void compute(const HeadProblem& head, Backend backend, const float* q, const float* k,
+               const float* v, const float* out, const float* lse);
   /// The last head's planes: dout, and gradient i (0 dq, 1 dk, 2 dv).
   const float* dout() const { return dout_.data(); }
   const float* grad(int i) const { return grads_[i].data(); }
@@ -44,7 +44,6 @@ class GradHeads {
   GradRecord record(Backend backend) const;
 
  private:
-  AttentionShape one_;  ///< one head
   int64_t plane_;
   GoldenStream dout_stream_;
   std::vector<float> dout_, grads_[3];
@@ -69,8 +68,8 @@ class GradCheck {
  public:
   GradCheck(const AttentionShape& shape, uint64_t seed);
   /// Head `bh` (heads in order 0, 1, ...): its stored q, k, v and the out and lse just
-  /// recomputed from them with `head_options` (rounding none, this head's mask) and `backend`.
-  void add_head(int64_t bh, const AttentionOptions& head_options, Backend backend,
+  /// recomputed from them as `head` (head_problem(), rounding none) with `backend`.
+  void add_head(int64_t bh, const HeadProblem& head, Backend backend,
                 const float* q, const float* k, const float* v, const float* out,
                 const float* lse, const GoldenPlaneReader& read);
   /// One report line each for dout, dq, dk, dv; true when everything holds (the tolerances

@@ -304,23 +304,24 @@ void AttentionStats::add_head(const AttentionStats& head) {
   counts += head.counts;
 }
 
+HeadProblem head_problem(const AttentionShape& shape, const AttentionOptions& options, int64_t bh) {
+  HeadProblem head{shape, options};
+  head.shape.batch = head.shape.heads = 1;
+  head.options.masks = {mask_for_head(options.masks, bh % shape.heads)};
+  return head;
+}
+
 AttentionStats attention_by_head(const AttentionShape& shape, const AttentionOptions& options,
                                  const float* q, const float* k, const float* v, float* out,
                                  float* lse, Backend backend,
                                  const std::function<void(int64_t, int64_t)>& progress) {
   validate_attention(shape, options, backend);
   const int64_t heads = shape.batch * shape.heads, plane = shape.seq * shape.dim;
-  AttentionShape one = shape;
-  one.batch = 1;
-  one.heads = 1;
-  AttentionOptions head_options = options;
   AttentionStats total;
   for (int64_t bh = 0; bh < heads; ++bh) {
-    head_options.masks = {mask_for_head(options.masks, bh % shape.heads)};
-    const AttentionStats s = attention(one, head_options, q + bh * plane, k + bh * plane,
-                                       v + bh * plane, out + bh * plane, lse + bh * shape.seq,
-                                       backend);
-    total.add_head(s);
+    const HeadProblem head = head_problem(shape, options, bh);
+    total.add_head(attention(head.shape, head.options, q + bh * plane, k + bh * plane,
+                             v + bh * plane, out + bh * plane, lse + bh * shape.seq, backend));
     if (progress) progress(bh + 1, heads);
   }
   return total;
