@@ -423,6 +423,22 @@ std::string resolved_path(const std::string& path) {
   return joined;
 }
 
+HeadProgress::HeadProgress(Backend backend)
+    : backend_(to_string(backend)), start_(std::chrono::steady_clock::now()) {}
+
+double HeadProgress::seconds() const {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+}
+
+void HeadProgress::operator()(int64_t done, int64_t total) const {
+  if (total < 2) return;
+  const double s = seconds();
+  std::fprintf(stderr, "\r  %s: head %lld/%lld, %.1f s elapsed, ~%.0f s left   %s", backend_.c_str(),
+               static_cast<long long>(done), static_cast<long long>(total), s,
+               s / static_cast<double>(done) * static_cast<double>(total - done),
+               done == total ? "\n" : "");
+}
+
 void check_outputs(const std::vector<PathArg>& outputs, const std::vector<PathArg>& inputs,
                    bool force) {
   std::vector<std::string> resolved;

@@ -1,6 +1,7 @@
 #pragma once
 // The `sta` command line: a thin layer that parses arguments, calls the library and prints.
 // Each subcommand lives in its own tools/cmd_*.cpp and registers itself with STA_COMMAND.
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <initializer_list>
@@ -118,6 +119,21 @@ uint64_t memory_budget();
 /// Refuses, before allocating, work whose estimated memory `bytes` exceeds memory_budget():
 /// sta::Error "`arg`: `what` needs N bytes ...; expected at most M".
 void check_memory(double bytes, const std::string& arg, const std::string& what);
+
+/// The progress line of a command that computes head by head (sta run, sta golden), on
+/// stderr: "\r  BACKEND: head done/total, X s elapsed, ~Y s left", a newline after the last
+/// head; nothing when there is one head. The clock starts at construction.
+class HeadProgress {
+ public:
+  explicit HeadProgress(Backend backend);
+  void operator()(int64_t done, int64_t total) const;
+  /// Seconds since construction.
+  double seconds() const;
+
+ private:
+  std::string backend_;
+  std::chrono::steady_clock::time_point start_;
+};
 /// Refuses work whose estimated cost in floating-point operations exceeds $STA_MAX_WORK
 /// (unset: no limit; the fuzz target sets it so every run stays short).
 void check_work(double flops, const std::string& arg, const std::string& what);

@@ -5,7 +5,6 @@
 #include <omp.h>
 #include <sys/stat.h>
 
-#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <string>
@@ -149,18 +148,9 @@ int run_golden(int argc, char** argv) {
   std::fprintf(stderr, "sta golden: %s, [B,H,S,D] = [%lld,%lld,%lld,%lld], ~%.2f GB on disk\n",
                p.preset.c_str(), (long long)p.shape.batch, (long long)p.shape.heads,
                (long long)p.shape.seq, (long long)p.shape.dim, gb);
-  const auto start = std::chrono::steady_clock::now();
-  const bool show = p.shape.batch * p.shape.heads > 1;
-  auto progress = [&](int64_t done, int64_t total) {
-    if (!show) return;
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    std::fprintf(stderr, "\r  %s: head %lld/%lld, %.1f s elapsed, ~%.0f s left   ",
-                 to_string(p.backend).c_str(), (long long)done, (long long)total, s,
-                 s / done * (total - done));
-    if (done == total) std::fprintf(stderr, "\n");
-  };
+  const HeadProgress progress(p.backend);
   const AttentionStats st = write_golden_folder(dir, p, write, progress).stats;
-  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double s = progress.seconds();
   std::printf("sta golden: wrote %s (preset %s, backend %s, %s) in %.2f s\n", dir.c_str(),
               p.preset.c_str(), to_string(p.backend).c_str(), st.isa.c_str(), s);
   return 0;

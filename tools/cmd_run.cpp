@@ -91,8 +91,8 @@ int run_run(int argc, char** argv) {
   LargeArray<float> out(plane, "--out"), lse(shape.seq, "--lse");
   AttentionStats stats;
   double seconds = 0.0;  // the kernels' time, without the writes
-  const auto start = std::chrono::steady_clock::now();
-  const bool progress = args.has("--progress") || (::isatty(STDERR_FILENO) && !args.has("--quiet"));
+  const HeadProgress progress(backend);
+  const bool show_progress = args.has("--progress") || (::isatty(STDERR_FILENO) && !args.has("--quiet"));
   for (int64_t bh = 0; bh < heads; ++bh) {
     const HeadProblem head = head_problem(shape, options, bh);
     const int64_t at = bh * plane;
@@ -102,13 +102,7 @@ int run_run(int argc, char** argv) {
     seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     out_file.append(out.data(), plane);
     if (lse_file) lse_file->append(lse.data(), shape.seq);
-    if (progress && heads > 1) {
-      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      std::fprintf(stderr, "\r  %s: head %lld/%lld, %.1f s elapsed, ~%.0f s left   %s",
-                   to_string(backend).c_str(), (long long)(bh + 1), (long long)heads, s,
-                   s / static_cast<double>(bh + 1) * static_cast<double>(heads - bh - 1),
-                   bh + 1 == heads ? "\n" : "");
-    }
+    if (show_progress) progress(bh + 1, heads);
   }
   out_file.commit();
   if (lse_file) lse_file->commit();
