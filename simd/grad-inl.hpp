@@ -43,6 +43,22 @@ inline void probs_from_lse_body(float* s, int64_t ld, int64_t rows, int64_t cols
 }
 
 template <class Arch>
+inline void round_bf16_body(float* a, int64_t lda, int64_t rows, int64_t cols) {
+  using Batch = xsimd::batch<float, Arch>;
+  using U = xsimd::batch<uint32_t, Arch>;
+  constexpr int64_t kLanes = static_cast<int64_t>(Batch::size);
+  const int64_t full = cols - cols % kLanes;
+  for (int64_t r = 0; r < rows; ++r) {
+    float* row = a + r * lda;
+    for (int64_t j = 0; j < full; j += kLanes) {
+      const U rounded = round_bf16_bits<Arch>(Batch::load_unaligned(row + j));
+      xsimd::bitwise_cast<Batch>(rounded).store_unaligned(row + j);
+    }
+    for (int64_t j = full; j < cols; ++j) row[j] = bf16_to_float(float_to_bf16(row[j]));
+  }
+}
+
+template <class Arch>
 inline void grad_scores_body(float* dp, int64_t lddp, const float* p, int64_t ldp, int64_t rows,
                              int64_t cols, const float* delta, float scale) {
   using Batch = xsimd::batch<float, Arch>;

@@ -89,6 +89,14 @@ void add_transposed_pv_avx2(const float*, int64_t, int64_t, int64_t, const float
 void add_transposed_pv_avx512(const float*, int64_t, int64_t, int64_t, const float*, int64_t,
                               int64_t, float*, int64_t);
 
+/// bf16 mode (SPEC 8): a[r*lda + j] rounded in place to the nearest bf16 value (ties to
+/// even; the low 16 bits of the float cleared) for `rows` rows of `cols` values: P before
+/// dV += P^T dO, dS before dQ and dK. Any sign; a NaN stays NaN.
+using RoundBf16Fn = void (*)(float* a, int64_t lda, int64_t rows, int64_t cols);
+void round_bf16_scalar(float*, int64_t, int64_t, int64_t);
+void round_bf16_avx2(float*, int64_t, int64_t, int64_t);
+void round_bf16_avx512(float*, int64_t, int64_t, int64_t);
+
 /// The backward kernels of one instruction set.
 struct BackwardKernels {
   Isa isa;
@@ -100,6 +108,7 @@ struct BackwardKernels {
   AddTransposedPvFn add_transposed_pv;
   ProbsQkFn probs_qk;             ///< kF32Panels families only, like add_transposed_pv
   GradScoresQkFn grad_scores_qk;  ///< kF32Panels families only
+  RoundBf16Fn round_bf16;         ///< bf16 mode, any layout
 };
 /// Kernels of `isa` (which must be supported).
 BackwardKernels backward_kernels_for(Isa isa);

@@ -12,6 +12,9 @@ void probs_from_lse_avx2(float* s, int64_t ld, int64_t rows, int64_t cols, float
                          const float* lse) {
   probs_from_lse_body<xsimd::fma3<xsimd::avx2>>(s, ld, rows, cols, scale, lse);
 }
+void round_bf16_avx2(float* a, int64_t lda, int64_t rows, int64_t cols) {
+  round_bf16_body<xsimd::avx2>(a, lda, rows, cols);
+}
 void grad_scores_avx2(float* dp, int64_t lddp, const float* p, int64_t ldp, int64_t rows,
                       int64_t cols, const float* delta, float scale) {
   grad_scores_body<xsimd::fma3<xsimd::avx2>>(dp, lddp, p, ldp, rows, cols, delta, scale);

@@ -12,6 +12,9 @@ void probs_from_lse_avx512(float* s, int64_t ld, int64_t rows, int64_t cols, flo
                            const float* lse) {
   probs_from_lse_body<xsimd::avx512bw>(s, ld, rows, cols, scale, lse);
 }
+void round_bf16_avx512(float* a, int64_t lda, int64_t rows, int64_t cols) {
+  round_bf16_body<xsimd::avx512bw>(a, lda, rows, cols);
+}
 void grad_scores_avx512(float* dp, int64_t lddp, const float* p, int64_t ldp, int64_t rows,
                         int64_t cols, const float* delta, float scale) {
   grad_scores_body<xsimd::avx512bw>(dp, lddp, p, ldp, rows, cols, delta, scale);

@@ -28,6 +28,11 @@ void grad_scores_scalar(float* dp, int64_t lddp, const float* p, int64_t ldp, in
   }
 }
 
+void round_bf16_scalar(float* a, int64_t lda, int64_t rows, int64_t cols) {
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < cols; ++j) a[r * lda + j] = bf16_to_float(float_to_bf16(a[r * lda + j]));
+}
+
 void transpose_scalar(const float* src, int64_t lds, int64_t rows, int64_t cols, float* dst,
                       int64_t ldd, int64_t pad) {
   constexpr int64_t kB = 16;  // cache blocking
@@ -84,14 +89,14 @@ BackwardKernels backward_kernels_for(Isa isa) {
   switch (isa) {
     case Isa::kAvx512:
       return {isa, probs_from_lse_avx512, grad_scores_avx512, transpose_avx2,
-              add_transposed_pv_avx512, probs_qk_avx512, grad_scores_qk_avx512};
+              add_transposed_pv_avx512, probs_qk_avx512, grad_scores_qk_avx512, round_bf16_avx512};
     case Isa::kAvx2:
       return {isa, probs_from_lse_avx2, grad_scores_avx2, transpose_avx2,
-              add_transposed_pv_avx2, probs_qk_avx2, grad_scores_qk_avx2};
+              add_transposed_pv_avx2, probs_qk_avx2, grad_scores_qk_avx2, round_bf16_avx2};
     case Isa::kScalar: break;
   }
   return {Isa::kScalar, probs_from_lse_scalar, grad_scores_scalar, transpose_scalar,
-          add_transposed_pv_scalar, probs_qk_scalar, grad_scores_qk_scalar};
+          add_transposed_pv_scalar, probs_qk_scalar, grad_scores_qk_scalar, round_bf16_scalar};
 }
 
 const BackwardKernels& backward_kernels() {

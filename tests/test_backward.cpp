@@ -306,7 +306,7 @@ TEST_P(BackwardEachIsa, EveryGemmFamilyMatchesReference) {
     for (auto* t : {&got.dq, &got.dk, &got.dv}) t->assign(out.size(), std::nanf(""));
     const BlockCounts did = detail::flash_attention_backward(
         p.shape, g, p.options.masks, static_cast<float>(p.options.effective_scale(64)),
-        detail::FlashMode::kNatten, p.q.data(), p.k.data(), p.v.data(), out.data(), lse.data(),
+        detail::FlashMode::kNatten, /*bf16=*/false, p.q.data(), p.k.data(), p.v.data(), out.data(), lse.data(),
         dout.data(), got.dq.data(), got.dk.data(), got.dv.data(), *list[f],
         simd::backward_kernels_for(isa()), nullptr);
     expect_close(got, want, nullptr);
@@ -414,7 +414,7 @@ TEST(Backward, StepsHeldInSlotsGiveTheSameBits) {
         for (auto* t : {&got.dq, &got.dk, &got.dv}) t->assign(out.size(), std::nanf(""));
         detail::flash_attention_backward(p.shape, g, p.options.masks,
                                          static_cast<float>(p.options.effective_scale(32)), mode,
-                                         p.q.data(), p.k.data(), p.v.data(), out.data(), lse.data(),
+                                         /*bf16=*/false, p.q.data(), p.k.data(), p.v.data(), out.data(), lse.data(),
                                          dout.data(), got.dq.data(), got.dk.data(), got.dv.data(),
                                          simd::gemm_kernels(false), simd::backward_kernels(), nullptr,
                                          config);
@@ -437,20 +437,28 @@ TEST(Backward, StepsHeldInSlotsGiveTheSameBits) {
   omp_set_num_threads(saved);
 }
 
-TEST(Backward, RejectsBf16AndOutWithoutLse) {
+TEST(Backward, RejectsOutWithoutLseAndBf16Families) {
   const Geometry g = testing::geo({1, 2, 2}, {1, 1, 1});
   Problem p = make_problem(g, {Mask::full()}, 1, 1, 8, Layout::kTiled, 1);
   const std::vector<float> dout = random_dout(p, 1);
   std::vector<float> out(static_cast<size_t>(p.shape.elements()));
   EXPECT_THROW(backward(p, dout, Backend::kSta, out.data(), nullptr), Error);
-  p.options.precision = Precision::kBf16;
-  try {
-    backward(p, dout, Backend::kSta);
-    FAIL() << "bf16 accepted";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("--precision"), std::string::npos) << e.what();
+  // The backward's kernels are fp32: a bf16 family (where this CPU has one) is refused by
+  // name, with the families it may use.
+  int count = 0;
+  const simd::GemmKernels* const* bf16_families = simd::available_gemm_kernels(true, &count);
+  if (count > 0) {
+    Problem forced = p;
+    forced.options.precision = Precision::kBf16;
+    forced.options.gemm = bf16_families[0]->name;
+    try {
+      backward(forced, dout, Backend::kSta);
+      FAIL() << "bf16 family accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("gemm: '" + forced.options.gemm + "'"), std::string::npos)
+          << e.what();
+    }
   }
-  p.options.precision = Precision::kFp32;
   p.options.masks = {Mask::swa({1, 1, 1})};
   EXPECT_THROW(backward(p, dout, Backend::kSta), Error);  // sta needs sta or full masks
 }

@@ -134,6 +134,39 @@ TEST_F(CliGrad, HeadByHeadFilesEqualOneLibraryCall) {
   EXPECT_EQ(in("dv_h.npy"), dv);
 }
 
+TEST_F(CliGrad, Bf16PrecisionIsTheLibrarysAndSaysSo) {
+  // --precision bf16 (SPEC 8's bf16 mode) on the out and lse of sta run --precision bf16:
+  // the files are one attention_backward() call's in bf16 mode, bit for bit, the stats and
+  // the summary line name the precision, and the gradients differ from fp32's.
+  const std::string mask = " --mask sta:1,1,1 --backend sta";
+  ASSERT_EQ(run_cli("run --q " + path("q.npy") + " --k " + path("k.npy") + " --v " + path("v.npy") +
+                    " " + kGeometry + mask + " --precision bf16 --out " + path("o.npy") +
+                    " --lse " + path("l.npy"))
+                .exit_code,
+            0);
+  const auto r = run_cli("grad " + inputs() + mask + grads("bf16") + " --precision bf16 --out " +
+                         path("o.npy") + " --lse " + path("l.npy") + " --stats " + path("bf16.json"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("backend sta (bf16,"), std::string::npos) << r.output;
+  EXPECT_NE(read("bf16.json").find("\"precision\": \"bf16\""), std::string::npos) << read("bf16.json");
+  AttentionOptions o;
+  o.geometry = testing::geo({2, 4, 6}, {1, 2, 3}, 3, 5);  // kGeometry
+  o.masks = {Mask::sta({1, 1, 1})};
+  o.precision = Precision::kBf16;
+  const AttentionShape shape{kB, kH, kS, kD};
+  auto in = [&](const char* name) { return read_npy(path(name), name).data; };
+  const std::vector<float> q = in("q.npy"), k = in("k.npy"), v = in("v.npy"), dout = in("dout.npy"),
+                           out = in("o.npy"), lse = in("l.npy");
+  std::vector<float> dq(q.size()), dk(q.size()), dv(q.size());
+  attention_backward(shape, o, q.data(), k.data(), v.data(), out.data(), lse.data(), dout.data(),
+                     dq.data(), dk.data(), dv.data(), Backend::kSta);
+  EXPECT_EQ(in("dq_bf16.npy"), dq);
+  EXPECT_EQ(in("dk_bf16.npy"), dk);
+  EXPECT_EQ(in("dv_bf16.npy"), dv);
+  ASSERT_EQ(run_cli("grad " + inputs() + mask + grads("fp32")).exit_code, 0);
+  EXPECT_NE(in("dv_fp32.npy"), dv);
+}
+
 TEST_F(CliGrad, BadInputExitsTwoNamingTheArgument) {
   struct Case {
     std::string args, names;
@@ -193,6 +226,20 @@ namespace sta {
 namespace {
 
 TEST_F(CliGrad, GoldenGradIsVerifiedAndATamperedGradientFails) {
+  {  // bf16 mode: written, verified, its gradient rule in the manifest.
+    const std::string dir = path("golden_bf16");
+    const auto w = run_cli("golden --dir " + dir + " " + kGeometry +
+                           " --mask sta:1,1,1 --heads 2 --dim 16 --backend sta --precision bf16 --grad");
+    ASSERT_EQ(w.exit_code, 0) << w.output;
+    const auto v = run_cli("verify " + dir);
+    EXPECT_EQ(v.exit_code, 0) << v.output;
+    EXPECT_NE(v.output.find("dv       recomputed"), std::string::npos) << v.output;
+    std::ifstream m(dir + "/manifest.json");
+    std::stringstream text;
+    text << m.rdbuf();
+    EXPECT_NE(text.str().find("bf16: max abs error <= 0.02 * max(1, max |reference|)"), std::string::npos)
+        << text.str();
+  }
   for (const char* backend : {"reference", "sta"}) {
     SCOPED_TRACE(backend);
     const std::string dir = path(std::string("golden_") + backend);

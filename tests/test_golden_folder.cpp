@@ -144,13 +144,17 @@ TEST(GoldenFolder, VerifyReportsEveryCheckAndCatchesDamage) {
   std::system(("rm -rf '" + dir + "'").c_str());
 }
 
-TEST(GoldenFolder, FilesWrittenHeadByHeadAreOneWholeCallsTensors) {
+class GoldenFolderPrecision : public ::testing::TestWithParam<Precision> {};
+
+TEST_P(GoldenFolderPrecision, FilesWrittenHeadByHeadAreOneWholeCallsTensors) {
   // The writer computes and appends one head at a time; every tensor must be the one a
   // single call on the whole [B,H,S,D] problem gives (generator streams continued across
-  // heads, per-head masks, the fast backward's planes at their offsets), bit for bit.
+  // heads, per-head masks, the fast backward's planes at their offsets), bit for bit; in
+  // fp32 and in bf16 mode (SPEC 8's bf16 gradients, with their own tolerance rule).
   const std::string dir = fresh_dir("heads");
   GoldenProblem p = small_problem();
   p.options.masks = {Mask::sta({1, 1, 1}), Mask::sta({1, 3, 1})};
+  p.options.precision = GetParam();
   p.shape.batch = 2;
   p.backend = Backend::kSta;
   GoldenWriteOptions o;
@@ -181,10 +185,24 @@ TEST(GoldenFolder, FilesWrittenHeadByHeadAreOneWholeCallsTensors) {
   EXPECT_EQ(file("dq.npy"), dq);
   EXPECT_EQ(file("dk.npy"), dk);
   EXPECT_EQ(file("dv.npy"), dv);
+  // The manifest's rule and tolerances are the precision's (SPEC 8: 1e-4 fp32, 2e-2 bf16,
+  // times max(1, max |gradient|)).
+  const JsonValue m = parse_json(slurp(dir + "/manifest.json"), "manifest");
+  const JsonValue& grad = m.at("grad", "m");
+  const bool bf16 = GetParam() == Precision::kBf16;
+  EXPECT_EQ(grad.at("rule", "m").as_string("m").rfind(bf16 ? "bf16: " : "fp32: ", 0), 0u);
+  double peak = 1.0;
+  for (float x : dv) peak = std::max(peak, static_cast<double>(std::fabs(x)));
+  const double atol = grad.at("tolerances", "m").at("dv", "m").at("atol", "m").as_number("m");
+  EXPECT_NEAR(atol, (bf16 ? 2e-2 : 1e-4) * peak, 1e-3 * atol);
   GoldenReport report;
-  EXPECT_TRUE(verify_golden_folder(dir, false, &report));
+  EXPECT_TRUE(verify_golden_folder(dir, false, &report)) << testing::PrintToString(report.lines);
   std::filesystem::remove_all(dir);
 }
+
+INSTANTIATE_TEST_SUITE_P(Precisions, GoldenFolderPrecision,
+                         ::testing::Values(Precision::kFp32, Precision::kBf16),
+                         [](const ::testing::TestParamInfo<Precision>& info) { return to_string(info.param); });
 
 TEST(GoldenFolder, AnInterruptedWriteLeavesNoGoldenFile) {
   // A progress callback that throws (a Python KeyboardInterrupt arrives this way) after the
@@ -213,14 +231,15 @@ TEST(GoldenFolder, BadProblemsAreRefusedBeforeAnythingIsWritten) {
   p.options.scale = 0.5;  // golden folders record the default scale only
   EXPECT_THROW(write_golden_folder(dir, p, {}), Error);
   p = small_problem();
-  p.options.precision = Precision::kBf16;  // fine for out and lse; gradients are fp32 only
+  p.options.masks = {Mask::swa({1, 3, 3})};  // sta backend: mixed blocks
+  p.backend = Backend::kSta;
   GoldenWriteOptions with_grad;
   with_grad.grad = true;
   try {
     write_golden_folder(dir, p, with_grad);
-    FAIL() << "bf16 gradients accepted";
+    FAIL() << "an swa mask accepted by the sta backend";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("--precision"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("--mask"), std::string::npos) << e.what();
   }
   std::ifstream f(dir);
   EXPECT_FALSE(f.good()) << "the folder was created for a refused problem";

@@ -119,7 +119,8 @@ void write_stats_fields(JsonWriter& j, const AttentionStats& stats, const Attent
   const BlockCounts& c = stats.counts;
   std::vector<std::string> masks;
   for (const Mask& m : options.masks) masks.push_back(to_string(m));
-  j.field("backend", to_string(stats.backend)).field("gemm", stats.gemm).field("threads", stats.threads);
+  j.field("backend", to_string(stats.backend)).field("precision", to_string(stats.precision));
+  j.field("gemm", stats.gemm).field("threads", stats.threads);
   j.field("dense", c.dense).field("mixed", c.mixed).field("empty", c.empty).field("total", c.total());
   j.field("scale", options.effective_scale(shape.dim)).field("seconds", std::round(seconds * 1e6) / 1e6);
   j.field("shape", std::vector<int64_t>{shape.batch, shape.heads, shape.seq, shape.dim});

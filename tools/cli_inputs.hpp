@@ -55,7 +55,7 @@ AttentionShape check_attention_inputs(const CommonOptions& common,
                                       const Input& q, const Input& k, const Input& v,
                                       const std::vector<const Input*>& same);
 
-/// The members run and grad stats share, in this order: backend, gemm, threads, block
+/// The members run and grad stats share, in this order: backend, precision, gemm, threads, block
 /// counts (dense, mixed, empty, total), scale, seconds (to the microsecond), shape, layout,
 /// ragged, masks, round. `j` must be inside an object.
 void write_stats_fields(JsonWriter& j, const AttentionStats& stats, const AttentionOptions& options,

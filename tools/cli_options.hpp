@@ -71,12 +71,18 @@ inline const OptionTable& grad_options() {
        "[default: recomputed with --backend]"},
       {"--lse", "FILE", "the forward's lse [B,H,S] (sta run --lse); with --out"},
       {"--stats", "FILE",
-       "JSON: backend, isa, gemm, threads, the backward kernel's own block counters dense, "
+       "JSON: backend, precision, isa, gemm, threads, the backward kernel's own block counters dense, "
        "mixed, empty, shape, masks, seconds"},
       {"--backend", "B",
        "reference (double, slow; ignores --out/--lse) | natten | sta | dense [default: sta if "
        "every mask is sta or full, else natten]"},
       {"--round", "R", "none | bf16 | fp16: round q, k, v first, as sta run does [default: none]"},
+      {"--precision", "P",
+       "fp32 | bf16: bf16 rounds q, k, v, dout to bf16, and P (before dv = P^T dout) and "
+       "dS = P (dP - Delta) (before dq, dk) too, with fp32 sums, as FlashAttention-2's and "
+       "FlexAttention's bf16 kernels do (SPEC 8); an exact emulation on the fp32 kernels, the "
+       "same on every CPU; pass the out and lse of sta run --precision bf16; tolerance "
+       "against the fp32 reference 2e-2 x max(1, max |gradient|) [default: fp32]"},
       {"--scale", "X", "softmax scale, > 0 [default: 1/sqrt(D)]"},
       {"--threads", "N", "OpenMP threads; results are bit-identical for any N"},
       {"--force", "", "replace existing output files [default: refuse]"},

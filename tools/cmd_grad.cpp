@@ -23,10 +23,11 @@ const std::string kHelp = std::string(R"(sta grad: gradients dq, dk, dv of atten
 
 Usage: sta grad --q Q.npy --k K.npy --v V.npy --dout DO.npy --dq DQ.npy --dk DK.npy --dv DV.npy
                 [--out O.npy --lse L.npy] [--stats STATS.json] [common options] [--backend B]
-                [--round R] [--scale X] [--threads N] [--force] [--allow-nonfinite]
+                [--round R] [--precision P] [--scale X] [--threads N] [--force]
+                [--allow-nonfinite]
 
 )") + options_help(grad_options()) + R"(
-fp32 arithmetic only. Outputs are written atomically. Exit code 0 on success, 2 on bad input.
+Outputs are written atomically. Exit code 0 on success, 2 on bad input.
 
 )" + common_help();
 
@@ -42,7 +43,7 @@ int run_grad(int argc, char** argv) {
                 ": give both --out and --lse (the forward's results), or neither to recompute them");
 
   const CommonOptions common = parse_common(args);
-  const AttentionOptions options = parse_attention_options(args, common, /*with_precision=*/false);
+  const AttentionOptions options = parse_attention_options(args, common, /*with_precision=*/true);
   const Backend backend = backend_option(args, options.masks);
   const int threads = static_cast<int>(args.get_int("--threads", 0, 1, 4096));
   const bool force = args.has("--force"), allow_nonfinite = args.has("--allow-nonfinite");
@@ -108,9 +109,9 @@ int run_grad(int argc, char** argv) {
     write_file_atomic(args.get("--stats"), j.end_object().str(), force, "--stats");
   }
   const BlockCounts& c = stats.counts;
-  std::printf("sta grad: backend %s (%s, %s, %d threads), shape %s, blocks dense %lld mixed %lld "
-              "empty %lld, %.3f s -> %s %s %s\n",
-              to_string(stats.backend).c_str(), stats.isa.c_str(), stats.gemm.c_str(), stats.threads,
+  std::printf("sta grad: backend %s (%s, %s, %s, %d threads), shape %s, blocks dense %lld "
+              "mixed %lld empty %lld, %.3f s -> %s %s %s\n",
+              to_string(stats.backend).c_str(), to_string(stats.precision).c_str(), stats.isa.c_str(), stats.gemm.c_str(), stats.threads,
               shape_to_string(q.view.shape).c_str(), static_cast<long long>(c.dense),
               static_cast<long long>(c.mixed), static_cast<long long>(c.empty), seconds,
               outputs[0].path.c_str(), outputs[1].path.c_str(), outputs[2].path.c_str());

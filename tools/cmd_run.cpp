@@ -112,7 +112,7 @@ int run_run(int argc, char** argv) {
     JsonWriter j;
     j.begin_object(/*lines=*/true);
     write_stats_fields(j, stats, options, shape, seconds);
-    j.field("precision", to_string(stats.precision)).field("cpu", cpu_description());
+    j.field("cpu", cpu_description());
     j.field("isa", simd_isa()).field("kernel_isa", stats.isa).field("peak_rss_bytes", peak_rss_bytes());
     j.field("dtype", q.dtype).field("video", std::vector<int64_t>{g.canvas.t, g.canvas.h, g.canvas.w});
     j.field("tile", std::vector<int64_t>{g.tile.t, g.tile.h, g.tile.w});

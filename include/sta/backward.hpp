@@ -19,8 +19,13 @@ namespace sta {
 /// ([B,H,S,D] and [B,H,S], caller's layout); pass nullptr for both to have them recomputed
 /// with `backend`'s forward. The reference backend always recomputes them in double (it is
 /// the oracle) and ignores `out` and `lse`. Input rounding (options.rounding) is applied to
-/// q, k, v as in the forward; the gradients are those of the rounded inputs. Only fp32
-/// precision (throws sta::Error naming --precision for bf16). Deterministic: the same bits
+/// q, k, v as in the forward; the gradients are those of the rounded inputs. In bf16
+/// precision (SPEC 8, FlashAttention-2's and FlexAttention's bf16 kernels): q, k, v and dout
+/// rounded to bf16, P rounded to bf16 before dv = P^T dout, dS = P (dP - Delta) from the
+/// unrounded P rounded to bf16 before dq and dk, fp32 sums, the scale applied to dq and dk
+/// after them; the fast backends emulate it exactly on their fp32 kernels (a bf16 GEMM family
+/// in options.gemm is refused), the reference computes in double on the rounded inputs (the
+/// oracle of the bf16 tolerance). Deterministic: the same bits
 /// for any thread count. The returned counters are the video blocks the backward computed
 /// (each block once: they equal the forward's). Inputs with a NaN or Inf are computed by the
 /// reference (stats.backend says so): a masked non-finite key then never influences a row.

@@ -98,8 +98,7 @@ inline constexpr const char* kGoldenFiles[] = {"q.npy", "k.npy", "v.npy", "out.n
 inline constexpr const char* kGoldenGradFiles[] = {"dout.npy", "dq.npy", "dk.npy", "dv.npy"};
 
 /// Throws sta::Error naming the field if write_golden_folder() would refuse `problem` with
-/// `options`: validate_attention()'s rules, the default scale only, and gradients (SPEC 8)
-/// in fp32 only. Writes nothing.
+/// `options`: validate_attention()'s rules and the default scale only. Writes nothing.
 void validate_golden_problem(const GoldenProblem& problem, const GoldenWriteOptions& options);
 
 /// Writes a golden folder `dir` (created if missing, one level): q, k, v from the seed

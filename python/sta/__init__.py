@@ -396,7 +396,11 @@ def attention_backward(q, k, v, dout, *, out=None, lse=None, video, tile=(6, 8, 
       video, tile, masks, text_length, text_pad, ragged, layout, backend, scale, rounding,
         threads: as in :func:`attention`. With `rounding`, the gradients are those of the
         rounded inputs.
-      precision: ``"fp32"`` only (the backward has no bf16 mode).
+      precision: ``"fp32"``, or ``"bf16"`` (SPEC 8's bf16 mode, as FlashAttention-2's and
+        FlexAttention's bf16 kernels compute: q, k, v, dout rounded to bf16, ``P`` rounded
+        before ``dv = P^T dout``, ``dS`` rounded before ``dq`` and ``dk``, fp32 sums; an exact
+        emulation on the fp32 kernels, the same on every CPU). Pass the ``out`` and ``lse``
+        of :func:`attention` in the same precision.
 
     Returns:
       ``dq``, ``dk``, ``dv`` float32 ``[B, H, S, D]`` in `layout` order, and ``stats``: the
@@ -576,10 +580,10 @@ def torch_attention(q, k, v, **options):
     ``q, k, v`` are torch tensors ``[B, H, S, D]`` (any float dtype; computed in float32);
     `options` are :func:`attention`'s keywords (``video``, ``tile``, ``masks``,
     ``text_length``, ``text_pad``, ``ragged``, ``layout``, ``backend``, ``scale``,
-    ``rounding``, ``threads``). ``out`` has q's dtype. ``out.backward(g)`` (or any loss
-    built on it) gives q, k and v the library's gradients (:func:`attention_backward`, with
-    the saved out and lse). Only ``precision="fp32"``: the backward has no bf16 mode. Not
-    twice differentiable.
+    ``precision``, ``rounding``, ``threads``). ``out`` has q's dtype. ``out.backward(g)`` (or
+    any loss built on it) gives q, k and v the library's gradients (:func:`attention_backward`,
+    with the saved out and lse, in the same precision: ``precision="bf16"`` gives SPEC 8's
+    bf16-mode gradients). Not twice differentiable.
 
     Example::
 
@@ -595,10 +599,6 @@ def torch_attention(q, k, v, **options):
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"{name}: {type(x).__name__}; expected a torch.Tensor "
                             "(use sta.attention for numpy arrays)")
-    precision = options.get("precision", "fp32")
-    if precision != "fp32":
-        raise ValueError(f"precision: {precision!r}; torch_attention supports 'fp32' only "
-                         "(the backward has no bf16 mode)")
     if "video" not in options:
         raise TypeError("video: missing; expected the canvas in tokens, e.g. video=(30, 48, 80)")
     known = ("video", "tile", "masks", "text_length", "text_pad", "ragged", "layout",

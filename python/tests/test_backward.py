@@ -138,6 +138,33 @@ def test_backward_inputs_are_converted_like_attention():
     assert all(np.array_equal(a, b) for a, b in zip(one[:3], two[:3]))
 
 
+def test_bf16_mode_gradients():
+    """precision="bf16" (SPEC 8's bf16 mode): within the bf16 tolerance of the float64
+    gradients of the bf16-rounded inputs (brute.attention_grad), not the fp32 gradients, the
+    same bits for 1 and 2 threads, and the reference backend's are those float64 ones."""
+    q, k, v, dout, kw = small_problem(seed=12)
+
+    def bf16(a):
+        bits = a.view(np.uint32).astype(np.uint64)
+        return (((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16) << 16).astype(np.uint32).view(np.float32)
+
+    text_pad = q.shape[2] - int(np.prod(kw["video"]))
+    want = brute.attention_grad(*(bf16(a).astype(np.float64) for a in (q, k, v, dout)),
+                                kw["video"], kw["tile"], kw["masks"], kw["text_length"], text_pad)
+    out, lse, _ = sta.attention(q, k, v, precision="bf16", **kw)
+    got = sta.attention_backward(q, k, v, dout, out=out, lse=lse, precision="bf16", **kw)
+    assert got[3]["precision"] == "bf16"
+    fp32 = sta.attention_backward(q, k, v, dout, **kw)
+    for name, g, w, f in zip("qkv", got[:3], want, fp32[:3]):
+        assert grad_err(g, w) <= 2e-2, f"d{name}: {grad_err(g, w)}"
+        assert not np.array_equal(g, f), f"d{name}: bf16 mode gave the fp32 gradients"
+    two = sta.attention_backward(q, k, v, dout, out=out, lse=lse, precision="bf16", threads=2, **kw)
+    assert all(np.array_equal(a, b) for a, b in zip(got[:3], two[:3]))
+    ref = sta.attention_backward(q, k, v, dout, precision="bf16", **{**kw, "backend": "reference"})
+    for name, g, w in zip("qkv", ref[:3], want):
+        assert grad_err(g, w) <= 1e-6, f"reference d{name}: {grad_err(g, w)}"
+
+
 def raises(exc, match, fn, *a, **kw):
     with pytest.raises(exc) as info:
         fn(*a, **kw)
@@ -159,7 +186,7 @@ def test_backward_errors_name_the_argument():
     raises(ValueError, "out, lse", bw, q, k, v, dout, lse=lse, **kw)
     raises(ValueError, "out:", bw, q, k, v, dout, out=out[:, :, :4], lse=lse, **kw)
     raises(ValueError, "lse:", bw, q, k, v, dout, out=out, lse=out, **kw)
-    raises(ValueError, "precision", bw, q, k, v, dout, precision="bf16", **kw)
+    raises(ValueError, "precision", bw, q, k, v, dout, precision="fp16", **kw)
     raises(ValueError, "masks[1]", bw, q, k, v, dout, **{**kw, "masks": ["sta:1,1,1", "sta:0,1,1"]})
     raises(ValueError, "backend", bw, q, k, v, dout, backend="gpu", **kw)
     raises(ValueError, "text_length", bw, q, k, v, dout, **{**kw, "text_length": 9})
@@ -246,7 +273,7 @@ def test_torch_autograd_is_the_library_backward():
 def test_torch_attention_errors():
     q, k, v, _, kw = small_problem()
     tq, tk, tv = (torch.from_numpy(a) for a in (q, k, v))
-    raises(ValueError, "precision", sta.torch_attention, tq, tk, tv, precision="bf16", **kw)
+    raises(ValueError, "precision", sta.torch_attention, tq, tk, tv, precision="fp8", **kw)
     raises(TypeError, "q:", sta.torch_attention, q, tk, tv, **kw)
     raises(TypeError, "windows", sta.torch_attention, tq, tk, tv, windows=3, **kw)
     raises(TypeError, "video", sta.torch_attention, tq, tk, tv)

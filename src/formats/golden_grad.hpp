@@ -16,9 +16,11 @@ namespace sta::detail {
 /// Appends a printf-formatted line to `report` (and hands it to report->on_line).
 void golden_line(GoldenReport* report, const char* format, ...) __attribute__((format(printf, 2, 3)));
 
-/// What the manifest's "grad" member records: the backend and per-gradient atol.
+/// What the manifest's "grad" member records: the backend, the precision (the folder's) and
+/// per-gradient atol.
 struct GradRecord {
   Backend backend;
+  Precision precision;
   double dq, dk, dv;
 };
 
@@ -40,14 +42,18 @@ class GradHeads {
   int64_t plane() const { return plane_; }
   /// max |gradient i| over the heads so far.
   double peak(int i) const { return peak_[i]; }
-  /// The record of the heads so far: atol = 1e-4 * max(1, max |gradient|) each (SPEC 8).
+  /// The record of the heads so far: atol = 1e-4 * max(1, max |gradient|) each in fp32,
+  /// 2e-2 * max(1, max |gradient|) in bf16 mode (SPEC 8).
   GradRecord record(Backend backend) const;
+  /// SPEC 8's tolerance for gradient i of the heads so far (what record() holds).
+  double tolerance(int i) const;
 
  private:
   int64_t plane_;
   GoldenStream dout_stream_;
   std::vector<float> dout_, grads_[3];
   double peak_[3] = {0.0, 0.0, 0.0};
+  Precision precision_ = Precision::kFp32;  ///< the heads' (compute())
 };
 
 /// Writes the manifest member "grad": {backend, dout stream, loss, rule, tolerances}.
@@ -55,7 +61,8 @@ void write_grad_member(JsonWriter& j, const GradRecord& grad);
 /// The record of `manifest`'s own "grad" member (verify regenerates the member from it and
 /// compares every other field; verify_golden_grads then checks the tolerances against the
 /// SPEC 8 rule).
-GradRecord grad_record(const JsonValue& manifest, const std::string& where, Backend backend);
+GradRecord grad_record(const JsonValue& manifest, const std::string& where, Backend backend,
+                       Precision precision);
 
 /// Reads head `bh`'s [S, D] plane of the golden file `name` (e.g. "dq.npy") into `dst`.
 using GoldenPlaneReader = std::function<void(const char* name, int64_t bh, float* dst)>;

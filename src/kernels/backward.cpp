@@ -10,8 +10,10 @@
 //   dV += P^T dO, dK += dS^T Q      simd/grad.hpp add_transposed_pv (dO, Q packed as V),
 //                                   reading P and dS as stored: no transpose
 // Five GEMMs per block, each block once (FlashAttention-2's 2.5x the forward's FLOPs); S and
-// dP never go to memory. Other layouts (OpenBLAS rows, visit_transposing) run the family's
-// qk and pv with the element-wise kernels between them and P, dS transposed by hand.
+// dP never go to memory. bf16 mode (SPEC 8 as FlashAttention-2's bf16 kernels round) on the
+// same fp32 kernels: dS unscaled, P and dS of a step rounded to bf16 values before dQ, dV and
+// dK read them, the scale applied to dq and dk at the end. Other layouts (OpenBLAS rows,
+// visit_transposing) run the family's qk and pv with the element-wise kernels between them and P, dS transposed by hand.
 // dV and dK write rows other tasks write too: they are applied in task order (each task
 // knows its rank among the key block's visitors and waits for the previous one, per step's
 // chunk of rows), so every sum has one fixed order whatever thread runs what. A step whose
@@ -176,7 +178,13 @@ struct HeadJob {
   PackedHead packed;
   std::atomic<int64_t>* done;  ///< per key block and chunk: accumulations applied so far
   int64_t chunks = 1;          ///< chunks per key block (done[block * chunks + chunk])
+  bool bf16 = false;           ///< SPEC 8's bf16 mode (flash_attention_backward)
 };
+
+/// The factor folded into dS: the softmax scale in fp32 (dq = dS K, dk = dS^T Q need no
+/// more), 1 in bf16 mode (dS is rounded unscaled, and the scale multiplies dq and dk at the
+/// end, as FlashAttention-2's and FlexAttention's bf16 kernels do).
+float ds_scale(const HeadJob& job, float scale) { return job.bf16 ? 1.0f : scale; }
 
 /// Whether the backward runs the family's own kernels and transposes P and dS for its pv
 /// (visit_transposing): every layout but the packed panels its fused kernels read.
@@ -273,7 +281,11 @@ void compute_step(const HeadJob& job, const QueryBlock& qb, const Visit& visit,
   if (visit.masked) sc.mask.apply(p, ld, qb.row0, qb.rows, 0.0f, c0, c0 + cols);  // p = 0
   for (int64_t r = 0; r < qb.rows; ++r) std::fill(p + r * ld + valid, p + r * ld + cols, 0.0f);
   kernels.grad_scores_qk(sc.dout.get(), dim, qb.rows, dim, v_as_k, cols, p, ld,
-                         sc.delta.get(), scale, ds, ld);
+                         sc.delta.get(), ds_scale(job, scale), ds, ld);
+  if (job.bf16) {  // SPEC 8: P and dS to bf16 values, after dS took the unrounded P
+    kernels.round_bf16(p, ld, qb.rows, cols);
+    kernels.round_bf16(ds, ld, qb.rows, cols);
+  }
   gemm.pv(ds, ld, qb.rows, cols, k_as_v, job.packed.v_stride, dim, sc.ones.get(),
           job.dq + qb.first * dim, dim);
 }
@@ -302,7 +314,11 @@ void visit_transposing(const HeadJob& job, const QueryBlock& qb, const KeyBlock&
   for (int64_t r = 0; r < qb.rows; ++r) std::fill(p + r * ld + kb.count, p + r * ld + ko.kc, kNegInf);
   kernels.probs_from_lse(p, ld, qb.rows, ko.kc, scale, sc.lse.get());
   gemm.qk(sc.dout.get(), dim, qb.rows, dim, ko.v_as_k, ko.kc, ds, ld);
-  kernels.grad_scores(ds, ld, p, ld, qb.rows, ko.kc, sc.delta.get(), scale);
+  kernels.grad_scores(ds, ld, p, ld, qb.rows, ko.kc, sc.delta.get(), ds_scale(job, scale));
+  if (job.bf16) {
+    kernels.round_bf16(p, ld, qb.rows, ko.kc);
+    kernels.round_bf16(ds, ld, qb.rows, ko.kc);
+  }
   gemm.pv(ds, ld, qb.rows, ko.kc, ko.k_as_v, job.packed.v_stride, dim, sc.ones.get(),
           job.dq + qb.first * dim, dim);
   kernels.transpose(p, ld, qb.rows, kb.count, sc.pt.get(), rp, rp);
@@ -437,13 +453,13 @@ BackwardPlan plan_backward(const Geometry& g, const std::vector<Mask>& masks, Fl
 
 BlockCounts flash_attention_backward(const AttentionShape& shape, const Geometry& g,
                                      const std::vector<Mask>& masks, float scale, FlashMode mode,
-                                     const float* q, const float* k, const float* v,
+                                     bool bf16, const float* q, const float* k, const float* v,
                                      const float* out, const float* lse, const float* dout,
                                      float* dq, float* dk, float* dv,
                                      const simd::GemmKernels& gemm,
                                      const simd::BackwardKernels& kernels, int* threads_used,
                                      const BackwardConfig& config) {
-  if (gemm.bf16()) throw Error("--precision: the backward computes in fp32 only");
+  if (gemm.bf16()) throw Error("gemm: the backward runs on fp32 families only, got a bf16 one");
   const int64_t seq = shape.seq, dim = shape.dim;
   const BackwardPlan bp = plan_backward(g, masks, mode);
   const std::vector<KeyBlock>& keys = bp.keys;
@@ -502,7 +518,7 @@ BlockCounts flash_attention_backward(const AttentionShape& shape, const Geometry
                         &mask_for_head(masks, head), &keys,
                         {k_as_k.data(), v_as_k.data(), share_k ? k_as_k.data() : k_as_v.data(),
                          simd::packed_v_panel_stride(gemm.layout, kp, dim)},
-                        done.get(), chunks};
+                        done.get(), chunks, bf16};
       // Tasks are handed out in increasing order (one shared counter), which the key-block
       // ranks rely on: a task only ever waits for earlier tasks.
       for (int64_t t = next_task.fetch_add(1); t < static_cast<int64_t>(plan.size());
@@ -515,6 +531,13 @@ BlockCounts flash_attention_backward(const AttentionShape& shape, const Geometry
     per_thread[static_cast<size_t>(omp_get_thread_num())] = did;
   }
 
+  if (bf16) {  // dq = scale (dS K), dk = scale (dS^T Q): the scale after the fp32 sums
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; ++i) {
+      dq[i] *= scale;
+      dk[i] *= scale;
+    }
+  }
   BlockCounts total;
   for (const BlockCounts& c : per_thread) total += c;
   if (threads_used != nullptr) *threads_used = used;

@@ -40,8 +40,13 @@ struct BackwardConfig {
 /// task goes on), so the result is the same bits for any thread count without
 /// floating-point atomics. No S x S buffer. Returns the video blocks computed (dense, mixed)
 /// and skipped (empty), summed over batches and heads; `threads_used` receives the team size.
+/// `bf16`: SPEC 8's bf16 mode on these fp32 kernels (an exact emulation): q, k, v, dout must
+/// hold bf16 values already; P is rounded to bf16 before dV += P^T dO, dS = P (dP - Delta) is
+/// rounded to bf16 before dQ += dS K and dK += dS^T Q, and the softmax scale multiplies dq
+/// and dk once at the end (as FlashAttention-2's and FlexAttention's bf16 kernels do).
 BlockCounts flash_attention_backward(const AttentionShape& shape, const Geometry& g,
                                      const std::vector<Mask>& masks, float scale, FlashMode mode,
+                                     bool bf16,
                                      const float* q, const float* k, const float* v,
                                      const float* out, const float* lse, const float* dout,
                                      float* dq, float* dk, float* dv,

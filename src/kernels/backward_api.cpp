@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "backward.hpp"
@@ -55,9 +56,6 @@ AttentionStats attention_backward(const AttentionShape& shape, const AttentionOp
                                   const float* out, const float* lse, const float* dout,
                                   float* dq, float* dk, float* dv, Backend backend) {
   validate_attention(shape, options, backend);
-  if (options.precision != Precision::kFp32) {
-    throw Error("--precision: the backward supports fp32 only, got " + to_string(options.precision));
-  }
   if ((out == nullptr) != (lse == nullptr)) {
     throw Error("--out/--lse: give both of the forward's out and lse, or neither (recomputed)");
   }
@@ -76,17 +74,22 @@ AttentionStats attention_backward(const AttentionShape& shape, const AttentionOp
   }
   const bool retile = options.layout == Layout::kRaster && backend != Backend::kReference;
 
-  // The same preparation as attention(): the gradients are those of the rounded inputs.
+  // The same preparation as attention(): the gradients are those of the rounded inputs. In
+  // bf16 mode (SPEC 8) q, k, v and dout are rounded to bf16 values, for every backend (the
+  // reference computes in double on them: the oracle of the bf16 tolerance).
+  const bool bf16 = options.precision == Precision::kBf16;
   std::vector<float> q_buf, k_buf, v_buf, dout_buf;
-  auto prepare = [&](const float* src, std::vector<float>& buf, bool round) -> const float* {
-    if (!retile && (!round || options.rounding == InputRounding::kNone)) return src;
+  auto prepare = [&](const float* src, std::vector<float>& buf, bool input) -> const float* {
+    const bool round = (input && options.rounding != InputRounding::kNone) || bf16;
+    if (!retile && !round) return src;
     buf.resize(static_cast<size_t>(n));
     if (retile) {
       tile(g, src, buf.data(), bh, shape.dim);
     } else {
       std::copy(src, src + n, buf.data());
     }
-    if (round) round_inputs(buf.data(), n, options.rounding);
+    if (input) round_inputs(buf.data(), n, options.rounding);
+    if (bf16) round_inputs(buf.data(), n, InputRounding::kBf16);
     return buf.data();
   };
   const float* qp = prepare(q, q_buf, true);
@@ -94,7 +97,9 @@ AttentionStats attention_backward(const AttentionShape& shape, const AttentionOp
   const float* vp = prepare(v, v_buf, true);
   const float* dop = prepare(dout, dout_buf, false);
   if (backend == Backend::kReference) {
-    return run_reference_backward(shape, options, qp, kp, vp, dop, dq, dk, dv);
+    AttentionStats stats = run_reference_backward(shape, options, qp, kp, vp, dop, dq, dk, dv);
+    stats.precision = options.precision;
+    return stats;
   }
 
   // out and lse in tiled order: the caller's, retiled, or recomputed by this backend.
@@ -127,22 +132,27 @@ AttentionStats attention_backward(const AttentionShape& shape, const AttentionOp
     dkp = dqp + n;
     dvp = dkp + n;
   }
-  // The forward's choice of GEMM family (validate_attention refused unusable names; bf16
-  // families are refused above with the bf16 precision they need).
+  // The forward's choice of GEMM family (validate_attention refused unusable names). The
+  // backward has fp32 kernels only: bf16 mode runs on them as an exact emulation.
   const simd::GemmKernels* forced =
       options.gemm.empty() ? nullptr : simd::find_gemm_kernels(options.gemm.c_str());
   if (forced != nullptr && forced->bf16()) {
-    throw Error("gemm: '" + options.gemm + "' is a bf16 family; the backward computes in fp32");
+    std::string list;
+    for (const std::string& name : gemm_kernel_names(Precision::kFp32))
+      list += (list.empty() ? "" : ", ") + name;
+    throw Error("gemm: '" + options.gemm + "' is a bf16 family; the backward runs on fp32 " +
+                "families only (bf16 mode as an exact emulation on them); expected one of " + list);
   }
   const simd::GemmKernels& gemm = forced != nullptr ? *forced : simd::gemm_kernels(false);
   const simd::BackwardKernels& kernels = simd::backward_kernels();
   AttentionStats stats;
   stats.backend = backend;
   stats.isa = simd::isa_name(kernels.isa);
-  stats.gemm = gemm.name;
+  stats.gemm = simd::gemm_run_name(gemm, bf16);
+  stats.precision = options.precision;
   stats.counts = detail::flash_attention_backward(
       shape, g, options.masks, static_cast<float>(options.effective_scale(shape.dim)),
-      flash_mode(backend), qp, kp, vp, op, lp, dop, dqp, dkp, dvp, gemm, kernels, &stats.threads);
+      flash_mode(backend), bf16, qp, kp, vp, op, lp, dop, dqp, dkp, dvp, gemm, kernels, &stats.threads);
   if (retile) {
     untile(g, dqp, dq, bh, shape.dim);
     untile(g, dkp, dk, bh, shape.dim);
