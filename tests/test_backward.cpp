@@ -443,13 +443,11 @@ TEST(Backward, RejectsOutWithoutLseAndBf16Families) {
   const std::vector<float> dout = random_dout(p, 1);
   std::vector<float> out(static_cast<size_t>(p.shape.elements()));
   EXPECT_THROW(backward(p, dout, Backend::kSta, out.data(), nullptr), Error);
-  // The backward's kernels are fp32: a bf16 family (where this CPU has one) is refused by
-  // name, with the families it may use.
+  // A bf16 family cannot compute fp32 gradients: refused by name, with the families it may use.
   int count = 0;
   const simd::GemmKernels* const* bf16_families = simd::available_gemm_kernels(true, &count);
   if (count > 0) {
     Problem forced = p;
-    forced.options.precision = Precision::kBf16;
     forced.options.gemm = bf16_families[0]->name;
     try {
       backward(forced, dout, Backend::kSta);

@@ -314,9 +314,10 @@ TEST(BackwardBf16, SameBitsForAnyThreadCount) {
 
 class BackwardBf16EachIsa : public testing::EachIsa {};
 
-TEST_P(BackwardBf16EachIsa, EveryFp32FamilyFollowsTheSemantics) {
-  // The fused kernels of each instruction set, and the transposing path of the row-major
-  // families (OpenBLAS), on inputs that already hold bf16 values (as the frontend passes).
+TEST_P(BackwardBf16EachIsa, EveryFamilyFollowsTheSemantics) {
+  // The fused kernels of each instruction set, the transposing path of the row-major
+  // families (OpenBLAS) and the bf16 families (visit_bf16: AMX, AVX512-BF16, their portable
+  // twin), on inputs that already hold bf16 values (as the frontend passes).
   Problem p = make_problem(testing::geo({2, 6, 10}, {1, 3, 5}, 3, 4), {Mask::swa({1, 3, 7})}, 1,
                            1, 64, Layout::kTiled, 61);
   p.options.precision = Precision::kBf16;
@@ -328,8 +329,13 @@ TEST_P(BackwardBf16EachIsa, EveryFp32FamilyFollowsTheSemantics) {
   std::vector<float> out, lse;
   forward_bf16(p, Backend::kNatten, &out, &lse);
   const Emulated want = emulate(p, dout, out, lse);
-  int families = 0;
-  const simd::GemmKernels* const* list = simd::available_gemm_kernels(false, &families);
+  std::vector<const simd::GemmKernels*> list;
+  for (bool bf16_layouts : {false, true}) {
+    int count = 0;
+    const simd::GemmKernels* const* some = simd::available_gemm_kernels(bf16_layouts, &count);
+    list.insert(list.end(), some, some + count);
+  }
+  const int families = static_cast<int>(list.size());
   for (int f = 0; f < families; ++f) {
     SCOPED_TRACE(list[f]->name);
     Grads got;

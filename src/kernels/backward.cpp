@@ -201,13 +201,23 @@ struct Scratch {
         p(float_array(slots * rp * kc)), ds(float_array(slots * rp * kc)), slot_elems(rp * kc),
         pt(float_array(transposes(gemm) ? kc * rp : 0)),
         dst(float_array(transposes(gemm) ? kc * rp : 0)),
-        ones(float_array(std::max(rp, kc))), mask(g) {
+        ones(float_array(std::max(rp, kc))), mask(g),
+        q16(bf16_array(gemm, rp * simd::padded_dim_bf16(dim))),
+        dout16(bf16_array(gemm, rp * simd::padded_dim_bf16(dim))), ds16(bf16_array(gemm, rp * kc)),
+        pt16(bf16_array(gemm, kc * rp)), dst16(bf16_array(gemm, kc * rp)) {
     std::fill(ones.get(), ones.get() + std::max(rp, kc), 1.0f);
   }
+  /// Room for `n` bf16 values with a bf16 family, none otherwise.
+  static FloatArray bf16_array(const simd::GemmKernels& gemm, int64_t n) {
+    return float_array(gemm.bf16() ? (n + 1) / 2 : 0);
+  }
+  static simd::bf16_t* bits(const FloatArray& a) { return reinterpret_cast<simd::bf16_t*>(a.get()); }
   FloatArray q, dout, q_as_v, dout_as_v, lse, delta, p, ds;
   int64_t slot_elems;  ///< floats of one P (or dS) slot
   FloatArray pt, dst, ones;
   TileMask mask;
+  /// bf16 families (visit_bf16): Q and dO rows as bf16 (D padded to 32), dS rows, P^T, dS^T.
+  FloatArray q16, dout16, ds16, pt16, dst16;
 };
 
 /// Waits until `rank` earlier visitors have updated the key block. They belong to tasks
@@ -226,6 +236,11 @@ void load_query_rows(const HeadJob& job, const QueryBlock& qb, int64_t dim, int6
   std::fill(sc.dout.get() + qb.rows * dim, sc.dout.get() + rp * dim, 0.0f);
   simd::pack_v(gemm.layout, sc.q.get(), dim, qb.rows, dim, 0, rp, sc.q_as_v.get());
   simd::pack_v(gemm.layout, sc.dout.get(), dim, qb.rows, dim, 0, rp, sc.dout_as_v.get());
+  if (gemm.bf16()) {  // the Q operand of the bf16 qk: bf16 rows, D padded with zeros
+    const int64_t dp = simd::padded_dim_bf16(dim);
+    simd::rows_to_bf16(sc.q.get(), dim, rp, dim, dp, Scratch::bits(sc.q16), dp);
+    simd::rows_to_bf16(sc.dout.get(), dim, rp, dim, dp, Scratch::bits(sc.dout16), dp);
+  }
   for (int64_t r = 0; r < qb.rows; ++r) {
     const float* o = job.out + (qb.first + r) * dim;
     const float* d = sc.dout.get() + r * dim;
@@ -237,20 +252,26 @@ void load_query_rows(const HeadJob& job, const QueryBlock& qb, int64_t dim, int6
 }
 
 /// The packed operands of one visit: the key block's K as K, V as K, K as V, and its dK/dV rows.
+/// (Floats, or bf16 values in the bf16 layout: `elements` of them from `base`.)
 struct KeyOperands {
-  const float* k_as_k;
-  const float* v_as_k;
-  const float* k_as_v;
+  const void* k_as_k;
+  const void* v_as_k;
+  const void* k_as_v;
   int64_t kc;  ///< padded keys
   float* dk;
   float* dv;
 };
 
+/// `base` advanced by `elements` elements of `layout` (floats, or bf16 values).
+const void* advance(const void* base, int64_t elements, simd::PackedLayout layout) {
+  const size_t size = layout == simd::PackedLayout::kBf16Panels ? sizeof(simd::bf16_t) : sizeof(float);
+  return static_cast<const char*>(base) + static_cast<size_t>(elements) * size;
+}
+
 KeyOperands key_operands(const HeadJob& job, const KeyBlock& kb, int64_t dim, simd::PackedLayout layout) {
   const int64_t koff = simd::packed_k_offset(layout, kb.packed, dim);
-  return {static_cast<const float*>(job.packed.k_as_k) + koff,
-          static_cast<const float*>(job.packed.v_as_k) + koff,
-          static_cast<const float*>(job.packed.k_as_v) + simd::packed_v_offset(layout, kb.packed, dim),
+  return {advance(job.packed.k_as_k, koff, layout), advance(job.packed.v_as_k, koff, layout),
+          advance(job.packed.k_as_v, simd::packed_v_offset(layout, kb.packed, dim), layout),
           simd::padded_keys(kb.count), job.dk + kb.first * dim, job.dv + kb.first * dim};
 }
 
@@ -274,9 +295,9 @@ void compute_step(const HeadJob& job, const QueryBlock& qb, const Visit& visit,
                   const KeyOperands& ko, int64_t c0, int64_t cols, int64_t valid, int64_t dim,
                   float scale, int64_t ld, const simd::GemmKernels& gemm,
                   const simd::BackwardKernels& kernels, Scratch& sc, float* p, float* ds) {
-  const float* k_as_k = ko.k_as_k + simd::packed_k_offset(gemm.layout, c0, dim);
-  const float* v_as_k = ko.v_as_k + simd::packed_k_offset(gemm.layout, c0, dim);
-  const float* k_as_v = ko.k_as_v + simd::packed_v_offset(gemm.layout, c0, dim);
+  const float* k_as_k = static_cast<const float*>(ko.k_as_k) + simd::packed_k_offset(gemm.layout, c0, dim);
+  const float* v_as_k = static_cast<const float*>(ko.v_as_k) + simd::packed_k_offset(gemm.layout, c0, dim);
+  const float* k_as_v = static_cast<const float*>(ko.k_as_v) + simd::packed_v_offset(gemm.layout, c0, dim);
   kernels.probs_qk(sc.q.get(), dim, qb.rows, dim, k_as_k, cols, scale, sc.lse.get(), p, ld);
   if (visit.masked) sc.mask.apply(p, ld, qb.row0, qb.rows, 0.0f, c0, c0 + cols);  // p = 0
   for (int64_t r = 0; r < qb.rows; ++r) std::fill(p + r * ld + valid, p + r * ld + cols, 0.0f);
@@ -326,6 +347,39 @@ void visit_transposing(const HeadJob& job, const QueryBlock& qb, const KeyBlock&
   wait_for_turn(job.done[visit.key_block * job.chunks], visit.rank);
   gemm.pv(sc.pt.get(), rp, kb.count, rp, sc.dout_as_v.get(), q_stride, dim, sc.ones.get(), ko.dv, dim);
   gemm.pv(sc.dst.get(), rp, kb.count, rp, sc.q_as_v.get(), q_stride, dim, sc.ones.get(), ko.dk, dim);
+  job.done[visit.key_block * job.chunks].store(visit.rank + 1, std::memory_order_release);
+}
+
+/// One visit with a bf16 family (bf16 mode, SPEC 8; amx-bf16, avx512bf16-bf16): S and dP by
+/// the family's qk on bf16 Q, dO and packed K, V; P and dS in fp32 (probs_from_lse,
+/// grad_scores with the scale left for the end), rounded to bf16 as the A operands of the
+/// family's pv: dS rows for dQ += dS K, P^T and dS^T (transposed in fp32, then rounded) for
+/// dV += P^T dO and dK += dS^T Q. The same rounding points as the emulation on fp32 kernels;
+/// products of bf16 values are exact in fp32 either way, only the order of the fp32 sums
+/// differs. The whole block at once, like visit_transposing.
+void visit_bf16(const HeadJob& job, const QueryBlock& qb, const KeyBlock& kb, const Visit& visit,
+                const KeyOperands& ko, int64_t dim, float scale, int64_t ld, int64_t rp,
+                int64_t q_stride, const simd::GemmKernels& gemm,
+                const simd::BackwardKernels& kernels, Scratch& sc) {
+  float* p = sc.p.get();
+  float* ds = sc.ds.get();
+  const int64_t dp = simd::padded_dim_bf16(dim);
+  gemm.qk(sc.q16.get(), dp, qb.rows, dim, ko.k_as_k, ko.kc, p, ld);
+  if (visit.masked) sc.mask.apply(p, ld, qb.row0, qb.rows, kNegInf);
+  for (int64_t r = 0; r < qb.rows; ++r) std::fill(p + r * ld + kb.count, p + r * ld + ko.kc, kNegInf);
+  kernels.probs_from_lse(p, ld, qb.rows, ko.kc, scale, sc.lse.get());
+  gemm.qk(sc.dout16.get(), dp, qb.rows, dim, ko.v_as_k, ko.kc, ds, ld);
+  kernels.grad_scores(ds, ld, p, ld, qb.rows, ko.kc, sc.delta.get(), ds_scale(job, scale));
+  simd::rows_to_bf16(ds, ld, qb.rows, ko.kc, ko.kc, Scratch::bits(sc.ds16), ko.kc);
+  gemm.pv(sc.ds16.get(), ko.kc, qb.rows, ko.kc, ko.k_as_v, job.packed.v_stride, dim, sc.ones.get(),
+          job.dq + qb.first * dim, dim);
+  kernels.transpose(p, ld, qb.rows, kb.count, sc.pt.get(), rp, rp);
+  kernels.transpose(ds, ld, qb.rows, kb.count, sc.dst.get(), rp, rp);
+  simd::rows_to_bf16(sc.pt.get(), rp, kb.count, rp, rp, Scratch::bits(sc.pt16), rp);
+  simd::rows_to_bf16(sc.dst.get(), rp, kb.count, rp, rp, Scratch::bits(sc.dst16), rp);
+  wait_for_turn(job.done[visit.key_block * job.chunks], visit.rank);
+  gemm.pv(sc.pt16.get(), rp, kb.count, rp, sc.dout_as_v.get(), q_stride, dim, sc.ones.get(), ko.dv, dim);
+  gemm.pv(sc.dst16.get(), rp, kb.count, rp, sc.q_as_v.get(), q_stride, dim, sc.ones.get(), ko.dk, dim);
   job.done[visit.key_block * job.chunks].store(visit.rank + 1, std::memory_order_release);
 }
 
@@ -390,7 +444,9 @@ BlockCounts run_query_block(const HeadJob& job, const QueryBlock& qb, const Geom
     const KeyBlock& kb = (*job.keys)[static_cast<size_t>(visit.key_block)];
     const KeyOperands ko = key_operands(job, kb, dim, gemm.layout);
     if (visit.masked) sc.mask.set_key_tile(kb.key_tile);
-    if (transposes(gemm)) {
+    if (gemm.bf16()) {
+      visit_bf16(job, qb, kb, visit, ko, dim, scale, ld, rp, q_stride, gemm, kernels, sc);
+    } else if (transposes(gemm)) {
       visit_transposing(job, qb, kb, visit, ko, dim, scale, ld, rp, q_stride, gemm, kernels, sc);
     } else {
       for (int64_t ci = 0; ci * chunk < ko.kc; ++ci) {
@@ -459,7 +515,7 @@ BlockCounts flash_attention_backward(const AttentionShape& shape, const Geometry
                                      const simd::GemmKernels& gemm,
                                      const simd::BackwardKernels& kernels, int* threads_used,
                                      const BackwardConfig& config) {
-  if (gemm.bf16()) throw Error("gemm: the backward runs on fp32 families only, got a bf16 one");
+  if (gemm.bf16() && !bf16) throw Error(std::string("gemm: '") + gemm.name + "' is a bf16 family; fp32 needs an fp32 one");
   const int64_t seq = shape.seq, dim = shape.dim;
   const BackwardPlan bp = plan_backward(g, masks, mode);
   const std::vector<KeyBlock>& keys = bp.keys;

@@ -132,18 +132,11 @@ AttentionStats attention_backward(const AttentionShape& shape, const AttentionOp
     dkp = dqp + n;
     dvp = dkp + n;
   }
-  // The forward's choice of GEMM family (validate_attention refused unusable names). The
-  // backward has fp32 kernels only: bf16 mode runs on them as an exact emulation.
-  const simd::GemmKernels* forced =
-      options.gemm.empty() ? nullptr : simd::find_gemm_kernels(options.gemm.c_str());
-  if (forced != nullptr && forced->bf16()) {
-    std::string list;
-    for (const std::string& name : gemm_kernel_names(Precision::kFp32))
-      list += (list.empty() ? "" : ", ") + name;
-    throw Error("gemm: '" + options.gemm + "' is a bf16 family; the backward runs on fp32 " +
-                "families only (bf16 mode as an exact emulation on them); expected one of " + list);
-  }
-  const simd::GemmKernels& gemm = forced != nullptr ? *forced : simd::gemm_kernels(false);
+  // The forward's choice of GEMM family (validate_attention refused unusable names and bf16
+  // families in fp32): in bf16 mode a bf16 family where this CPU has one (visit_bf16), else
+  // the exact emulation on the fp32 family.
+  const simd::GemmKernels& gemm =
+      options.gemm.empty() ? simd::gemm_kernels(bf16) : *simd::find_gemm_kernels(options.gemm.c_str());
   const simd::BackwardKernels& kernels = simd::backward_kernels();
   AttentionStats stats;
   stats.backend = backend;
