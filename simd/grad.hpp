@@ -11,6 +11,7 @@
 // both).
 #include <cstdint>
 
+#include "gemm.hpp"  // bf16_t
 #include "softmax.hpp"
 
 namespace sta::simd {
@@ -97,6 +98,20 @@ void round_bf16_scalar(float*, int64_t, int64_t, int64_t);
 void round_bf16_avx2(float*, int64_t, int64_t, int64_t);
 void round_bf16_avx512(float*, int64_t, int64_t, int64_t);
 
+/// bf16 families (bf16 mode): dst[r*ldd + c] = bf16(src[r*lds + c]) for `rows` rows of `cols`
+/// values (nearest even, simd/gemm.hpp's float_to_bf16): dS rows as the A operand of dQ += dS K.
+using ToBf16Fn = void (*)(const float* src, int64_t lds, int64_t rows, int64_t cols, bf16_t* dst,
+                          int64_t ldd);
+/// bf16 families: dst[j*ldd + i] = bf16(src[i*lds + j]) for i < rows, j < cols, and 0 for
+/// rows <= i < pad: P^T and dS^T as the A operands of dV += P^T dO and dK += dS^T Q (the
+/// transpose of TransposeFn, rounded as it is stored).
+using TransposeBf16Fn = void (*)(const float* src, int64_t lds, int64_t rows, int64_t cols,
+                                 bf16_t* dst, int64_t ldd, int64_t pad);
+void to_bf16_scalar(const float*, int64_t, int64_t, int64_t, bf16_t*, int64_t);
+void to_bf16_avx512(const float*, int64_t, int64_t, int64_t, bf16_t*, int64_t);
+void transpose_bf16_scalar(const float*, int64_t, int64_t, int64_t, bf16_t*, int64_t, int64_t);
+void transpose_bf16_avx512(const float*, int64_t, int64_t, int64_t, bf16_t*, int64_t, int64_t);
+
 /// The backward kernels of one instruction set.
 struct BackwardKernels {
   Isa isa;
@@ -109,6 +124,8 @@ struct BackwardKernels {
   ProbsQkFn probs_qk;             ///< kF32Panels families only, like add_transposed_pv
   GradScoresQkFn grad_scores_qk;  ///< kF32Panels families only
   RoundBf16Fn round_bf16;         ///< bf16 mode, any layout
+  ToBf16Fn to_bf16;               ///< bf16 families (the AVX2 set uses the scalar one)
+  TransposeBf16Fn transpose_bf16; ///< bf16 families (likewise)
 };
 /// Kernels of `isa` (which must be supported).
 BackwardKernels backward_kernels_for(Isa isa);

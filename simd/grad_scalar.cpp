@@ -33,6 +33,23 @@ void round_bf16_scalar(float* a, int64_t lda, int64_t rows, int64_t cols) {
     for (int64_t j = 0; j < cols; ++j) a[r * lda + j] = bf16_to_float(float_to_bf16(a[r * lda + j]));
 }
 
+void to_bf16_scalar(const float* src, int64_t lds, int64_t rows, int64_t cols, bf16_t* dst,
+                    int64_t ldd) {
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) dst[r * ldd + c] = float_to_bf16(src[r * lds + c]);
+}
+
+void transpose_bf16_scalar(const float* src, int64_t lds, int64_t rows, int64_t cols, bf16_t* dst,
+                           int64_t ldd, int64_t pad) {
+  constexpr int64_t kB = 16;  // cache blocking
+  for (int64_t i0 = 0; i0 < rows; i0 += kB)
+    for (int64_t j0 = 0; j0 < cols; j0 += kB)
+      for (int64_t j = j0; j < std::min(j0 + kB, cols); ++j)
+        for (int64_t i = i0; i < std::min(i0 + kB, rows); ++i)
+          dst[j * ldd + i] = float_to_bf16(src[i * lds + j]);
+  for (int64_t j = 0; j < cols; ++j) std::fill(dst + j * ldd + rows, dst + j * ldd + pad, bf16_t{0});
+}
+
 void transpose_scalar(const float* src, int64_t lds, int64_t rows, int64_t cols, float* dst,
                       int64_t ldd, int64_t pad) {
   constexpr int64_t kB = 16;  // cache blocking
@@ -89,14 +106,17 @@ BackwardKernels backward_kernels_for(Isa isa) {
   switch (isa) {
     case Isa::kAvx512:
       return {isa, probs_from_lse_avx512, grad_scores_avx512, transpose_avx2,
-              add_transposed_pv_avx512, probs_qk_avx512, grad_scores_qk_avx512, round_bf16_avx512};
+              add_transposed_pv_avx512, probs_qk_avx512, grad_scores_qk_avx512, round_bf16_avx512,
+              to_bf16_avx512, transpose_bf16_avx512};
     case Isa::kAvx2:
       return {isa, probs_from_lse_avx2, grad_scores_avx2, transpose_avx2,
-              add_transposed_pv_avx2, probs_qk_avx2, grad_scores_qk_avx2, round_bf16_avx2};
+              add_transposed_pv_avx2, probs_qk_avx2, grad_scores_qk_avx2, round_bf16_avx2,
+              to_bf16_scalar, transpose_bf16_scalar};
     case Isa::kScalar: break;
   }
   return {Isa::kScalar, probs_from_lse_scalar, grad_scores_scalar, transpose_scalar,
-          add_transposed_pv_scalar, probs_qk_scalar, grad_scores_qk_scalar, round_bf16_scalar};
+          add_transposed_pv_scalar, probs_qk_scalar, grad_scores_qk_scalar, round_bf16_scalar,
+          to_bf16_scalar, transpose_bf16_scalar};
 }
 
 const BackwardKernels& backward_kernels() {

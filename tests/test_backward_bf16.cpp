@@ -353,6 +353,56 @@ TEST_P(BackwardBf16EachIsa, EveryFamilyFollowsTheSemantics) {
   EXPECT_GE(families, 1);
 }
 
+TEST_P(BackwardBf16EachIsa, ConversionKernelsRoundLikeTheRule) {
+  // to_bf16, transpose_bf16 and round_bf16 of this instruction set against this file's
+  // round_bf16 on odd shapes (vector bodies and tails, 8 x 8 blocks and edges), with ties,
+  // negative values, infinities, a NaN and values that round up into the next binade.
+  const simd::BackwardKernels k = simd::backward_kernels_for(isa());
+  std::mt19937_64 rng(5);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (const auto& [rows, cols] : {std::pair<int64_t, int64_t>{1, 1}, {7, 13}, {16, 16}, {19, 37}, {64, 96}}) {
+    SCOPED_TRACE(std::to_string(rows) + " x " + std::to_string(cols));
+    const int64_t lds = cols + 3, pad = rows + 5;
+    std::vector<float> src(static_cast<size_t>(rows * lds));
+    for (size_t i = 0; i < src.size(); ++i) {
+      float x = normal(rng);
+      switch (i % 7) {
+        case 1: {  // an exact tie: low half 0x8000
+          uint32_t b;
+          std::memcpy(&b, &x, sizeof b);
+          b = (b & 0xffff0000u) | 0x8000u;
+          std::memcpy(&x, &b, sizeof b);
+          break;
+        }
+        case 3: x = i % 3 == 0 ? std::numeric_limits<float>::infinity() : -x; break;
+        case 5: x = i % 5 == 0 ? std::nanf("") : std::nextafter(2.0f, 0.0f); break;
+        default: break;
+      }
+      src[i] = x;
+    }
+    auto same = [](float want, simd::bf16_t got) {
+      const float g = simd::bf16_to_float(got);
+      return std::isnan(want) ? std::isnan(g) : g == want;
+    };
+    std::vector<simd::bf16_t> rows_out(static_cast<size_t>(rows * cols), 0x7777);
+    k.to_bf16(src.data(), lds, rows, cols, rows_out.data(), cols);
+    std::vector<simd::bf16_t> t_out(static_cast<size_t>(cols * pad), 0x7777);
+    k.transpose_bf16(src.data(), lds, rows, cols, t_out.data(), pad, pad);
+    std::vector<float> in_place = src;
+    k.round_bf16(in_place.data(), lds, rows, cols);
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < cols; ++c) {
+        const float want = round_bf16(src[static_cast<size_t>(r * lds + c)]);
+        ASSERT_TRUE(same(want, rows_out[static_cast<size_t>(r * cols + c)])) << r << "," << c;
+        ASSERT_TRUE(same(want, t_out[static_cast<size_t>(c * pad + r)])) << r << "," << c;
+        const float ip = in_place[static_cast<size_t>(r * lds + c)];
+        ASSERT_TRUE(std::isnan(want) ? std::isnan(ip) : ip == want) << r << "," << c;
+      }
+    for (int64_t c = 0; c < cols; ++c)
+      for (int64_t r = rows; r < pad; ++r) ASSERT_EQ(t_out[static_cast<size_t>(c * pad + r)], 0) << "padding";
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(AllIsas, BackwardBf16EachIsa, ::testing::ValuesIn(testing::kAllIsas),
                          testing::isa_test_name);
 

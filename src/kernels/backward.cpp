@@ -199,8 +199,8 @@ struct Scratch {
         dout_as_v(float_array(simd::packed_v_elements(gemm.layout, rp, dim))),
         lse(float_array(rp)), delta(float_array(rp)),
         p(float_array(slots * rp * kc)), ds(float_array(slots * rp * kc)), slot_elems(rp * kc),
-        pt(float_array(transposes(gemm) ? kc * rp : 0)),
-        dst(float_array(transposes(gemm) ? kc * rp : 0)),
+        pt(float_array(transposes(gemm) && !gemm.bf16() ? kc * rp : 0)),
+        dst(float_array(transposes(gemm) && !gemm.bf16() ? kc * rp : 0)),
         ones(float_array(std::max(rp, kc))), mask(g),
         q16(bf16_array(gemm, rp * simd::padded_dim_bf16(dim))),
         dout16(bf16_array(gemm, rp * simd::padded_dim_bf16(dim))), ds16(bf16_array(gemm, rp * kc)),
@@ -353,7 +353,7 @@ void visit_transposing(const HeadJob& job, const QueryBlock& qb, const KeyBlock&
 /// One visit with a bf16 family (bf16 mode, SPEC 8; amx-bf16, avx512bf16-bf16): S and dP by
 /// the family's qk on bf16 Q, dO and packed K, V; P and dS in fp32 (probs_from_lse,
 /// grad_scores with the scale left for the end), rounded to bf16 as the A operands of the
-/// family's pv: dS rows for dQ += dS K, P^T and dS^T (transposed in fp32, then rounded) for
+/// family's pv: dS rows for dQ += dS K, P^T and dS^T (rounded as they are transposed) for
 /// dV += P^T dO and dK += dS^T Q. The same rounding points as the emulation on fp32 kernels;
 /// products of bf16 values are exact in fp32 either way, only the order of the fp32 sums
 /// differs. The whole block at once, like visit_transposing.
@@ -370,13 +370,11 @@ void visit_bf16(const HeadJob& job, const QueryBlock& qb, const KeyBlock& kb, co
   kernels.probs_from_lse(p, ld, qb.rows, ko.kc, scale, sc.lse.get());
   gemm.qk(sc.dout16.get(), dp, qb.rows, dim, ko.v_as_k, ko.kc, ds, ld);
   kernels.grad_scores(ds, ld, p, ld, qb.rows, ko.kc, sc.delta.get(), ds_scale(job, scale));
-  simd::rows_to_bf16(ds, ld, qb.rows, ko.kc, ko.kc, Scratch::bits(sc.ds16), ko.kc);
+  kernels.to_bf16(ds, ld, qb.rows, ko.kc, Scratch::bits(sc.ds16), ko.kc);
   gemm.pv(sc.ds16.get(), ko.kc, qb.rows, ko.kc, ko.k_as_v, job.packed.v_stride, dim, sc.ones.get(),
           job.dq + qb.first * dim, dim);
-  kernels.transpose(p, ld, qb.rows, kb.count, sc.pt.get(), rp, rp);
-  kernels.transpose(ds, ld, qb.rows, kb.count, sc.dst.get(), rp, rp);
-  simd::rows_to_bf16(sc.pt.get(), rp, kb.count, rp, rp, Scratch::bits(sc.pt16), rp);
-  simd::rows_to_bf16(sc.dst.get(), rp, kb.count, rp, rp, Scratch::bits(sc.dst16), rp);
+  kernels.transpose_bf16(p, ld, qb.rows, kb.count, Scratch::bits(sc.pt16), rp, rp);
+  kernels.transpose_bf16(ds, ld, qb.rows, kb.count, Scratch::bits(sc.dst16), rp, rp);
   wait_for_turn(job.done[visit.key_block * job.chunks], visit.rank);
   gemm.pv(sc.pt16.get(), rp, kb.count, rp, sc.dout_as_v.get(), q_stride, dim, sc.ones.get(), ko.dv, dim);
   gemm.pv(sc.dst16.get(), rp, kb.count, rp, sc.q_as_v.get(), q_stride, dim, sc.ones.get(), ko.dk, dim);
