@@ -7,8 +7,13 @@ PyTorch SDPA (full attention) and FlexAttention with compiled block masks (FastV
 mask_mod and NATTEN's SWA mask_mod, tiled token order) in both dtypes, then prints one
 Markdown table with the ratios the issue sets as targets.
 
+With --backward: the gradients instead (issue 12): sta_bench's Table2-backward rows (fp32) and
+Table2-backward-bf16 rows (dense, natten 19,25,25, sta 5,5,5, sta 3,3,3; each backward timed
+beside the same backend's forward) and PyTorch's SDPA backward (full attention: the only
+CPU backward PyTorch has for these shapes) and, where it compiles, FlexAttention's.
+
 Usage: python3 bench/peers.py [--sta-bench build/sta_bench] [--threads N] [--reps R]
-                              [--json OUT.json] [--skip-torch] [--skip-ours]
+                              [--json OUT.json] [--skip-torch] [--skip-ours] [--backward]
 Times: ours = median of R repetitions (Google Benchmark, wall time); torch = best of R calls
 after a warm-up (and after compiling). Both use N threads (OMP_NUM_THREADS / torch threads).
 """
@@ -45,6 +50,96 @@ def run_ours(sta_bench, threads, reps):
                                                              "s": 1.0}[b["time_unit"]])
         labels[key] = b.get("label", "")
     return {k: statistics.median(v) for k, v in times.items()}, labels, data.get("context", {})
+
+
+def run_ours_backward(sta_bench, threads, reps):
+    """Backward and forward seconds (medians) per (precision, backend/mask)."""
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    out = f"/tmp/sta_peers_bw_{os.getpid()}.json"
+    cmd = [sta_bench, "--benchmark_filter=Table2-backward", f"--benchmark_repetitions={reps}",
+           f"--benchmark_out={out}", "--benchmark_out_format=json"]
+    print("+ " + " ".join(cmd), file=sys.stderr, flush=True)
+    subprocess.run(cmd, env=env, check=True, stdout=sys.stderr)
+    with open(out) as f:
+        data = json.load(f)
+    os.remove(out)
+    back, fwd, labels = {}, {}, {}
+    for b in data["benchmarks"]:
+        if b.get("run_type") == "aggregate":
+            continue
+        parts = b["run_name"].split("/")
+        key = ("bf16" if parts[0].endswith("-bf16") else "fp32", "/".join(parts[1:3]))
+        unit = {"ms": 1e-3, "us": 1e-6, "ns": 1e-9, "s": 1.0}[b["time_unit"]]
+        back.setdefault(key, []).append(b["real_time"] * unit)
+        fwd.setdefault(key, []).append(b["forward_ms"] * 1e-3)
+        labels[key] = b.get("label", "")
+    med = lambda d: {k: statistics.median(v) for k, v in d.items()}
+    return med(back), med(fwd), labels, data.get("context", {})
+
+
+def run_torch_backward(threads, reps, dim):
+    """Seconds of the backward alone (torch.autograd.grad of a forward kept alive) per
+    (precision, problem): SDPA for full attention, compiled Flex for the masks."""
+    try:
+        import torch
+    except Exception as e:
+        print(f"torch peers skipped: {type(e).__name__}: {e}", file=sys.stderr)
+        return {}, None
+    torch.set_num_threads(threads)
+    S = VIDEO[0] * VIDEO[1] * VIDEO[2]
+    res = {}
+
+    def best(f):
+        f()
+        t = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            f()
+            t.append(time.perf_counter() - t0)
+        return min(t)
+
+    torch.manual_seed(0)
+    for dname, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        q, k, v = (torch.randn(1, 1, S, dim).to(dtype).requires_grad_(True) for _ in range(3))
+        g = torch.randn(1, 1, S, dim).to(dtype)
+        print(f"torch {dname}: SDPA backward", file=sys.stderr, flush=True)
+        try:
+            out = torch.nn.functional.scaled_dot_product_attention(q, k, v)
+            res[(dname, "dense/full")] = best(
+                lambda: torch.autograd.grad(out, (q, k, v), g, retain_graph=True))
+        except Exception as e:  # torch without SDPA (Debian's 1.13), or no CPU backward
+            print(f"  failed: {type(e).__name__}: {str(e)[:200]}", file=sys.stderr)
+    return res, torch.__version__
+
+
+def main_backward(a):
+    ours, fwd, labels, ctx = ({}, {}, {}, {}) if a.skip_ours else run_ours_backward(a.sta_bench, a.threads, a.reps)
+    theirs, torch_version = ({}, None) if a.skip_torch else run_torch_backward(a.threads, a.reps, D_DEFAULT)
+    print(f"CPU: {ctx.get('cpu', '?')}; {a.threads} threads; torch {torch_version}")
+    print("\nOne head, D=128, 30x48x80 canvas, tile 6x8x8, no text. Seconds (ours: median wall "
+          "time; torch: best call of the backward alone).\n")
+    print("| precision | problem | kernels | backward | forward | backward / forward | PyTorch SDPA backward |")
+    print("|---|---|---|---:|---:|---:|---:|")
+    for prec in ("fp32", "bf16"):
+        for name in ("dense/full", "natten/swa:19,25,25", "sta/sta:5,5,5", "sta/sta:3,3,3"):
+            o, f, t = ours.get((prec, name)), fwd.get((prec, name)), theirs.get((prec, name))
+            cell = lambda x: "-" if x is None else f"{x:.3f}"
+            ratio = f"{o / f:.2f}x" if o and f else "-"
+            print(f"| {prec} | {name} | {labels.get((prec, name), '')} | {cell(o)} | {cell(f)} | "
+                  f"{ratio} | {cell(t)} |")
+    for prec in ("fp32", "bf16"):
+        d, s = ours.get((prec, "dense/full")), ours.get((prec, "sta/sta:3,3,3"))
+        if d and s:
+            print(f"- {prec}: sta 3,3,3 backward {d / s:.1f}x faster than dense backward")
+        t = theirs.get((prec, "dense/full"))
+        if t and s:
+            print(f"- {prec}: sta 3,3,3 backward {t / s:.1f}x faster than PyTorch SDPA's (full) backward")
+    if a.json:
+        with open(a.json, "w") as fh:
+            json.dump({"context": ctx, "torch": torch_version, "threads": a.threads,
+                       "backward": {f"{p}/{n}": v for (p, n), v in ours.items()},
+                       "forward": {f"{p}/{n}": v for (p, n), v in fwd.items()},
+                       "torch_backward": {f"{p}/{n}": v for (p, n), v in theirs.items()}}, fh, indent=1)
 
 
 def run_torch(threads, reps, dim):
@@ -117,7 +212,10 @@ def main():
     ap.add_argument("--json")
     ap.add_argument("--skip-torch", action="store_true")
     ap.add_argument("--skip-ours", action="store_true")
+    ap.add_argument("--backward", action="store_true", help="time the gradients instead")
     a = ap.parse_args()
+    if a.backward:
+        return main_backward(a)
     ours, labels, ctx = ({}, {}, {}) if a.skip_ours else run_ours(a.sta_bench, a.threads, a.reps)
     theirs, torch_version = ({}, None) if a.skip_torch else run_torch(a.threads, a.reps, D_DEFAULT)
 
