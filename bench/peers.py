@@ -29,10 +29,25 @@ VIDEO, TILE, D_DEFAULT = (30, 48, 80), (6, 8, 8), 128
 OURS = ["dense/full", "natten/swa:19,25,25", "sta/sta:3,3,3"]
 
 
-def run_ours(sta_bench, threads, reps):
+UNITS = {"ms": 1e-3, "us": 1e-6, "ns": 1e-9, "s": 1.0}
+
+
+def best(reps, f):
+    """Seconds of the fastest of `reps` calls of f, after one warm-up call."""
+    f()
+    t = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        f()
+        t.append(time.perf_counter() - t0)
+    return min(t)
+
+
+def run_bench(sta_bench, threads, reps, pattern):
+    """sta_bench's rows matching `pattern` on `threads` threads: (its JSON, the repetitions'
+    rows: the aggregates left out)."""
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     out = f"/tmp/sta_peers_{os.getpid()}.json"
-    pattern = "Table2/(fp32|bf16)/(dense/full|natten/swa:19,25,25|sta/sta:3,3,3)/"
     cmd = [sta_bench, f"--benchmark_filter={pattern}", f"--benchmark_repetitions={reps}",
            f"--benchmark_out={out}", "--benchmark_out_format=json"]
     print("+ " + " ".join(cmd), file=sys.stderr, flush=True)
@@ -40,37 +55,29 @@ def run_ours(sta_bench, threads, reps):
     with open(out) as f:
         data = json.load(f)
     os.remove(out)
+    return data, [b for b in data["benchmarks"] if b.get("run_type") != "aggregate"]
+
+
+def run_ours(sta_bench, threads, reps):
+    data, rows = run_bench(sta_bench, threads, reps,
+                           "Table2/(fp32|bf16)/(dense/full|natten/swa:19,25,25|sta/sta:3,3,3)/")
     times, labels = {}, {}
-    for b in data["benchmarks"]:
-        if b.get("run_type") == "aggregate":
-            continue
+    for b in rows:
         parts = b["run_name"].split("/")
         key = (parts[1], "/".join(parts[2:4]))
-        times.setdefault(key, []).append(b["real_time"] * {"ms": 1e-3, "us": 1e-6, "ns": 1e-9,
-                                                             "s": 1.0}[b["time_unit"]])
+        times.setdefault(key, []).append(b["real_time"] * UNITS[b["time_unit"]])
         labels[key] = b.get("label", "")
     return {k: statistics.median(v) for k, v in times.items()}, labels, data.get("context", {})
 
 
 def run_ours_backward(sta_bench, threads, reps):
     """Backward and forward seconds (medians) per (precision, backend/mask)."""
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-    out = f"/tmp/sta_peers_bw_{os.getpid()}.json"
-    cmd = [sta_bench, "--benchmark_filter=Table2-backward", f"--benchmark_repetitions={reps}",
-           f"--benchmark_out={out}", "--benchmark_out_format=json"]
-    print("+ " + " ".join(cmd), file=sys.stderr, flush=True)
-    subprocess.run(cmd, env=env, check=True, stdout=sys.stderr)
-    with open(out) as f:
-        data = json.load(f)
-    os.remove(out)
+    data, rows = run_bench(sta_bench, threads, reps, "Table2-backward")
     back, fwd, labels = {}, {}, {}
-    for b in data["benchmarks"]:
-        if b.get("run_type") == "aggregate":
-            continue
+    for b in rows:
         parts = b["run_name"].split("/")
         key = ("bf16" if parts[0].endswith("-bf16") else "fp32", "/".join(parts[1:3]))
-        unit = {"ms": 1e-3, "us": 1e-6, "ns": 1e-9, "s": 1.0}[b["time_unit"]]
-        back.setdefault(key, []).append(b["real_time"] * unit)
+        back.setdefault(key, []).append(b["real_time"] * UNITS[b["time_unit"]])
         fwd.setdefault(key, []).append(b["forward_ms"] * 1e-3)
         labels[key] = b.get("label", "")
     med = lambda d: {k: statistics.median(v) for k, v in d.items()}
@@ -89,15 +96,6 @@ def run_torch_backward(threads, reps, dim):
     S = VIDEO[0] * VIDEO[1] * VIDEO[2]
     res = {}
 
-    def best(f):
-        f()
-        t = []
-        for _ in range(reps):
-            t0 = time.perf_counter()
-            f()
-            t.append(time.perf_counter() - t0)
-        return min(t)
-
     torch.manual_seed(0)
     for dname, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
         q, k, v = (torch.randn(1, 1, S, dim).to(dtype).requires_grad_(True) for _ in range(3))
@@ -106,7 +104,7 @@ def run_torch_backward(threads, reps, dim):
         try:
             out = torch.nn.functional.scaled_dot_product_attention(q, k, v)
             res[(dname, "dense/full")] = best(
-                lambda: torch.autograd.grad(out, (q, k, v), g, retain_graph=True))
+                reps, lambda: torch.autograd.grad(out, (q, k, v), g, retain_graph=True))
         except Exception as e:  # torch without SDPA (Debian's 1.13), or no CPU backward
             print(f"  failed: {type(e).__name__}: {str(e)[:200]}", file=sys.stderr)
     return res, torch.__version__
@@ -174,15 +172,6 @@ def run_torch(threads, reps, dim):
             return m
         return mod
 
-    def best(f):
-        f()
-        t = []
-        for _ in range(reps):
-            t0 = time.perf_counter()
-            f()
-            t.append(time.perf_counter() - t0)
-        return min(t)
-
     res = {}
     torch.manual_seed(0)
     flex = torch.compile(flex_attention, dynamic=False)
@@ -194,11 +183,11 @@ def run_torch(threads, reps, dim):
         q, k, v = (torch.randn(1, 1, S, dim).to(dtype) for _ in range(3))
         print(f"torch {dname}: SDPA", file=sys.stderr, flush=True)
         res[(dname, "dense/full")] = best(
-            lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v))
+            reps, lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v))
         for name, bm in masks.items():
             print(f"torch {dname}: Flex {name}", file=sys.stderr, flush=True)
             try:
-                res[(dname, name)] = best(lambda: flex(q, k, v, block_mask=bm))
+                res[(dname, name)] = best(reps, lambda: flex(q, k, v, block_mask=bm))
             except Exception as e:  # report, keep going
                 print(f"  failed: {type(e).__name__}: {str(e)[:200]}", file=sys.stderr)
     return res, torch.__version__

@@ -5,6 +5,7 @@
 #endif
 #include "grad-inl.hpp"
 #include "grad.hpp"
+#include "transpose-inl.hpp"
 
 namespace sta::simd {
 
@@ -81,36 +82,13 @@ void to_bf16_avx512(const float* src, int64_t lds, int64_t rows, int64_t cols, b
 
 void transpose_bf16_avx512(const float* src, int64_t lds, int64_t rows, int64_t cols, bf16_t* dst,
                            int64_t ldd, int64_t pad) {
-  const int64_t r8 = rows - rows % 8, c8 = cols - cols % 8;
-  constexpr int64_t kB = 64;  // 64 x 64 tiles of 8 x 8 blocks stay in L1
-  for (int64_t i0 = 0; i0 < r8; i0 += kB)
-    for (int64_t j0 = 0; j0 < c8; j0 += kB)
-      for (int64_t i = i0; i < std::min(i0 + kB, r8); i += 8)
-        for (int64_t j = j0; j < std::min(j0 + kB, c8); j += 8) {
-          // One 8 x 8 block: unpack / shuffle / permute2f128, each row rounded as stored.
-          __m256 r[8], t[8];
-          for (int a = 0; a < 8; ++a) r[a] = _mm256_loadu_ps(src + (i + a) * lds + j);
-          for (int a = 0; a < 8; a += 2) {
-            t[a] = _mm256_unpacklo_ps(r[a], r[a + 1]);
-            t[a + 1] = _mm256_unpackhi_ps(r[a], r[a + 1]);
-          }
-          for (int a = 0; a < 8; a += 4) {
-            r[a] = _mm256_shuffle_ps(t[a], t[a + 2], _MM_SHUFFLE(1, 0, 1, 0));
-            r[a + 1] = _mm256_shuffle_ps(t[a], t[a + 2], _MM_SHUFFLE(3, 2, 3, 2));
-            r[a + 2] = _mm256_shuffle_ps(t[a + 1], t[a + 3], _MM_SHUFFLE(1, 0, 1, 0));
-            r[a + 3] = _mm256_shuffle_ps(t[a + 1], t[a + 3], _MM_SHUFFLE(3, 2, 3, 2));
-          }
-          for (int a = 0; a < 4; ++a) {
-            _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + (j + a) * ldd + i),
-                             bf16_halves(_mm256_permute2f128_ps(r[a], r[a + 4], 0x20)));
-            _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + (j + a + 4) * ldd + i),
-                             bf16_halves(_mm256_permute2f128_ps(r[a], r[a + 4], 0x31)));
-          }
-        }
-  for (int64_t j = 0; j < cols; ++j) {  // the edges: rows past r8, columns past c8
-    for (int64_t i = j < c8 ? r8 : 0; i < rows; ++i) dst[j * ldd + i] = float_to_bf16(src[i * lds + j]);
-    std::fill(dst + j * ldd + rows, dst + j * ldd + pad, bf16_t{0});
-  }
+  transpose_blocked(
+      src, lds, rows, cols,
+      [&](int64_t j, int64_t i, __m256 v) {
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + j * ldd + i), bf16_halves(v));
+      },
+      [&](int64_t j, int64_t i) { dst[j * ldd + i] = float_to_bf16(src[i * lds + j]); });
+  for (int64_t j = 0; j < cols; ++j) std::fill(dst + j * ldd + rows, dst + j * ldd + pad, bf16_t{0});
 }
 
 }  // namespace sta::simd

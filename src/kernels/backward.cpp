@@ -322,6 +322,15 @@ void apply_step(const QueryBlock& qb, const KeyOperands& ko, int64_t c0, int64_t
                             ko.dk + c0 * dim, dim);
 }
 
+/// P of a whole key block (the paths that visit blocks whole) from the raw scores in `p`
+/// (stride ld, kc padded keys): masked entries and padding keys -inf, then exp(scale s - lse).
+void block_probs(const QueryBlock& qb, const KeyBlock& kb, const Visit& visit, int64_t kc,
+                 float scale, const simd::BackwardKernels& kernels, Scratch& sc, float* p, int64_t ld) {
+  if (visit.masked) sc.mask.apply(p, ld, qb.row0, qb.rows, kNegInf);
+  for (int64_t r = 0; r < qb.rows; ++r) std::fill(p + r * ld + kb.count, p + r * ld + kc, kNegInf);
+  kernels.probs_from_lse(p, ld, qb.rows, kc, scale, sc.lse.get());
+}
+
 /// One visit on other layouts (OpenBLAS rows): the family's qk and pv, P and dS transposed by
 /// hand for dV and dK; the whole block at once (the BLAS call is the unit of work).
 void visit_transposing(const HeadJob& job, const QueryBlock& qb, const KeyBlock& kb,
@@ -331,9 +340,7 @@ void visit_transposing(const HeadJob& job, const QueryBlock& qb, const KeyBlock&
   float* p = sc.p.get();
   float* ds = sc.ds.get();
   gemm.qk(sc.q.get(), dim, qb.rows, dim, ko.k_as_k, ko.kc, p, ld);
-  if (visit.masked) sc.mask.apply(p, ld, qb.row0, qb.rows, kNegInf);
-  for (int64_t r = 0; r < qb.rows; ++r) std::fill(p + r * ld + kb.count, p + r * ld + ko.kc, kNegInf);
-  kernels.probs_from_lse(p, ld, qb.rows, ko.kc, scale, sc.lse.get());
+  block_probs(qb, kb, visit, ko.kc, scale, kernels, sc, p, ld);
   gemm.qk(sc.dout.get(), dim, qb.rows, dim, ko.v_as_k, ko.kc, ds, ld);
   kernels.grad_scores(ds, ld, p, ld, qb.rows, ko.kc, sc.delta.get(), ds_scale(job, scale));
   if (job.bf16) {
@@ -365,9 +372,7 @@ void visit_bf16(const HeadJob& job, const QueryBlock& qb, const KeyBlock& kb, co
   float* ds = sc.ds.get();
   const int64_t dp = simd::padded_dim_bf16(dim);
   gemm.qk(sc.q16.get(), dp, qb.rows, dim, ko.k_as_k, ko.kc, p, ld);
-  if (visit.masked) sc.mask.apply(p, ld, qb.row0, qb.rows, kNegInf);
-  for (int64_t r = 0; r < qb.rows; ++r) std::fill(p + r * ld + kb.count, p + r * ld + ko.kc, kNegInf);
-  kernels.probs_from_lse(p, ld, qb.rows, ko.kc, scale, sc.lse.get());
+  block_probs(qb, kb, visit, ko.kc, scale, kernels, sc, p, ld);
   gemm.qk(sc.dout16.get(), dp, qb.rows, dim, ko.v_as_k, ko.kc, ds, ld);
   kernels.grad_scores(ds, ld, p, ld, qb.rows, ko.kc, sc.delta.get(), ds_scale(job, scale));
   kernels.to_bf16(ds, ld, qb.rows, ko.kc, Scratch::bits(sc.ds16), ko.kc);

@@ -1,0 +1,56 @@
+#pragma once
+// The 8 x 8 float transpose of the backward's P^T and dS^T (AVX2 registers; also used by the
+// AVX-512 file, which rounds each transposed row to bf16 as it stores it). Include only from
+// files compiled with AVX2 or AVX-512 (grad_avx2.cpp, grad_avx512.cpp).
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstdint>
+
+namespace sta::simd {
+namespace {
+
+/// Column c of the 8 x 8 block at `src` (row stride lds) into out[c], c = 0..7 (the classic
+/// unpack / shuffle / permute2f128 sequence).
+inline void transpose8x8(const float* src, int64_t lds, __m256 out[8]) {
+  __m256 r[8], t[8];
+  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * lds);
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    r[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  for (int i = 0; i < 4; ++i) {
+    out[i] = _mm256_permute2f128_ps(r[i], r[i + 4], 0x20);
+    out[i + 4] = _mm256_permute2f128_ps(r[i], r[i + 4], 0x31);
+  }
+}
+
+/// The transpose of `rows` x `cols` floats (row stride lds) in 8 x 8 blocks, 64 x 64 tiles of
+/// them at a time (they stay in L1): store(j, i, v) receives the 8 values src[i..i+8)[j] of
+/// transposed row j from column i on; edge(j, i) each single value src[i][j] of the rows past
+/// the last multiple of 8 and the columns past it.
+template <class Store, class Edge>
+inline void transpose_blocked(const float* src, int64_t lds, int64_t rows, int64_t cols, Store store,
+                              Edge edge) {
+  const int64_t r8 = rows - rows % 8, c8 = cols - cols % 8;
+  constexpr int64_t kB = 64;
+  for (int64_t i0 = 0; i0 < r8; i0 += kB)
+    for (int64_t j0 = 0; j0 < c8; j0 += kB)
+      for (int64_t i = i0; i < std::min(i0 + kB, r8); i += 8)
+        for (int64_t j = j0; j < std::min(j0 + kB, c8); j += 8) {
+          __m256 out[8];
+          transpose8x8(src + i * lds + j, lds, out);
+          for (int a = 0; a < 8; ++a) store(j + a, i, out[a]);
+        }
+  for (int64_t j = 0; j < cols; ++j)
+    for (int64_t i = j < c8 ? r8 : 0; i < rows; ++i) edge(j, i);
+}
+
+}  // namespace
+}  // namespace sta::simd
