@@ -1,8 +1,8 @@
 // The bf16 GEMM micro-kernels (simd/gemm.hpp) at the flash shape, one thread, beside the peak
 // probes of their instruction sets and the fp32 families, in one run:
 //   sta_bench --benchmark_filter='GemmBf16' --benchmark_repetitions=5
-// GemmBf16/<qk|pv|pv_overwrite>/<family>/<D>: S = Q K^T (384 x 384, k = D), O = alpha O + P V
-// or O = P V (384 x D, k = 384 keys) with GFLOP/s = 2 m n k per call; GemmBf16/probe/<isa>: the probe's GFLOP/s
+// GemmBf16/<qk|pv|pv_overwrite|pv_add>/<family>/<D>: S = Q K^T (384 x 384, k = D), O = alpha O
+// + P V, O = P V, or O += P V (alpha all ones: the backward's dQ, dK, dV) (384 x D, k = 384 keys) with GFLOP/s = 2 m n k per call; GemmBf16/probe/<isa>: the probe's GFLOP/s
 // (simd/probe_bf16.hpp). Families this CPU cannot run are reported as skipped.
 // Every operand is 64-byte aligned (strides too), as the flash loop should hand them; the
 // .../misaligned rows shift every buffer by 16 bytes (what plain std::vector storage gives):
@@ -108,8 +108,10 @@ void BM_Qk(benchmark::State& state, const char* family, int64_t dim, int64_t shi
   set_rate(state, kRows, kKeys, dim);
 }
 
-void BM_Pv(benchmark::State& state, const char* family, int64_t dim, int64_t shift,
-           bool with_alpha) {
+/// What BM_Pv passes as alpha: none (O = P V), 0.999 (the flash loop's rescaling), ones (O += P V).
+enum class PvAlpha { kNone, kRescale, kOnes };
+
+void BM_Pv(benchmark::State& state, const char* family, int64_t dim, int64_t shift, PvAlpha mode) {
   const GemmKernels* fam = find_gemm_kernels(family);
   if (fam == nullptr) {
     state.SkipWithError((std::string(family) + " not usable here").c_str());
@@ -117,11 +119,12 @@ void BM_Pv(benchmark::State& state, const char* family, int64_t dim, int64_t shi
   }
   Operands op(*fam, dim, shift);
   const int64_t stride = packed_v_panel_stride(fam->layout, kKeys, dim);
+  const std::vector<float> ones(op.alpha.size(), 1.0f);
+  const float* alpha = mode == PvAlpha::kNone ? nullptr : mode == PvAlpha::kOnes ? ones.data() : op.alpha.data();
   for (auto _ : state) {
-    // The flash loop's steady state (O rescaled by alpha and accumulated), or its first key
-    // block (O = P V).
-    fam->pv(op.p(), op.ldp, kRows, kKeys, op.v(), stride, dim,
-            with_alpha ? op.alpha.data() : nullptr, op.o.data(), dim);
+    // The flash loop's steady state (O rescaled by alpha and accumulated), its first key
+    // block (O = P V), or the backward's accumulation.
+    fam->pv(op.p(), op.ldp, kRows, kKeys, op.v(), stride, dim, alpha, op.o.data(), dim);
     benchmark::DoNotOptimize(op.o.data());
     benchmark::ClobberMemory();
   }
@@ -150,11 +153,15 @@ const bool kRegistered = [] {
             std::string(fam) + "/" + std::to_string(dim) + (shift != 0 ? "/misaligned" : "");
         benchmark::RegisterBenchmark(("GemmBf16/qk/" + tail).c_str(), BM_Qk, fam, dim, shift)
             ->Unit(benchmark::kMicrosecond);
-        benchmark::RegisterBenchmark(("GemmBf16/pv/" + tail).c_str(), BM_Pv, fam, dim, shift, true)
+        benchmark::RegisterBenchmark(("GemmBf16/pv/" + tail).c_str(), BM_Pv, fam, dim, shift,
+                                     PvAlpha::kRescale)
             ->Unit(benchmark::kMicrosecond);
         if (shift == 0) {
           benchmark::RegisterBenchmark(("GemmBf16/pv_overwrite/" + tail).c_str(), BM_Pv, fam, dim,
-                                       shift, false)
+                                       shift, PvAlpha::kNone)
+              ->Unit(benchmark::kMicrosecond);
+          benchmark::RegisterBenchmark(("GemmBf16/pv_add/" + tail).c_str(), BM_Pv, fam, dim, shift,
+                                       PvAlpha::kOnes)
               ->Unit(benchmark::kMicrosecond);
         }
       }

@@ -116,12 +116,36 @@ void combine(const float* block, int64_t nrows, int64_t c0, int64_t dim, const f
   }
 }
 
+/// Whether alpha[r] == 1 for the 32 rows of a block (O += P V: the backward's dQ, dK, dV).
+inline bool all_ones(const float* alpha) {
+  const __mmask16 lo = _mm512_cmp_ps_mask(_mm512_loadu_ps(alpha), _mm512_set1_ps(1.0f), _CMP_EQ_OQ);
+  const __mmask16 hi = _mm512_cmp_ps_mask(_mm512_loadu_ps(alpha + 16), _mm512_set1_ps(1.0f), _CMP_EQ_OQ);
+  return lo == 0xffff && hi == 0xffff;
+}
+
 template <bool kTwo>
 void pv_rows(const bf16_t* p, int64_t ldp, int64_t nrows, int64_t kcols, const bf16_t* v,
              int64_t stride, int64_t dim, const float* alpha, float* o, int64_t ldo) {
   alignas(64) float block[32 * 32];
   const int64_t panels = (dim + kDimPanel - 1) / kDimPanel;
+  const int64_t ldo_bytes = ldo * static_cast<int64_t>(sizeof(float));
+  // O += P V on whole 32 x 32 blocks: the tiles start from O and go straight back (no scratch,
+  // no AVX-512 pass; the sum starts from O instead of adding it last).
+  const bool accumulate = kTwo && nrows == 32 && alpha != nullptr && all_ones(alpha);
   for (int64_t cp = 0; cp < panels; ++cp) {
+    if (accumulate && (cp + 1) * kDimPanel <= dim) {
+      float* oc = o + cp * kDimPanel;
+      _tile_loadd(0, oc, ldo_bytes);
+      _tile_loadd(1, oc + 16, ldo_bytes);
+      _tile_loadd(2, oc + 16 * ldo, ldo_bytes);
+      _tile_loadd(3, oc + 16 * ldo + 16, ldo_bytes);
+      dot_steps<kTwo>(p, ldp * 2, 16 * ldp, v + cp * stride, kcols / 32);
+      _tile_stored(0, oc, ldo_bytes);
+      _tile_stored(1, oc + 16, ldo_bytes);
+      _tile_stored(2, oc + 16 * ldo, ldo_bytes);
+      _tile_stored(3, oc + 16 * ldo + 16, ldo_bytes);
+      continue;
+    }
     _tile_zero(0);
     _tile_zero(1);
     if (kTwo) {
@@ -133,7 +157,6 @@ void pv_rows(const bf16_t* p, int64_t ldp, int64_t nrows, int64_t kcols, const b
       // O = P V on a whole 32 x 32 block: the tiles go straight into O (about 1.2x faster
       // than through the scratch: AVX-512 reads right after tile stores stall).
       float* oc = o + cp * kDimPanel;
-      const int64_t ldo_bytes = ldo * static_cast<int64_t>(sizeof(float));
       _tile_stored(0, oc, ldo_bytes);
       _tile_stored(1, oc + 16, ldo_bytes);
       _tile_stored(2, oc + 16 * ldo, ldo_bytes);

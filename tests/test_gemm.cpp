@@ -155,8 +155,13 @@ void check_qk(const GemmKernels& fam, int64_t rows, int64_t keys, int64_t dim, u
   }
 }
 
-void check_pv(const GemmKernels& fam, int64_t rows, int64_t keys, int64_t dim, bool with_alpha,
+/// O = P V (no alpha), O = alpha O + P V (alpha in [0, 1)), O += P V (alpha all ones: the
+/// backward's accumulations, which the AMX family adds in its tiles).
+enum class Alpha { kNone, kRandom, kOnes };
+
+void check_pv(const GemmKernels& fam, int64_t rows, int64_t keys, int64_t dim, Alpha mode,
               uint64_t seed) {
+  const bool with_alpha = mode != Alpha::kNone;
   std::mt19937_64 rng(seed);
   const bool b16 = fam.bf16();
   const int64_t first = 1 + static_cast<int64_t>(rng() % 40);
@@ -168,7 +173,8 @@ void check_pv(const GemmKernels& fam, int64_t rows, int64_t keys, int64_t dim, b
   }
   const std::vector<float> v0 = random_values(rng, first * dim, b16);
   const std::vector<float> v = random_values(rng, keys * dim, b16);
-  const std::vector<float> alpha = random_values(rng, (rows + 31) / 32 * 32, false, 0.0f, 1.0f);
+  std::vector<float> alpha = random_values(rng, (rows + 31) / 32 * 32, false, 0.0f, 1.0f);
+  if (mode == Alpha::kOnes) std::fill(alpha.begin(), alpha.end(), 1.0f);
   const std::vector<float> o_in = random_values(rng, rows * dim, false);
   const RowOperand po = make_rows(p, rows, kcols, b16, kcols);
   const PackedHead vh = pack_head(fam, false, v0, first, v, keys, dim);
@@ -223,20 +229,21 @@ TEST_P(GemmFamily, PvMatchesNaiveGemm) {
   for (int64_t dim : kDims) {
     for (int64_t rows : kRows) {
       for (int64_t keys : kKeys) {
-        check_pv(*fam, rows, keys, dim, (seed & 1) != 0, seed);
+        check_pv(*fam, rows, keys, dim, static_cast<Alpha>(seed % 3), seed);
         ++seed;
       }
     }
   }
 }
 
-TEST_P(GemmFamily, FlashShapeBothAlphaModes) {
+TEST_P(GemmFamily, FlashShapeEveryAlphaMode) {
   const GemmKernels* fam = family();
   ASSERT_NE(fam, nullptr);  // SetUp skipped the families this CPU lacks
   // FastVideo's block: 384 queries x 384 keys, D = 128 (a whole tile against a whole tile).
   check_qk(*fam, 384, 384, 128, 77);
-  check_pv(*fam, 384, 384, 128, false, 78);
-  check_pv(*fam, 384, 384, 128, true, 79);
+  check_pv(*fam, 384, 384, 128, Alpha::kNone, 78);
+  check_pv(*fam, 384, 384, 128, Alpha::kRandom, 79);
+  check_pv(*fam, 384, 384, 128, Alpha::kOnes, 80);
 }
 
 INSTANTIATE_TEST_SUITE_P(AllFamilies, GemmFamily, ::testing::ValuesIn(kFamilies),
