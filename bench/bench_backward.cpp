@@ -56,10 +56,18 @@ std::vector<BackwardSet> backward_sets() {
   quick_bf16.name = "Quick-backward-bf16";
   quick_bf16.precision = sta::Precision::kBf16;
   quick_bf16.runs = {{Backend::kDense, "full"}, {Backend::kSta, "sta:3,3,3"}};
+  // The Hunyuan preset's text (226 real tokens padded to 256): text queries attend every key
+  // and every query attends the text keys, so the text rows visit every key block.
+  BackwardSet text;
+  text.name = "Table2-backward-text";
+  text.geometry = table2.geometry;
+  text.geometry.text_length = 226;
+  text.geometry.text_pad = 256;
+  text.runs = {{Backend::kNatten, "swa:19,25,25"}, {Backend::kSta, "sta:3,3,3"}};
   BackwardSet table2_bf16 = table2;
   table2_bf16.name = "Table2-backward-bf16";
   table2_bf16.precision = sta::Precision::kBf16;
-  return {quick, quick_bf16, table2, table2_bf16};
+  return {quick, quick_bf16, table2, table2_bf16, text};
 }
 
 void run_backward(benchmark::State& state, Backend backend, const BackwardSet& set,

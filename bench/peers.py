@@ -72,7 +72,7 @@ def run_ours(sta_bench, threads, reps):
 
 def run_ours_backward(sta_bench, threads, reps):
     """Backward and forward seconds (medians) per (precision, backend/mask)."""
-    data, rows = run_bench(sta_bench, threads, reps, "Table2-backward")
+    data, rows = run_bench(sta_bench, threads, reps, "^Table2-backward(-bf16)?/")
     back, fwd, labels = {}, {}, {}
     for b in rows:
         parts = b["run_name"].split("/")
