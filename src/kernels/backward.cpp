@@ -69,7 +69,25 @@ struct QueryBlock {
   int64_t query_tile = -1;
   int64_t row0 = 0;
   std::vector<Visit> visits;
+  /// Text rows only: the dQ partial this task accumulates into (its share of the key blocks;
+  /// see plan_query_blocks), -1 for a task that owns its dQ rows.
+  int64_t partial = -1;
 };
+
+/// Key blocks per text task. Text rows visit every key block, and they are every key block's
+/// first visitor (text tasks come first); as one task per 384 rows they were a convoy on many
+/// threads: a video task waits for the text task to reach its key blocks, and that task sweeps
+/// them all (measured on the 16-core server, Table2 shape with Hunyuan's text, 16 threads:
+/// waiting 3.3 -> 10.9 thread-seconds for sta 3,3,3 and 12 -> 26 for natten 19,25,25 against
+/// no text; backward 1.30 -> 1.79 s and 4.07 -> 5.25 s while the forward stayed within 10 %).
+/// So a text row block's visits are cut into runs of this many key blocks, one task each, run
+/// first and side by side; each adds its dQ terms into a partial of its own, and the partials
+/// are summed in run order once the head's tasks are done (a fixed order: the same bits for
+/// any thread count). With the video tasks visiting the text keys first (plan_query_blocks),
+/// measured there in alternating runs: sta 3,3,3 backward 1.47-1.79 -> 1.23-1.28 s, waiting
+/// 8.0-11.6 -> 2.8-3.0 thread-seconds (the level without text); natten 4.31-5.01 -> 4.02-4.20
+/// s, waiting 16-28 -> 11.4-11.7. Neutral on 2 cores (no convoy with 2 threads).
+constexpr int64_t kTextTaskKeyBlocks = 24;
 
 /// Video key tiles, then the valid text keys in chunks. Shared by every head.
 std::vector<KeyBlock> plan_key_blocks(const Geometry& g, int64_t* padded_total) {
@@ -101,8 +119,8 @@ std::vector<int64_t> interleaved_order(int64_t n) {
   return order;
 }
 
-/// The tasks of one head mask in task order (text rows first: they visit every key block, so
-/// dynamic scheduling ends on the small video tasks; then the video query tiles, interleaved),
+/// The tasks of one head mask in task order (text rows first, cut into runs of key blocks
+/// (kTextTaskKeyBlocks) with a dQ partial each; then the video query tiles, interleaved),
 /// with each visit's rank among the visitors of its key block (a video key tile's video
 /// visitors are its inverse window, query_tile_visits, ranked in task order).
 std::vector<QueryBlock> plan_query_blocks(const Geometry& g, const Mask& mask, FlashMode mode,
@@ -116,17 +134,26 @@ std::vector<QueryBlock> plan_query_blocks(const Geometry& g, const Mask& mask, F
   auto visit_text_keys = [&](QueryBlock& qb) {
     for (size_t kb = static_cast<size_t>(n); kb < keys.size(); ++kb) visit(qb, static_cast<int64_t>(kb), false);
   };
+  int64_t partials = 0;
   for (int64_t first = v; first < g.seq_len(); first += kBlockRows) {
-    QueryBlock qb{first, std::min(kBlockRows, g.seq_len() - first), -1, 0, {}};
-    for (int64_t kt = 0; kt < n; ++kt) visit(qb, kt, false);  // text sees every valid key
-    visit_text_keys(qb);
-    plan.push_back(std::move(qb));
+    const int64_t rows = std::min(kBlockRows, g.seq_len() - first);
+    const int64_t blocks = static_cast<int64_t>(keys.size());  // text sees every valid key
+    for (int64_t b0 = 0; b0 < blocks; b0 += kTextTaskKeyBlocks) {
+      QueryBlock qb{first, rows, -1, 0, {}, partials++};
+      for (int64_t kb = b0; kb < std::min(blocks, b0 + kTextTaskKeyBlocks); ++kb) visit(qb, kb, false);
+      plan.push_back(std::move(qb));
+    }
   }
   std::vector<std::vector<KeyTileVisit>> windows;
   if (mode != FlashMode::kDense) windows = key_tile_visits(g, mask);
   for (int64_t qt : interleaved_order(n)) {
     for (int64_t row0 = 0; row0 < g.tile_size(qt); row0 += kBlockRows) {
       QueryBlock qb{g.tile_offset(qt) + row0, std::min(kBlockRows, g.tile_size(qt) - row0), qt, row0, {}};
+      // The text keys first: every video task visits them, one after another in task order,
+      // so a task that reached them last (as its final visit) would wait at its end for all
+      // earlier tasks still running; first, it waits (if at all) while its later steps run
+      // ahead in the slots.
+      visit_text_keys(qb);
       if (mode == FlashMode::kDense) {
         for (int64_t kt = 0; kt < n; ++kt) visit(qb, kt, false);
       } else {
@@ -138,7 +165,6 @@ std::vector<QueryBlock> plan_query_blocks(const Geometry& g, const Mask& mask, F
           visit(qb, w.key_tile, !w.dense);
         }
       }
-      visit_text_keys(qb);
       plan.push_back(std::move(qb));
     }
   }
@@ -179,6 +205,7 @@ struct HeadJob {
   std::atomic<int64_t>* done;  ///< per key block and chunk: accumulations applied so far
   int64_t chunks = 1;          ///< chunks per key block (done[block * chunks + chunk])
   bool bf16 = false;           ///< SPEC 8's bf16 mode (flash_attention_backward)
+  float* dq_partials = nullptr;  ///< text tasks' dQ partials, kBlockRows x D each
 };
 
 /// The factor folded into dS: the softmax scale in fp32 (dq = dS K, dk = dS^T Q need no
@@ -224,6 +251,11 @@ struct Scratch {
 /// handed out before this one, which never wait on later tasks: no deadlock.
 void wait_for_turn(const std::atomic<int64_t>& done, int64_t rank) {
   while (done.load(std::memory_order_acquire) != rank) std::this_thread::yield();
+}
+
+/// Where a task adds its dQ terms: its own rows of dq, or its partial (text tasks).
+float* dq_rows(const HeadJob& job, const QueryBlock& qb, int64_t dim) {
+  return qb.partial >= 0 ? job.dq_partials + qb.partial * kBlockRows * dim : job.dq + qb.first * dim;
 }
 
 /// Loads the task's rows: Q and dO copied with zero padding rows (the kernels may read up
@@ -308,7 +340,7 @@ void compute_step(const HeadJob& job, const QueryBlock& qb, const Visit& visit,
     kernels.round_bf16(ds, ld, qb.rows, cols);
   }
   gemm.pv(ds, ld, qb.rows, cols, k_as_v, job.packed.v_stride, dim, sc.ones.get(),
-          job.dq + qb.first * dim, dim);
+          dq_rows(job, qb, dim), dim);
 }
 
 /// The second half of a step, once the chunk's earlier visitors are done: dV += P^T dO and
@@ -348,7 +380,7 @@ void visit_transposing(const HeadJob& job, const QueryBlock& qb, const KeyBlock&
     kernels.round_bf16(ds, ld, qb.rows, ko.kc);
   }
   gemm.pv(ds, ld, qb.rows, ko.kc, ko.k_as_v, job.packed.v_stride, dim, sc.ones.get(),
-          job.dq + qb.first * dim, dim);
+          dq_rows(job, qb, dim), dim);
   kernels.transpose(p, ld, qb.rows, kb.count, sc.pt.get(), rp, rp);
   kernels.transpose(ds, ld, qb.rows, kb.count, sc.dst.get(), rp, rp);
   wait_for_turn(job.done[visit.key_block * job.chunks], visit.rank);
@@ -377,7 +409,7 @@ void visit_bf16(const HeadJob& job, const QueryBlock& qb, const KeyBlock& kb, co
   kernels.grad_scores(ds, ld, p, ld, qb.rows, ko.kc, sc.delta.get(), ds_scale(job, scale));
   kernels.to_bf16(ds, ld, qb.rows, ko.kc, Scratch::bits(sc.ds16), ko.kc);
   gemm.pv(sc.ds16.get(), ko.kc, qb.rows, ko.kc, ko.k_as_v, job.packed.v_stride, dim, sc.ones.get(),
-          job.dq + qb.first * dim, dim);
+          dq_rows(job, qb, dim), dim);
   kernels.transpose_bf16(p, ld, qb.rows, kb.count, Scratch::bits(sc.pt16), rp, rp);
   kernels.transpose_bf16(ds, ld, qb.rows, kb.count, Scratch::bits(sc.dst16), rp, rp);
   wait_for_turn(job.done[visit.key_block * job.chunks], visit.rank);
@@ -486,10 +518,17 @@ void pack_key_block(const simd::GemmKernels& gemm, const KeyBlock& kb, const flo
     simd::pack_v(gemm.layout, k + kb.first * dim, dim, kb.count, dim, kb.packed, kp, k_as_v);
 }
 
+/// A text row block's dQ partials (its tasks' `partial` indices count, from p0 on).
+struct TextRows {
+  int64_t first, rows, p0, count;
+};
+
 /// Key blocks and the tasks of every head mask, with the scratch sizes they need.
 struct BackwardPlan {
   std::vector<KeyBlock> keys;
   std::vector<std::vector<QueryBlock>> queries;  ///< one task list per mask
+  std::vector<TextRows> text;                    ///< the same for every mask
+  int64_t partials = 0;                          ///< dQ partials of a head
   int64_t padded_keys = 0;  ///< packed keys of a head
   int64_t max_rows = 0;     ///< rows of the largest query block, rounded up to 32
   int64_t max_keys = 0;     ///< padded keys of the largest key block
@@ -499,6 +538,12 @@ BackwardPlan plan_backward(const Geometry& g, const std::vector<Mask>& masks, Fl
   BackwardPlan bp;
   bp.keys = plan_key_blocks(g, &bp.padded_keys);
   for (const Mask& mask : masks) bp.queries.push_back(plan_query_blocks(g, mask, mode, bp.keys));
+  for (const QueryBlock& qb : bp.queries.front()) {
+    if (qb.partial < 0) continue;
+    if (bp.text.empty() || bp.text.back().first != qb.first) bp.text.push_back({qb.first, qb.rows, qb.partial, 0});
+    ++bp.text.back().count;
+    bp.partials = qb.partial + 1;
+  }
   int64_t rows = 1, keys = 1;
   for (const auto& plan : bp.queries)
     for (const QueryBlock& qb : plan) rows = std::max(rows, qb.rows);
@@ -545,6 +590,8 @@ BlockCounts flash_attention_backward(const AttentionShape& shape, const Geometry
   LargeArray<float> v_as_k(simd::packed_k_elements(gemm.layout, kp, dim), "packed V");
   LargeArray<float> k_as_v(share_k ? 1 : simd::packed_v_elements(gemm.layout, kp, dim), "packed K");
   std::unique_ptr<std::atomic<int64_t>[]> done(new std::atomic<int64_t>[keys.size() * static_cast<size_t>(chunks)]);
+  const int64_t partial_elems = kBlockRows * dim;
+  FloatArray partials = float_array(bp.partials * partial_elems);
 
   const int64_t most_tasks = static_cast<int64_t>(bp.queries.front().size());
   const int team = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(omp_get_max_threads(), most_tasks)));
@@ -569,6 +616,8 @@ BlockCounts flash_attention_backward(const AttentionShape& shape, const Geometry
                        share_k ? nullptr : k_as_v.data());
         for (int64_t c = 0; c < chunks; ++c) done[b * chunks + c].store(0, std::memory_order_relaxed);
       }
+#pragma omp for schedule(static)
+      for (int64_t i = 0; i < bp.partials * partial_elems; ++i) partials[i] = 0.0f;
 #pragma omp single
       next_task.store(0);
       // (implicit barriers: every block packed and every counter reset before any task)
@@ -577,7 +626,7 @@ BlockCounts flash_attention_backward(const AttentionShape& shape, const Geometry
                         &mask_for_head(masks, head), &keys,
                         {k_as_k.data(), v_as_k.data(), share_k ? k_as_k.data() : k_as_v.data(),
                          simd::packed_v_panel_stride(gemm.layout, kp, dim)},
-                        done.get(), chunks, bf16};
+                        done.get(), chunks, bf16, partials.get()};
       // Tasks are handed out in increasing order (one shared counter), which the key-block
       // ranks rely on: a task only ever waits for earlier tasks.
       for (int64_t t = next_task.fetch_add(1); t < static_cast<int64_t>(plan.size());
@@ -586,6 +635,15 @@ BlockCounts flash_attention_backward(const AttentionShape& shape, const Geometry
                                config.defer_applies, sc);
       }
 #pragma omp barrier
+      // The text rows' dQ: their tasks' partials summed in task order.
+      for (const TextRows& tr : bp.text) {
+#pragma omp for schedule(static)
+        for (int64_t i = 0; i < tr.rows * dim; ++i) {
+          float acc = 0.0f;
+          for (int64_t p = tr.p0; p < tr.p0 + tr.count; ++p) acc += partials[p * partial_elems + i];
+          dq[off + tr.first * dim + i] = acc;
+        }
+      }
     }
     per_thread[static_cast<size_t>(omp_get_thread_num())] = did;
   }
