@@ -167,6 +167,20 @@ TEST_F(CliGrad, Bf16PrecisionIsTheLibrarysAndSaysSo) {
   EXPECT_NE(in("dv_fp32.npy"), dv);
 }
 
+TEST_F(CliGrad, ProgressLineOnRequestAndQuietOtherwise) {
+  // Four heads ([2, 2, ...]): --progress shows the per-head line (as sta run does), --quiet
+  // and a non-terminal stderr show none; the files are the same either way.
+  const std::string mask = " --mask sta:1,1,1";
+  const auto shown = run_cli("grad " + inputs() + mask + grads("p") + " --progress");
+  ASSERT_EQ(shown.exit_code, 0) << shown.output;
+  EXPECT_NE(shown.output.find("head 4/4"), std::string::npos) << shown.output;
+  const auto quiet = run_cli("grad " + inputs() + mask + grads("q") + " --quiet");
+  ASSERT_EQ(quiet.exit_code, 0) << quiet.output;
+  EXPECT_EQ(quiet.output.find("head "), std::string::npos) << quiet.output;
+  auto in = [&](const std::string& name) { return read_npy(path(name), name).data; };
+  EXPECT_EQ(in("dk_p.npy"), in("dk_q.npy"));
+}
+
 TEST_F(CliGrad, BadInputExitsTwoNamingTheArgument) {
   struct Case {
     std::string args, names;

@@ -120,7 +120,7 @@ uint64_t memory_budget();
 /// sta::Error "`arg`: `what` needs N bytes ...; expected at most M".
 void check_memory(double bytes, const std::string& arg, const std::string& what);
 
-/// The progress line of a command that computes head by head (sta run, sta golden), on
+/// The progress line of a command that computes head by head (sta run, grad, golden), on
 /// stderr: "\r  BACKEND: head done/total, X s elapsed, ~Y s left", a newline after the last
 /// head; nothing when there is one head. The clock starts at construction.
 class HeadProgress {

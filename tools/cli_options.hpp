@@ -87,6 +87,8 @@ inline const OptionTable& grad_options() {
       {"--threads", "N", "OpenMP threads; results are bit-identical for any N"},
       {"--force", "", "replace existing output files [default: refuse]"},
       {"--allow-nonfinite", "", "accept NaN/Inf in the inputs [default: an error naming the file]"},
+      {"--progress", "", "show the per-head progress line on stderr [default: shown when stderr is a terminal]"},
+      {"--quiet", "", "hide the per-head progress line on stderr"},
   };
   return table;
 }

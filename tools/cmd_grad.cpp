@@ -2,6 +2,7 @@
 // GPU port's backward is checked against. Thin: parse and check everything, call
 // sta::attention_backward(), write.
 #include <omp.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
@@ -24,7 +25,7 @@ const std::string kHelp = std::string(R"(sta grad: gradients dq, dk, dv of atten
 Usage: sta grad --q Q.npy --k K.npy --v V.npy --dout DO.npy --dq DQ.npy --dk DK.npy --dv DV.npy
                 [--out O.npy --lse L.npy] [--stats STATS.json] [common options] [--backend B]
                 [--round R] [--precision P] [--scale X] [--threads N] [--force]
-                [--allow-nonfinite]
+                [--allow-nonfinite] [--progress | --quiet]
 
 )") + options_help(grad_options()) + R"(
 Outputs are written atomically. Exit code 0 on success, 2 on bad input.
@@ -86,6 +87,8 @@ int run_grad(int argc, char** argv) {
   AttentionStats stats;
   bool fell_back = false;
   double seconds = 0.0;
+  const HeadProgress progress(backend);
+  const bool show_progress = args.has("--progress") || (::isatty(STDERR_FILENO) && !args.has("--quiet"));
   for (int64_t bh = 0; bh < heads; ++bh) {
     const HeadProblem head = head_problem(shape, options, bh);
     const int64_t at = bh * plane;
@@ -98,6 +101,7 @@ int run_grad(int argc, char** argv) {
     stats.add_head(s);
     fell_back = fell_back || (backend != Backend::kReference && s.backend == Backend::kReference);
     for (size_t i = 0; i < 3; ++i) files[i].append(grads[i].data(), plane);
+    if (show_progress) progress(bh + 1, heads);
   }
   if (fell_back) stats.backend = Backend::kReference;  // heads with non-finite inputs (SPEC 6)
   for (NpyWriter& f : files) f.commit();
