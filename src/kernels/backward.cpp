@@ -1,19 +1,21 @@
 // FlashAttention-2's backward (Dao 2023, Algorithm 2) over tiles. One task = one query block
-// (a video query tile, or 384 rows of it, or 384 text rows); it walks its key blocks in a
-// fixed order and, per block in steps of kKeyChunk keys (compute_step and apply_step, on the
-// packed-panel fp32 families):
+// (a video query tile, or 384 rows of it, or 384 text rows against a run of key blocks); it
+// walks its key blocks in a fixed order and, per block in steps of kKeyChunk keys
+// (compute_step and apply_step, on the packed-panel fp32 families):
 //   P  = exp(scale Q K^T - lse)     simd/grad.hpp probs_qk: a qk GEMM (K packed as K) with
 //                                   the exp in its epilogue; masked and padding keys -> 0
 //   dS = scale P (dO V^T - Delta)   simd/grad.hpp grad_scores_qk (V packed as K; Delta_i =
 //                                   <dO_i, O_i>, once per task)
 //   dQ += dS K                      the family's pv (K packed as V) into the task's own rows
+//                                   (text tasks: into a partial, summed at the end)
 //   dV += P^T dO, dK += dS^T Q      simd/grad.hpp add_transposed_pv (dO, Q packed as V),
 //                                   reading P and dS as stored: no transpose
 // Five GEMMs per block, each block once (FlashAttention-2's 2.5x the forward's FLOPs); S and
-// dP never go to memory. bf16 mode (SPEC 8 as FlashAttention-2's bf16 kernels round) on the
-// same fp32 kernels: dS unscaled, P and dS of a step rounded to bf16 values before dQ, dV and
-// dK read them, the scale applied to dq and dk at the end. Other layouts (OpenBLAS rows,
-// visit_transposing) run the family's qk and pv with the element-wise kernels between them and P, dS transposed by hand.
+// dP never go to memory. bf16 mode (SPEC 8, rounded where FlashAttention-2's bf16 kernels
+// round) on these fp32 kernels: dS unscaled, P and dS of a step rounded to bf16 values before
+// dQ, dV and dK read them, the scale applied to dq and dk at the end; with a bf16 family
+// (visit_bf16) the same on its qk and pv. Other layouts (OpenBLAS rows, visit_transposing) run
+// the family's qk and pv with the element-wise kernels between them and P, dS transposed.
 // dV and dK write rows other tasks write too: they are applied in task order (each task
 // knows its rank among the key block's visitors and waits for the previous one, per step's
 // chunk of rows), so every sum has one fixed order whatever thread runs what. A step whose
