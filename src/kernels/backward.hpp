@@ -37,13 +37,15 @@ struct BackwardConfig {
 /// in a fixed order (the query blocks' task order over the key block's visitors: text rows,
 /// then the inverse window of query_tile_visits), each task's update of a chunk of key rows
 /// following its predecessor's there (a step not yet free waits in a scratch slot while the
-/// task goes on), so the result is the same bits for any thread count without
-/// floating-point atomics. No S x S buffer. Returns the video blocks computed (dense, mixed)
-/// and skipped (empty), summed over batches and heads; `threads_used` receives the team size.
-/// `bf16`: SPEC 8's bf16 mode on these fp32 kernels (an exact emulation): q, k, v, dout must
-/// hold bf16 values already; P is rounded to bf16 before dV += P^T dO, dS = P (dP - Delta) is
-/// rounded to bf16 before dQ += dS K and dK += dS^T Q, and the softmax scale multiplies dq
-/// and dk once at the end (as FlashAttention-2's and FlexAttention's bf16 kernels do).
+/// task goes on), and text rows' dQ is summed from per-task partials in task order, so the
+/// result is the same bits for any thread count without floating-point atomics. No S x S
+/// buffer. Returns the video blocks computed (dense, mixed) and skipped (empty), summed over
+/// batches and heads; `threads_used` receives the team size.
+/// `bf16`: SPEC 8's bf16 mode: q, k, v, dout must hold bf16 values already; P is rounded to
+/// bf16 before dV += P^T dO, dS = P (dP - Delta) is rounded to bf16 before dQ += dS K and
+/// dK += dS^T Q, and the softmax scale multiplies dq and dk once at the end (as
+/// FlashAttention-2's and FlexAttention's bf16 kernels do): on a bf16 family's qk and pv, or
+/// emulated exactly on an fp32 family. A bf16 `gemm` needs `bf16`.
 BlockCounts flash_attention_backward(const AttentionShape& shape, const Geometry& g,
                                      const std::vector<Mask>& masks, float scale, FlashMode mode,
                                      bool bf16,
