@@ -118,7 +118,8 @@ inline const OptionTable& golden_options() {
       {"--backend", "B", "custom problems: who computes the outputs [default reference]"},
       {"--grad", "",
        "also write dout.npy (from the seed) and the gradients dq.npy, dk.npy, dv.npy of "
-       "sum(out * dout) (SPEC 8, fp32), tolerances in manifest \"grad\""},
+       "sum(out * dout) (SPEC 8; in --precision's mode: fp32 tolerance 1e-4, bf16 2e-2, times "
+       "max(1, max |gradient|)), tolerances in manifest \"grad\""},
       {"--list", "", "list the presets and exit"},
       {"--force", "", "replace existing golden files [default: refuse]"},
   };
