@@ -35,29 +35,31 @@ void round_bf16_scalar(float* a, int64_t lda, int64_t rows, int64_t cols) {
 
 void to_bf16_scalar(const float* src, int64_t lds, int64_t rows, int64_t cols, bf16_t* dst,
                     int64_t ldd) {
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < cols; ++c) dst[r * ldd + c] = float_to_bf16(src[r * lds + c]);
+  rows_to_bf16(src, lds, rows, cols, cols, dst, ldd);  // gemm_pack.cpp's rule, no padding
 }
 
-void transpose_bf16_scalar(const float* src, int64_t lds, int64_t rows, int64_t cols, bf16_t* dst,
-                           int64_t ldd, int64_t pad) {
+namespace {
+/// dst = convert(src)^T, cache-blocked, rows [rows, pad) of each transposed row zero.
+template <class T, class Convert>
+void transpose_converted(const float* src, int64_t lds, int64_t rows, int64_t cols, T* dst,
+                         int64_t ldd, int64_t pad, Convert convert) {
   constexpr int64_t kB = 16;  // cache blocking
   for (int64_t i0 = 0; i0 < rows; i0 += kB)
     for (int64_t j0 = 0; j0 < cols; j0 += kB)
       for (int64_t j = j0; j < std::min(j0 + kB, cols); ++j)
-        for (int64_t i = i0; i < std::min(i0 + kB, rows); ++i)
-          dst[j * ldd + i] = float_to_bf16(src[i * lds + j]);
-  for (int64_t j = 0; j < cols; ++j) std::fill(dst + j * ldd + rows, dst + j * ldd + pad, bf16_t{0});
+        for (int64_t i = i0; i < std::min(i0 + kB, rows); ++i) dst[j * ldd + i] = convert(src[i * lds + j]);
+  for (int64_t j = 0; j < cols; ++j) std::fill(dst + j * ldd + rows, dst + j * ldd + pad, T{0});
+}
+}  // namespace
+
+void transpose_bf16_scalar(const float* src, int64_t lds, int64_t rows, int64_t cols, bf16_t* dst,
+                           int64_t ldd, int64_t pad) {
+  transpose_converted(src, lds, rows, cols, dst, ldd, pad, float_to_bf16);
 }
 
 void transpose_scalar(const float* src, int64_t lds, int64_t rows, int64_t cols, float* dst,
                       int64_t ldd, int64_t pad) {
-  constexpr int64_t kB = 16;  // cache blocking
-  for (int64_t i0 = 0; i0 < rows; i0 += kB)
-    for (int64_t j0 = 0; j0 < cols; j0 += kB)
-      for (int64_t j = j0; j < std::min(j0 + kB, cols); ++j)
-        for (int64_t i = i0; i < std::min(i0 + kB, rows); ++i) dst[j * ldd + i] = src[i * lds + j];
-  for (int64_t j = 0; j < cols; ++j) std::fill(dst + j * ldd + rows, dst + j * ldd + pad, 0.0f);
+  transpose_converted(src, lds, rows, cols, dst, ldd, pad, [](float x) { return x; });
 }
 
 void add_transposed_pv_scalar(const float* a, int64_t lda, int64_t rows, int64_t kdim,
