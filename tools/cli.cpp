@@ -430,6 +430,10 @@ double HeadProgress::seconds() const {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
 }
 
+bool progress_wanted(const Args& args) {
+  return args.has("--progress") || (::isatty(STDERR_FILENO) && !args.has("--quiet"));
+}
+
 void HeadProgress::operator()(int64_t done, int64_t total) const {
   if (total < 2) return;
   const double s = seconds();

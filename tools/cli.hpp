@@ -134,6 +134,9 @@ class HeadProgress {
   std::string backend_;
   std::chrono::steady_clock::time_point start_;
 };
+/// Whether a command with --progress / --quiet shows its HeadProgress line: --progress, or
+/// stderr a terminal and no --quiet.
+bool progress_wanted(const Args& args);
 /// Refuses work whose estimated cost in floating-point operations exceeds $STA_MAX_WORK
 /// (unset: no limit; the fuzz target sets it so every run stays short).
 void check_work(double flops, const std::string& arg, const std::string& what);

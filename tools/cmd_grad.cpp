@@ -2,7 +2,6 @@
 // GPU port's backward is checked against. Thin: parse and check everything, call
 // sta::attention_backward(), write.
 #include <omp.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
@@ -88,7 +87,7 @@ int run_grad(int argc, char** argv) {
   bool fell_back = false;
   double seconds = 0.0;
   const HeadProgress progress(backend);
-  const bool show_progress = args.has("--progress") || (::isatty(STDERR_FILENO) && !args.has("--quiet"));
+  const bool show_progress = progress_wanted(args);
   for (int64_t bh = 0; bh < heads; ++bh) {
     const HeadProblem head = head_problem(shape, options, bh);
     const int64_t at = bh * plane;
@@ -115,7 +114,8 @@ int run_grad(int argc, char** argv) {
   const BlockCounts& c = stats.counts;
   std::printf("sta grad: backend %s (%s, %s, %s, %d threads), shape %s, blocks dense %lld "
               "mixed %lld empty %lld, %.3f s -> %s %s %s\n",
-              to_string(stats.backend).c_str(), to_string(stats.precision).c_str(), stats.isa.c_str(), stats.gemm.c_str(), stats.threads,
+              to_string(stats.backend).c_str(), to_string(stats.precision).c_str(),
+              stats.isa.c_str(), stats.gemm.c_str(), stats.threads,
               shape_to_string(q.view.shape).c_str(), static_cast<long long>(c.dense),
               static_cast<long long>(c.mixed), static_cast<long long>(c.empty), seconds,
               outputs[0].path.c_str(), outputs[1].path.c_str(), outputs[2].path.c_str());

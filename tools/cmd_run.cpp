@@ -3,7 +3,6 @@
 #include <omp.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <cfloat>
 #include <chrono>
@@ -92,7 +91,7 @@ int run_run(int argc, char** argv) {
   AttentionStats stats;
   double seconds = 0.0;  // the kernels' time, without the writes
   const HeadProgress progress(backend);
-  const bool show_progress = args.has("--progress") || (::isatty(STDERR_FILENO) && !args.has("--quiet"));
+  const bool show_progress = progress_wanted(args);
   for (int64_t bh = 0; bh < heads; ++bh) {
     const HeadProblem head = head_problem(shape, options, bh);
     const int64_t at = bh * plane;
