@@ -50,8 +50,8 @@ std::vector<BackwardSet> backward_sets() {
   table2.geometry.tile = {6, 8, 8};
   table2.runs = {{Backend::kDense, "full"}, {Backend::kNatten, "swa:19,25,25"},
                  {Backend::kSta, "sta:5,5,5"}, {Backend::kSta, "sta:3,3,3"}};
-  // SPEC 8's bf16 mode: the backward emulates it on its fp32 kernels (rounding P and dS per
-  // step), the forward beside it runs the bf16 GEMM family.
+  // SPEC 8's bf16 mode, backward and forward on the bf16 GEMM family (amx-bf16 where AMX
+  // exists; an exact emulation on the fp32 kernels where none is chosen).
   BackwardSet quick_bf16 = quick;
   quick_bf16.name = "Quick-backward-bf16";
   quick_bf16.precision = sta::Precision::kBf16;

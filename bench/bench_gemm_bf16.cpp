@@ -1,9 +1,10 @@
 // The bf16 GEMM micro-kernels (simd/gemm.hpp) at the flash shape, one thread, beside the peak
 // probes of their instruction sets and the fp32 families, in one run:
 //   sta_bench --benchmark_filter='GemmBf16' --benchmark_repetitions=5
-// GemmBf16/<qk|pv|pv_overwrite|pv_add>/<family>/<D>: S = Q K^T (384 x 384, k = D), O = alpha O
-// + P V, O = P V, or O += P V (alpha all ones: the backward's dQ, dK, dV) (384 x D, k = 384 keys) with GFLOP/s = 2 m n k per call; GemmBf16/probe/<isa>: the probe's GFLOP/s
-// (simd/probe_bf16.hpp). Families this CPU cannot run are reported as skipped.
+// GemmBf16/<qk|pv|pv_overwrite|pv_add>/<family>/<D>: S = Q K^T (384 x 384, k = D), and
+// O = alpha O + P V, O = P V, or O += P V (alpha all ones: the backward's dQ, dK, dV)
+// (384 x D, k = 384 keys), with GFLOP/s = 2 m n k per call; GemmBf16/probe/<isa>: the
+// probe's GFLOP/s (simd/probe_bf16.hpp). Families this CPU cannot run are reported as skipped.
 // Every operand is 64-byte aligned (strides too), as the flash loop should hand them; the
 // .../misaligned rows shift every buffer by 16 bytes (what plain std::vector storage gives):
 // AMX tile rows then straddle two cache lines and run about half as fast.

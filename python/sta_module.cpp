@@ -204,7 +204,6 @@ py::tuple attention_backward(const py::array& q, const py::array& k, const py::a
   run_released(threads, [&] {
     stats = sta::attention_backward(shape, options, qp, kp, vp, op, lp, dop, dqp, dkp, dvp, b);
   });
-  stats.precision = options.precision;
   return py::make_tuple(dq, dk, dv, stats_dict(stats));
 }
 

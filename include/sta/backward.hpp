@@ -23,9 +23,9 @@ namespace sta {
 /// precision (SPEC 8, FlashAttention-2's and FlexAttention's bf16 kernels): q, k, v and dout
 /// rounded to bf16, P rounded to bf16 before dv = P^T dout, dS = P (dP - Delta) from the
 /// unrounded P rounded to bf16 before dq and dk, fp32 sums, the scale applied to dq and dk
-/// after them; the fast backends emulate it exactly on their fp32 kernels (a bf16 GEMM family
-/// in options.gemm is refused), the reference computes in double on the rounded inputs (the
-/// oracle of the bf16 tolerance). Deterministic: the same bits
+/// after them; the fast backends run it on the forward's bf16 GEMM family where this CPU has
+/// one (or the one options.gemm names) and emulate it exactly on their fp32 kernels elsewhere;
+/// the reference computes in double on the rounded inputs (the oracle of the bf16 tolerance). Deterministic: the same bits
 /// for any thread count. The returned counters are the video blocks the backward computed
 /// (each block once: they equal the forward's). Inputs with a NaN or Inf are computed by the
 /// reference (stats.backend says so): a masked non-finite key then never influences a row.
