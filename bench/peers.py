@@ -32,6 +32,11 @@ OURS = ["dense/full", "natten/swa:19,25,25", "sta/sta:3,3,3"]
 UNITS = {"ms": 1e-3, "us": 1e-6, "ns": 1e-9, "s": 1.0}
 
 
+def keyed(d):
+    """{(precision, problem): v} as JSON's {"precision/problem": v}."""
+    return {f"{p}/{n}": v for (p, n), v in d.items()}
+
+
 def best(reps, f):
     """Seconds of the fastest of `reps` calls of f, after one warm-up call."""
     f()
@@ -135,9 +140,8 @@ def main_backward(a):
     if a.json:
         with open(a.json, "w") as fh:
             json.dump({"context": ctx, "torch": torch_version, "threads": a.threads,
-                       "backward": {f"{p}/{n}": v for (p, n), v in ours.items()},
-                       "forward": {f"{p}/{n}": v for (p, n), v in fwd.items()},
-                       "torch_backward": {f"{p}/{n}": v for (p, n), v in theirs.items()}}, fh, indent=1)
+                       "backward": keyed(ours), "forward": keyed(fwd),
+                       "torch_backward": keyed(theirs)}, fh, indent=1)
 
 
 def run_torch(threads, reps, dim):
@@ -234,9 +238,8 @@ def main():
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"context": ctx, "torch": torch_version, "threads": a.threads,
-                       "ours": {f"{p}/{n}": v for (p, n), v in ours.items()},
-                       "labels": {f"{p}/{n}": v for (p, n), v in labels.items()},
-                       "torch_times": {f"{p}/{n}": v for (p, n), v in theirs.items()}}, f, indent=1)
+                       "ours": keyed(ours), "labels": keyed(labels),
+                       "torch_times": keyed(theirs)}, f, indent=1)
 
 
 if __name__ == "__main__":
