@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <type_traits>
 
 #include <xsimd/xsimd.hpp>
 
@@ -223,7 +224,7 @@ inline void fused_scores_body(const float* a, int64_t lda, int64_t rows, int64_t
     return next;
   };
   if constexpr (kCols == 2 * kKeyPanel) {
-    // Three panels (the backward's 96-key steps) in one 4 x 96 tile (24 accumulators, 6 panel
+    // Three panels (an odd number of them: a 96-key block) in one 4 x 96 tile (24 accumulators, 6 panel
     // registers, 10 loads per 24 FMAs as 6 x 64), not a pair and a lone panel whose 6 x 32
     // tile needs 8 loads per 12 FMAs (measured 10 % slower per FLOP in the loop; perf, one
     // thread, Quick-backward dense: the fused kernels 26.1 % -> 24.8 % of all samples).
@@ -291,9 +292,22 @@ inline void add_transposed_pv_columns(const float* a, int64_t lda, int64_t rows,
       for (int64_t c = 0; c < cols; c += 16) _mm_prefetch(reinterpret_cast<const char*>(o + (r + i) * ldo + c), _MM_HINT_T0);
     add_transposed_pv_tile<Arch, R, NV>(a + r, lda, kdim, b, panel_stride, o + r * ldo, ldo, cols);
   }
-  if (r < rows) prefetch_slice(next, tiles - 1, tiles);
-  for (; r < rows; ++r)  // ragged key blocks only (a 384-key tile is 64 tiles of 6)
-    add_transposed_pv_tile<Arch, 1, NV>(a + r, lda, kdim, b, panel_stride, o + r * ldo, ldo, cols);
+  if (r == rows) return;
+  prefetch_slice(next, tiles - 1, tiles);
+  // The last rows in one tile of their own height (a 128-key step is 21 tiles of 6 and one
+  // of 2; as two single rows those cost a B load per FMA).
+  auto tail = [&](auto height) {
+    add_transposed_pv_tile<Arch, decltype(height)::value, NV>(a + r, lda, kdim, b, panel_stride,
+                                                              o + r * ldo, ldo, cols);
+  };
+  static_assert(R <= 6, "add_transposed_pv_columns: tails up to 5 rows");
+  switch (rows - r) {
+    case 1: tail(std::integral_constant<int, 1>{}); break;
+    case 2: tail(std::integral_constant<int, 2>{}); break;
+    case 3: tail(std::integral_constant<int, 3>{}); break;
+    case 4: tail(std::integral_constant<int, 4>{}); break;
+    default: tail(std::integral_constant<int, 5>{}); break;
+  }
 }
 
 template <class Arch>

@@ -311,14 +311,23 @@ KeyOperands key_operands(const HeadJob& job, const KeyBlock& kb, int64_t dim, si
 
 /// Keys of a key block that one step of a visit handles (the fused path): a chunk's P and dS
 /// (rows x chunk each), its K/V panels and its dK/dV rows make a working set that stays in
-/// L2, and each chunk of dK/dV rows has its own turn counter, so tasks queue on a quarter of a
+/// L2, and each chunk of dK/dV rows has its own turn counter, so tasks queue on a third of a
 /// tile instead of a whole one. Results are the same bits as with whole blocks (each output
 /// sums the same terms in the same order). Measured on the 16-core server (Table2-backward,
 /// 16 threads, two runs each, one lease, before the run-ahead below): sta 5,5,5 backward
 /// 5.85 / 5.70 s with whole 384-key blocks, 4.63 s with 192, 4.11 / 4.04 s with 96; sta 3,3,3
 /// 1.22 / 1.05 -> 1.03 / 1.03 s; natten 19,25,25 3.99 / 3.87 -> 4.21 / 3.59 s. Neutral on the
-/// 2-core machine.
-constexpr int64_t kKeyChunk = 96;
+/// 2-core machine. 128 rather than 96: the fused score GEMMs then run on the 6 x 64 tile (two
+/// column blocks of 32 KB of K panels, each within L1) instead of a 4 x 96 tile over 48 KB
+/// (all of L1), and dQ += dS K makes 3 passes over the task's dQ rows per tile instead of 4.
+/// Measured on the 2-core Xeon: the five kernels of a step over cold key blocks, one process
+/// alternating widths, medians of 9: 150.0-167.3 -> 159.1-178.2 GFLOP/s (+3 to +6 %); the
+/// Table2-backward rows, 2 threads, old and new binaries alternating, three rounds: natten
+/// 19,25,25 15.6 / 15.1 / 14.9 -> 15.0 / 14.6 / 15.0 s, sta 3,3,3 4.91 / 4.97 / 4.87 -> 4.87 /
+/// 4.88 / 4.56 s. On the 16-core server (16 threads, alternating, three rounds) neutral within
+/// its +-15 % spread: medians natten 3.93 -> 3.76 s, sta 5,5,5 5.41 -> 5.50 s, sta 3,3,3 1.25
+/// -> 1.14 s.
+constexpr int64_t kKeyChunk = 128;
 
 /// One step of a visit on the packed-panel layout, with the backward's own kernels: P and dS
 /// of keys [c0, c0 + cols) of the key block (`valid` of them real keys), from GEMMs with the
@@ -425,7 +434,7 @@ void visit_bf16(const HeadJob& job, const QueryBlock& qb, const KeyBlock& kb, co
 // thread time spent waiting for a key block's turn was 30 % (dense), 18 % (natten 19,25,25)
 // and 21 % (sta 3,3,3) with one slot; dense backward/forward 3.88x -> 3.59x (4 slots) /
 // 3.57x (8), sta 5,5,5 3.42x -> 3.05x / 3.07x, sta 3,3,3 and natten unchanged within the
-// host's noise. With 96-key steps a slot holds a quarter of a tile: 8 slots, 2.4 MB per
+// host's noise. With 128-key steps a slot holds a third of a tile: 8 slots, 3.1 MB per
 // thread at 384-token tiles.
 constexpr int64_t kPendingSlots = 8;
 
