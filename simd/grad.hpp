@@ -111,6 +111,9 @@ void to_bf16_scalar(const float*, int64_t, int64_t, int64_t, bf16_t*, int64_t);
 void to_bf16_avx512(const float*, int64_t, int64_t, int64_t, bf16_t*, int64_t);
 void transpose_bf16_scalar(const float*, int64_t, int64_t, int64_t, bf16_t*, int64_t, int64_t);
 void transpose_bf16_avx512(const float*, int64_t, int64_t, int64_t, bf16_t*, int64_t, int64_t);
+// With AVX512-BF16 (grad_avx512bf16.cpp; the AVX-512 set takes them where the CPU has it).
+void to_bf16_avx512bf16(const float*, int64_t, int64_t, int64_t, bf16_t*, int64_t);
+void transpose_bf16_avx512bf16(const float*, int64_t, int64_t, int64_t, bf16_t*, int64_t, int64_t);
 
 /// The backward kernels of one instruction set.
 struct BackwardKernels {
@@ -124,7 +127,9 @@ struct BackwardKernels {
   ProbsQkFn probs_qk;             ///< kF32Panels families only, like add_transposed_pv
   GradScoresQkFn grad_scores_qk;  ///< kF32Panels families only
   RoundBf16Fn round_bf16;         ///< bf16 mode, any layout
-  ToBf16Fn to_bf16;               ///< bf16 families (the AVX2 set uses the scalar one)
+  /// bf16 families (the AVX2 set uses the scalar one; the AVX-512 set the AVX512-BF16 one
+  /// where the CPU has it)
+  ToBf16Fn to_bf16;
   TransposeBf16Fn transpose_bf16; ///< bf16 families (likewise)
 };
 /// Kernels of `isa` (which must be supported).

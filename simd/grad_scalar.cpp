@@ -106,10 +106,15 @@ void grad_scores_qk_scalar(const float* dout, int64_t ldd, int64_t rows, int64_t
 
 BackwardKernels backward_kernels_for(Isa isa) {
   switch (isa) {
-    case Isa::kAvx512:
+    case Isa::kAvx512: {
+      // The bf16 rounding instruction where the CPU has AVX512-BF16 (the same values; the
+      // family's usability is that CPUID and XCR0 check).
+      const bool cvt = find_gemm_kernels("avx512bf16-bf16") != nullptr;
       return {isa, probs_from_lse_avx512, grad_scores_avx512, transpose_avx2,
               add_transposed_pv_avx512, probs_qk_avx512, grad_scores_qk_avx512, round_bf16_avx512,
-              to_bf16_avx512, transpose_bf16_avx512};
+              cvt ? to_bf16_avx512bf16 : to_bf16_avx512,
+              cvt ? transpose_bf16_avx512bf16 : transpose_bf16_avx512};
+    }
     case Isa::kAvx2:
       return {isa, probs_from_lse_avx2, grad_scores_avx2, transpose_avx2,
               add_transposed_pv_avx2, probs_qk_avx2, grad_scores_qk_avx2, round_bf16_avx2,

@@ -353,14 +353,15 @@ TEST_P(BackwardBf16EachIsa, EveryFamilyFollowsTheSemantics) {
   EXPECT_GE(families, 1);
 }
 
-TEST_P(BackwardBf16EachIsa, ConversionKernelsRoundLikeTheRule) {
-  // to_bf16, transpose_bf16 and round_bf16 of this instruction set against this file's
-  // round_bf16 on odd shapes (vector bodies and tails, 8 x 8 blocks and edges), with ties,
-  // negative values, infinities, a NaN and values that round up into the next binade.
-  const simd::BackwardKernels k = simd::backward_kernels_for(isa());
+/// to_bf16, transpose_bf16 and round_bf16 against this file's round_bf16 on odd shapes
+/// (vector bodies and tails, 8 x 8 and 16 x 16 blocks and edges), with ties, negative values,
+/// infinities, a NaN, values that round up into the next binade and subnormals (which
+/// vcvtne2ps2bf16 would flush to zero).
+void expect_conversions_round_like_the_rule(simd::ToBf16Fn to_bf16, simd::TransposeBf16Fn transpose_bf16,
+                                           simd::RoundBf16Fn round_in_place) {
   std::mt19937_64 rng(5);
   std::normal_distribution<float> normal(0.0f, 1.0f);
-  for (const auto& [rows, cols] : {std::pair<int64_t, int64_t>{1, 1}, {7, 13}, {16, 16}, {19, 37}, {64, 96}}) {
+  for (const auto& [rows, cols] : {std::pair<int64_t, int64_t>{1, 1}, {7, 13}, {16, 16}, {19, 37}, {64, 96}, {40, 83}}) {
     SCOPED_TRACE(std::to_string(rows) + " x " + std::to_string(cols));
     const int64_t lds = cols + 3, pad = rows + 5;
     std::vector<float> src(static_cast<size_t>(rows * lds));
@@ -378,18 +379,20 @@ TEST_P(BackwardBf16EachIsa, ConversionKernelsRoundLikeTheRule) {
         case 5: x = i % 5 == 0 ? std::nanf("") : std::nextafter(2.0f, 0.0f); break;
         default: break;
       }
+      if (i % 61 == 0) x = (i % 2 == 0 ? 1.0f : -1.0f) * x * 0x1p-130f;  // subnormal (or 0, inf)
+      if (i % 89 == 0) x = 0x1.018p-127f;                                // a subnormal rounding up
       src[i] = x;
     }
     auto same = [](float want, simd::bf16_t got) {
       const float g = simd::bf16_to_float(got);
-      return std::isnan(want) ? std::isnan(g) : g == want;
+      return std::isnan(want) ? std::isnan(g) : g == want && std::signbit(g) == std::signbit(want);
     };
     std::vector<simd::bf16_t> rows_out(static_cast<size_t>(rows * cols), 0x7777);
-    k.to_bf16(src.data(), lds, rows, cols, rows_out.data(), cols);
+    to_bf16(src.data(), lds, rows, cols, rows_out.data(), cols);
     std::vector<simd::bf16_t> t_out(static_cast<size_t>(cols * pad), 0x7777);
-    k.transpose_bf16(src.data(), lds, rows, cols, t_out.data(), pad, pad);
+    transpose_bf16(src.data(), lds, rows, cols, t_out.data(), pad, pad);
     std::vector<float> in_place = src;
-    k.round_bf16(in_place.data(), lds, rows, cols);
+    round_in_place(in_place.data(), lds, rows, cols);
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t c = 0; c < cols; ++c) {
         const float want = round_bf16(src[static_cast<size_t>(r * lds + c)]);
@@ -401,6 +404,24 @@ TEST_P(BackwardBf16EachIsa, ConversionKernelsRoundLikeTheRule) {
     for (int64_t c = 0; c < cols; ++c)
       for (int64_t r = rows; r < pad; ++r) ASSERT_EQ(t_out[static_cast<size_t>(c * pad + r)], 0) << "padding";
   }
+}
+
+TEST_P(BackwardBf16EachIsa, ConversionKernelsRoundLikeTheRule) {
+  const simd::BackwardKernels k = simd::backward_kernels_for(isa());
+  expect_conversions_round_like_the_rule(k.to_bf16, k.transpose_bf16, k.round_bf16);
+}
+
+TEST(BackwardBf16, EveryConversionVariantRoundsLikeTheRule) {
+  // The AVX-512 set picks its conversions by CPU (AVX512-BF16's instruction or integer
+  // rounding): each variant this machine can run, whichever the set picked.
+  expect_conversions_round_like_the_rule(simd::to_bf16_scalar, simd::transpose_bf16_scalar,
+                                         simd::round_bf16_scalar);
+  if (!simd::isa_supported(simd::Isa::kAvx512)) GTEST_SKIP() << "no AVX-512 on this CPU";
+  expect_conversions_round_like_the_rule(simd::to_bf16_avx512, simd::transpose_bf16_avx512,
+                                         simd::round_bf16_avx512);
+  if (simd::find_gemm_kernels("avx512bf16-bf16") == nullptr) GTEST_SKIP() << "no AVX512-BF16 on this CPU";
+  expect_conversions_round_like_the_rule(simd::to_bf16_avx512bf16, simd::transpose_bf16_avx512bf16,
+                                         simd::round_bf16_avx512);
 }
 
 INSTANTIATE_TEST_SUITE_P(AllIsas, BackwardBf16EachIsa, ::testing::ValuesIn(testing::kAllIsas),

@@ -1,0 +1,131 @@
+// The bf16 backward's conversion kernels (simd/grad.hpp: to_bf16, transpose_bf16) with
+// AVX512-BF16's vcvtne2ps2bf16, which rounds 32 floats to nearest even in one instruction
+// where grad_avx512.cpp spends seven integer operations and a vpmovdw per 16. Compiled with
+// -mavx512bf16 (CMakeLists.txt) and chosen at run time (grad_scalar.cpp) only where the CPU
+// has the instruction: every machine with AMX-BF16 or the avx512bf16-bf16 family, the two
+// GEMM families whose backward calls these kernels (visit_bf16 in src/kernels/backward.cpp).
+//
+// Same values as float_to_bf16 (simd/gemm.hpp) for every input: the instruction's NaN rule
+// is float_to_bf16's (the top 16 bits with the quiet bit set), but it treats subnormal inputs
+// as zero, so a vector holding one (|x| < 2^-126, x != 0: dS = P (dP - Delta) can be that
+// small) is converted by the integer rounding instead.
+//
+// transpose_bf16 rounds 16 x 16 blocks two rows per vcvtne2ps2bf16 and transposes them as
+// 16-bit values (block16). Measured on the 2-core Xeon, one thread, a 384 x 384 fp32 block
+// (L2-resident, best of 300, one process): transpose_bf16 23.9 -> 18.0 us, to_bf16 19.2 ->
+// 10.4 us against grad_avx512.cpp's; Quick-backward-bf16 (amx-bf16, one thread, old and new
+// binaries alternating, three rounds): dense 680 / 707 / 684 -> 644 / 615 / 623 ms, sta 3,3,3
+// 330 / 319 / 327 -> 302 / 291 / 317 ms.
+#include <immintrin.h>
+
+#include <algorithm>
+
+#include "grad.hpp"
+
+// GCC 12 reports the self-initialised `__Y = __Y` inside _mm512_undefined_ps, which the
+// unpack and shuffle intrinsics pass as their (unused) merge source: a known false positive.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+namespace sta::simd {
+namespace {
+
+/// Lanes of x holding a subnormal float (nonzero, below 2^-126 in magnitude).
+inline __mmask16 subnormal_lanes(__m512 x) { return _mm512_fpclass_ps_mask(x, 0x20); }
+
+/// 16 floats to bf16 by integer rounding (float_to_bf16's arithmetic): the subnormal fallback.
+inline __m256i bf16_exact(__m512 x) {
+  const __m512i b = _mm512_castps_si512(x);
+  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(b, 16), _mm512_set1_epi32(1));
+  __m512i r = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(b, _mm512_set1_epi32(0x7fff)), lsb), 16);
+  const __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
+  r = _mm512_mask_or_epi32(r, nan, _mm512_srli_epi32(b, 16), _mm512_set1_epi32(0x0040));
+  return _mm512_cvtepi32_epi16(r);
+}
+
+/// 16 floats to bf16: the instruction, or the integer rounding where a lane is subnormal.
+inline __m256i bf16_of(__m512 x) {
+  if (subnormal_lanes(x) != 0) return bf16_exact(x);
+  return reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(x));
+}
+
+/// The 16 x 16 block at src (row stride lds) transposed and rounded into dst (row stride
+/// ldd): dst[j * ldd + i] = bf16(src[i * lds + j]). Rounded first, then transposed as 16-bit
+/// values: x[a] = rows a and a + 8 (one vcvtne2ps2bf16), so each 128-bit lane across x[0..7]
+/// is an 8 x 8 block (rows 0-7 or 8-15, columns 0-7 or 8-15); three rounds of in-lane unpacks
+/// transpose all four, and one lane permute per register puts column k's two halves side by
+/// side: 32 shuffles per 256 values (port 5 bounds this kernel; an fp32 16 x 16 transpose
+/// before the rounding took 64 and ran 1.5x slower).
+inline void block16(const float* src, int64_t lds, bf16_t* dst, int64_t ldd) {
+  __m512 r[16];
+  // The subnormal test without a mask per row (vfpclassps would share port 5 with the
+  // shuffles): (|bits| - 1) as unsigned is below 0x7fffff exactly for a subnormal (zero wraps
+  // to the top, NaN and normal values stay above).
+  const __m512i magnitude = _mm512_set1_epi32(0x7fffffff), one = _mm512_set1_epi32(1);
+  __m512i least = _mm512_set1_epi32(-1);
+  for (int i = 0; i < 16; ++i) {
+    r[i] = _mm512_loadu_ps(src + i * lds);
+    least = _mm512_min_epu32(least, _mm512_sub_epi32(_mm512_and_si512(_mm512_castps_si512(r[i]), magnitude), one));
+  }
+  if (_mm512_cmplt_epu32_mask(least, _mm512_set1_epi32(0x7fffff)) != 0) {  // rare: exact rounding
+    for (int j = 0; j < 16; ++j)
+      for (int i = 0; i < 16; ++i) dst[j * ldd + i] = float_to_bf16(src[i * lds + j]);
+    return;
+  }
+  __m512i x[8], y[8];
+  for (int a = 0; a < 8; ++a) x[a] = reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(r[a + 8], r[a]));
+  for (int a = 0; a < 8; a += 2) {  // words of rows a, a + 1 interleaved
+    y[a] = _mm512_unpacklo_epi16(x[a], x[a + 1]);
+    y[a + 1] = _mm512_unpackhi_epi16(x[a], x[a + 1]);
+  }
+  for (int g = 0; g < 8; g += 4) {  // pairs of words: four rows of two columns
+    x[g] = _mm512_unpacklo_epi32(y[g], y[g + 2]);
+    x[g + 1] = _mm512_unpackhi_epi32(y[g], y[g + 2]);
+    x[g + 2] = _mm512_unpacklo_epi32(y[g + 1], y[g + 3]);
+    x[g + 3] = _mm512_unpackhi_epi32(y[g + 1], y[g + 3]);
+  }
+  for (int k = 0; k < 4; ++k) {  // quads: eight rows of one column, per lane
+    y[2 * k] = _mm512_unpacklo_epi64(x[k], x[k + 4]);
+    y[2 * k + 1] = _mm512_unpackhi_epi64(x[k], x[k + 4]);
+  }
+  for (int k = 0; k < 8; ++k) {  // lanes (col k rows 0-7, col 8+k rows 0-7, col k 8-15, 8+k 8-15)
+    const __m512i t = _mm512_shuffle_i64x2(y[k], y[k], 0xD8);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + k * ldd), _mm512_castsi512_si256(t));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + (k + 8) * ldd), _mm512_extracti64x4_epi64(t, 1));
+  }
+}
+
+}  // namespace
+
+void to_bf16_avx512bf16(const float* src, int64_t lds, int64_t rows, int64_t cols, bf16_t* dst,
+                        int64_t ldd) {
+  const int64_t full = cols - cols % 16;
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* s = src + r * lds;
+    bf16_t* d = dst + r * ldd;
+    for (int64_t c = 0; c < full; c += 16)
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + c), bf16_of(_mm512_loadu_ps(s + c)));
+    if (full < cols) {
+      const __mmask16 m = static_cast<__mmask16>((1u << (cols - full)) - 1u);
+      _mm256_mask_storeu_epi16(d + full, m, bf16_of(_mm512_maskz_loadu_ps(m, s + full)));
+    }
+  }
+}
+
+void transpose_bf16_avx512bf16(const float* src, int64_t lds, int64_t rows, int64_t cols,
+                               bf16_t* dst, int64_t ldd, int64_t pad) {
+  const int64_t r16 = rows - rows % 16, c16 = cols - cols % 16;
+  constexpr int64_t kB = 64;  // 64 x 64 tiles of blocks: 16 KB of source, in L1
+  for (int64_t i0 = 0; i0 < r16; i0 += kB)
+    for (int64_t j0 = 0; j0 < c16; j0 += kB)
+      for (int64_t i = i0; i < std::min(i0 + kB, r16); i += 16)
+        for (int64_t j = j0; j < std::min(j0 + kB, c16); j += 16)
+          block16(src + i * lds + j, lds, dst + j * ldd + i, ldd);
+  // The edges: rows past the last multiple of 16 in the first c16 columns, then the columns
+  // past it in every row.
+  for (int64_t j = 0; j < cols; ++j)
+    for (int64_t i = j < c16 ? r16 : 0; i < rows; ++i) dst[j * ldd + i] = float_to_bf16(src[i * lds + j]);
+  for (int64_t j = 0; j < cols; ++j) std::fill(dst + j * ldd + rows, dst + j * ldd + pad, bf16_t{0});
+}
+
+}  // namespace sta::simd
