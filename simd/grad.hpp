@@ -98,22 +98,35 @@ void round_bf16_scalar(float*, int64_t, int64_t, int64_t);
 void round_bf16_avx2(float*, int64_t, int64_t, int64_t);
 void round_bf16_avx512(float*, int64_t, int64_t, int64_t);
 
-/// bf16 families (bf16 mode): dst[r*ldd + c] = bf16(src[r*lds + c]) for `rows` rows of `cols`
-/// values (nearest even, simd/gemm.hpp's float_to_bf16): dS rows as the A operand of dQ += dS K.
-using ToBf16Fn = void (*)(const float* src, int64_t lds, int64_t rows, int64_t cols, bf16_t* dst,
-                          int64_t ldd);
-/// bf16 families: dst[j*ldd + i] = bf16(src[i*lds + j]) for i < rows, j < cols, and 0 for
-/// rows <= i < pad: P^T and dS^T as the A operands of dV += P^T dO and dK += dS^T Q (the
-/// transpose of TransposeFn, rounded as it is stored).
+/// bf16 families (bf16 mode): dst[j*ldd + i] = bf16(src[i*lds + j]) (nearest even,
+/// simd/gemm.hpp's float_to_bf16) for i < rows, j < cols, and 0 for rows <= i < pad: P^T as
+/// the A operand of dV += P^T dO (the transpose of TransposeFn, rounded as it is stored).
 using TransposeBf16Fn = void (*)(const float* src, int64_t lds, int64_t rows, int64_t cols,
                                  bf16_t* dst, int64_t ldd, int64_t pad);
-void to_bf16_scalar(const float*, int64_t, int64_t, int64_t, bf16_t*, int64_t);
-void to_bf16_avx512(const float*, int64_t, int64_t, int64_t, bf16_t*, int64_t);
 void transpose_bf16_scalar(const float*, int64_t, int64_t, int64_t, bf16_t*, int64_t, int64_t);
 void transpose_bf16_avx512(const float*, int64_t, int64_t, int64_t, bf16_t*, int64_t, int64_t);
 // With AVX512-BF16 (grad_avx512bf16.cpp; the AVX-512 set takes them where the CPU has it).
-void to_bf16_avx512bf16(const float*, int64_t, int64_t, int64_t, bf16_t*, int64_t);
 void transpose_bf16_avx512bf16(const float*, int64_t, int64_t, int64_t, bf16_t*, int64_t, int64_t);
+
+/// bf16 families: ds[r*ldds + j] = bf16((p[r*ldp + j] * scale) * (dp[r*lddp + j] - delta[r])),
+/// grad_scores and the rounding in one pass: dS rows as the A operand of dQ += dS K (the fp32
+/// dS is never stored).
+using GradScoresBf16Fn = void (*)(const float* dp, int64_t lddp, const float* p, int64_t ldp,
+                                  int64_t rows, int64_t cols, const float* delta, float scale,
+                                  bf16_t* ds, int64_t ldds);
+/// bf16 families: dst[j*ldd + i] = src[i*lds + j] for i < rows, j < cols, and 0 for rows <=
+/// i < pad, on bf16 values (dS^T from the rounded dS rows: half the bytes of transpose_bf16's
+/// fp32 source, and no rounding left to do).
+using Transpose16Fn = void (*)(const bf16_t* src, int64_t lds, int64_t rows, int64_t cols,
+                               bf16_t* dst, int64_t ldd, int64_t pad);
+void grad_scores_bf16_scalar(const float*, int64_t, const float*, int64_t, int64_t, int64_t,
+                             const float*, float, bf16_t*, int64_t);
+void grad_scores_bf16_avx512(const float*, int64_t, const float*, int64_t, int64_t, int64_t,
+                             const float*, float, bf16_t*, int64_t);
+void grad_scores_bf16_avx512bf16(const float*, int64_t, const float*, int64_t, int64_t, int64_t,
+                                 const float*, float, bf16_t*, int64_t);
+void transpose_16_scalar(const bf16_t*, int64_t, int64_t, int64_t, bf16_t*, int64_t, int64_t);
+void transpose_16_avx512(const bf16_t*, int64_t, int64_t, int64_t, bf16_t*, int64_t, int64_t);
 
 /// The backward kernels of one instruction set.
 struct BackwardKernels {
@@ -129,8 +142,9 @@ struct BackwardKernels {
   RoundBf16Fn round_bf16;         ///< bf16 mode, any layout
   /// bf16 families (the AVX2 set uses the scalar one; the AVX-512 set the AVX512-BF16 one
   /// where the CPU has it)
-  ToBf16Fn to_bf16;
-  TransposeBf16Fn transpose_bf16; ///< bf16 families (likewise)
+  TransposeBf16Fn transpose_bf16;
+  GradScoresBf16Fn grad_scores_bf16;  ///< bf16 families (likewise)
+  Transpose16Fn transpose_16;         ///< bf16 families (the AVX2 set: the scalar one)
 };
 /// Kernels of `isa` (which must be supported).
 BackwardKernels backward_kernels_for(Isa isa);

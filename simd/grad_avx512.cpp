@@ -65,19 +65,50 @@ inline __m128i bf16_halves(__m256 x) {
 
 }  // namespace
 
-void to_bf16_avx512(const float* src, int64_t lds, int64_t rows, int64_t cols, bf16_t* dst,
-                    int64_t ldd) {
+void grad_scores_bf16_avx512(const float* dp, int64_t lddp, const float* p, int64_t ldp,
+                             int64_t rows, int64_t cols, const float* delta, float scale,
+                             bf16_t* ds, int64_t ldds) {
   const int64_t full = cols - cols % 16;
+  const __m512 vscale = _mm512_set1_ps(scale);
   for (int64_t r = 0; r < rows; ++r) {
-    const float* s = src + r * lds;
-    bf16_t* d = dst + r * ldd;
-    for (int64_t c = 0; c < full; c += 16)
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + c), bf16_halves(_mm512_loadu_ps(s + c)));
+    const float* d = dp + r * lddp;
+    const float* pr = p + r * ldp;
+    bf16_t* out = ds + r * ldds;
+    const __m512 vdelta = _mm512_set1_ps(delta[r]);
+    // grad_scores' rounding, (p * scale) * (dp - delta), then to bf16.
+    for (int64_t c = 0; c < full; c += 16) {
+      const __m512 x = _mm512_mul_ps(_mm512_mul_ps(_mm512_loadu_ps(pr + c), vscale),
+                                     _mm512_sub_ps(_mm512_loadu_ps(d + c), vdelta));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + c), bf16_halves(x));
+    }
     if (full < cols) {
       const __mmask16 m = static_cast<__mmask16>((1u << (cols - full)) - 1u);
-      _mm256_mask_storeu_epi16(d + full, m, bf16_halves(_mm512_maskz_loadu_ps(m, s + full)));
+      const __m512 x = _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, pr + full), vscale),
+                                     _mm512_sub_ps(_mm512_maskz_loadu_ps(m, d + full), vdelta));
+      _mm256_mask_storeu_epi16(out + full, m, bf16_halves(x));
     }
   }
+}
+
+void transpose_16_avx512(const bf16_t* src, int64_t lds, int64_t rows, int64_t cols, bf16_t* dst,
+                         int64_t ldd, int64_t pad) {
+  const int64_t r16 = rows - rows % 16, c16 = cols - cols % 16;
+  constexpr int64_t kB = 64;  // 64 x 64 tiles of 16 x 16 blocks: 8 KB of source, in L1
+  auto row = [&](int64_t i, int64_t j) {
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i * lds + j));
+  };
+  for (int64_t i0 = 0; i0 < r16; i0 += kB)
+    for (int64_t j0 = 0; j0 < c16; j0 += kB)
+      for (int64_t i = i0; i < std::min(i0 + kB, r16); i += 16)
+        for (int64_t j = j0; j < std::min(j0 + kB, c16); j += 16) {
+          __m512i x[8];
+          for (int a = 0; a < 8; ++a)
+            x[a] = _mm512_inserti64x4(_mm512_castsi256_si512(row(i + a, j)), row(i + a + 8, j), 1);
+          transpose_words_16x16(x, dst + j * ldd + i, ldd);
+        }
+  for (int64_t j = 0; j < cols; ++j)  // the edges, then the padding
+    for (int64_t i = j < c16 ? r16 : 0; i < rows; ++i) dst[j * ldd + i] = src[i * lds + j];
+  for (int64_t j = 0; j < cols; ++j) std::fill(dst + j * ldd + rows, dst + j * ldd + pad, bf16_t{0});
 }
 
 void transpose_bf16_avx512(const float* src, int64_t lds, int64_t rows, int64_t cols, bf16_t* dst,

@@ -1,4 +1,4 @@
-// The bf16 backward's conversion kernels (simd/grad.hpp: to_bf16, transpose_bf16) with
+// The bf16 backward's conversion kernels (simd/grad.hpp: grad_scores_bf16, transpose_bf16) with
 // AVX512-BF16's vcvtne2ps2bf16, which rounds 32 floats to nearest even in one instruction
 // where grad_avx512.cpp spends seven integer operations and a vpmovdw per 16. Compiled with
 // -mavx512bf16 (CMakeLists.txt) and chosen at run time (grad_scalar.cpp) only where the CPU
@@ -12,15 +12,16 @@
 //
 // transpose_bf16 rounds 16 x 16 blocks two rows per vcvtne2ps2bf16 and transposes them as
 // 16-bit values (block16). Measured on the 2-core Xeon, one thread, a 384 x 384 fp32 block
-// (L2-resident, best of 300, one process): transpose_bf16 23.9 -> 18.0 us, to_bf16 19.2 ->
-// 10.4 us against grad_avx512.cpp's; Quick-backward-bf16 (amx-bf16, one thread, old and new
-// binaries alternating, three rounds): dense 680 / 707 / 684 -> 644 / 615 / 623 ms, sta 3,3,3
-// 330 / 319 / 327 -> 302 / 291 / 317 ms.
+// (L2-resident, best of 300, one process): transpose_bf16 23.9 -> 18.0 us, the rounding of dS
+// rows (then a pass of its own) 19.2 -> 10.4 us against grad_avx512.cpp's; Quick-backward-bf16
+// (amx-bf16, one thread, old and new binaries alternating, three rounds): dense 680 / 707 /
+// 684 -> 644 / 615 / 623 ms, sta 3,3,3 330 / 319 / 327 -> 302 / 291 / 317 ms.
 #include <immintrin.h>
 
 #include <algorithm>
 
 #include "grad.hpp"
+#include "transpose-inl.hpp"
 
 // GCC 12 reports the self-initialised `__Y = __Y` inside _mm512_undefined_ps, which the
 // unpack and shuffle intrinsics pass as their (unused) merge source: a known false positive.
@@ -50,12 +51,10 @@ inline __m256i bf16_of(__m512 x) {
 }
 
 /// The 16 x 16 block at src (row stride lds) transposed and rounded into dst (row stride
-/// ldd): dst[j * ldd + i] = bf16(src[i * lds + j]). Rounded first, then transposed as 16-bit
-/// values: x[a] = rows a and a + 8 (one vcvtne2ps2bf16), so each 128-bit lane across x[0..7]
-/// is an 8 x 8 block (rows 0-7 or 8-15, columns 0-7 or 8-15); three rounds of in-lane unpacks
-/// transpose all four, and one lane permute per register puts column k's two halves side by
-/// side: 32 shuffles per 256 values (port 5 bounds this kernel; an fp32 16 x 16 transpose
-/// before the rounding took 64 and ran 1.5x slower).
+/// ldd): dst[j * ldd + i] = bf16(src[i * lds + j]). Rounded first, rows a and a + 8 by one
+/// vcvtne2ps2bf16, then transposed as 16-bit values (transpose_words_16x16: 32 shuffles per
+/// 256 values; port 5 bounds this kernel, and an fp32 16 x 16 transpose before the rounding
+/// took 64).
 inline void block16(const float* src, int64_t lds, bf16_t* dst, int64_t ldd) {
   __m512 r[16];
   // The subnormal test without a mask per row (vfpclassps would share port 5 with the
@@ -72,42 +71,34 @@ inline void block16(const float* src, int64_t lds, bf16_t* dst, int64_t ldd) {
       for (int i = 0; i < 16; ++i) dst[j * ldd + i] = float_to_bf16(src[i * lds + j]);
     return;
   }
-  __m512i x[8], y[8];
+  __m512i x[8];
   for (int a = 0; a < 8; ++a) x[a] = reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(r[a + 8], r[a]));
-  for (int a = 0; a < 8; a += 2) {  // words of rows a, a + 1 interleaved
-    y[a] = _mm512_unpacklo_epi16(x[a], x[a + 1]);
-    y[a + 1] = _mm512_unpackhi_epi16(x[a], x[a + 1]);
-  }
-  for (int g = 0; g < 8; g += 4) {  // pairs of words: four rows of two columns
-    x[g] = _mm512_unpacklo_epi32(y[g], y[g + 2]);
-    x[g + 1] = _mm512_unpackhi_epi32(y[g], y[g + 2]);
-    x[g + 2] = _mm512_unpacklo_epi32(y[g + 1], y[g + 3]);
-    x[g + 3] = _mm512_unpackhi_epi32(y[g + 1], y[g + 3]);
-  }
-  for (int k = 0; k < 4; ++k) {  // quads: eight rows of one column, per lane
-    y[2 * k] = _mm512_unpacklo_epi64(x[k], x[k + 4]);
-    y[2 * k + 1] = _mm512_unpackhi_epi64(x[k], x[k + 4]);
-  }
-  for (int k = 0; k < 8; ++k) {  // lanes (col k rows 0-7, col 8+k rows 0-7, col k 8-15, 8+k 8-15)
-    const __m512i t = _mm512_shuffle_i64x2(y[k], y[k], 0xD8);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + k * ldd), _mm512_castsi512_si256(t));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + (k + 8) * ldd), _mm512_extracti64x4_epi64(t, 1));
-  }
+  transpose_words_16x16(x, dst, ldd);
 }
 
 }  // namespace
 
-void to_bf16_avx512bf16(const float* src, int64_t lds, int64_t rows, int64_t cols, bf16_t* dst,
-                        int64_t ldd) {
+void grad_scores_bf16_avx512bf16(const float* dp, int64_t lddp, const float* p, int64_t ldp,
+                                 int64_t rows, int64_t cols, const float* delta, float scale,
+                                 bf16_t* ds, int64_t ldds) {
   const int64_t full = cols - cols % 16;
+  const __m512 vscale = _mm512_set1_ps(scale);
   for (int64_t r = 0; r < rows; ++r) {
-    const float* s = src + r * lds;
-    bf16_t* d = dst + r * ldd;
-    for (int64_t c = 0; c < full; c += 16)
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + c), bf16_of(_mm512_loadu_ps(s + c)));
+    const float* d = dp + r * lddp;
+    const float* pr = p + r * ldp;
+    bf16_t* out = ds + r * ldds;
+    const __m512 vdelta = _mm512_set1_ps(delta[r]);
+    // grad_scores' rounding, (p * scale) * (dp - delta), then to bf16.
+    for (int64_t c = 0; c < full; c += 16) {
+      const __m512 x = _mm512_mul_ps(_mm512_mul_ps(_mm512_loadu_ps(pr + c), vscale),
+                                     _mm512_sub_ps(_mm512_loadu_ps(d + c), vdelta));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + c), bf16_of(x));
+    }
     if (full < cols) {
       const __mmask16 m = static_cast<__mmask16>((1u << (cols - full)) - 1u);
-      _mm256_mask_storeu_epi16(d + full, m, bf16_of(_mm512_maskz_loadu_ps(m, s + full)));
+      const __m512 x = _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, pr + full), vscale),
+                                     _mm512_sub_ps(_mm512_maskz_loadu_ps(m, d + full), vdelta));
+      _mm256_mask_storeu_epi16(out + full, m, bf16_of(x));
     }
   }
 }

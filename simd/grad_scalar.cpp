@@ -33,15 +33,18 @@ void round_bf16_scalar(float* a, int64_t lda, int64_t rows, int64_t cols) {
     for (int64_t j = 0; j < cols; ++j) a[r * lda + j] = bf16_to_float(float_to_bf16(a[r * lda + j]));
 }
 
-void to_bf16_scalar(const float* src, int64_t lds, int64_t rows, int64_t cols, bf16_t* dst,
-                    int64_t ldd) {
-  rows_to_bf16(src, lds, rows, cols, cols, dst, ldd);  // gemm_pack.cpp's rule, no padding
+void grad_scores_bf16_scalar(const float* dp, int64_t lddp, const float* p, int64_t ldp,
+                             int64_t rows, int64_t cols, const float* delta, float scale,
+                             bf16_t* ds, int64_t ldds) {
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < cols; ++j)  // grad_scores_scalar's rounding, then to bf16
+      ds[r * ldds + j] = float_to_bf16((p[r * ldp + j] * scale) * (dp[r * lddp + j] - delta[r]));
 }
 
 namespace {
 /// dst = convert(src)^T, cache-blocked, rows [rows, pad) of each transposed row zero.
-template <class T, class Convert>
-void transpose_converted(const float* src, int64_t lds, int64_t rows, int64_t cols, T* dst,
+template <class S, class T, class Convert>
+void transpose_converted(const S* src, int64_t lds, int64_t rows, int64_t cols, T* dst,
                          int64_t ldd, int64_t pad, Convert convert) {
   constexpr int64_t kB = 16;  // cache blocking
   for (int64_t i0 = 0; i0 < rows; i0 += kB)
@@ -55,6 +58,11 @@ void transpose_converted(const float* src, int64_t lds, int64_t rows, int64_t co
 void transpose_bf16_scalar(const float* src, int64_t lds, int64_t rows, int64_t cols, bf16_t* dst,
                            int64_t ldd, int64_t pad) {
   transpose_converted(src, lds, rows, cols, dst, ldd, pad, float_to_bf16);
+}
+
+void transpose_16_scalar(const bf16_t* src, int64_t lds, int64_t rows, int64_t cols, bf16_t* dst,
+                         int64_t ldd, int64_t pad) {
+  transpose_converted(src, lds, rows, cols, dst, ldd, pad, [](bf16_t x) { return x; });
 }
 
 void transpose_scalar(const float* src, int64_t lds, int64_t rows, int64_t cols, float* dst,
@@ -112,18 +120,18 @@ BackwardKernels backward_kernels_for(Isa isa) {
       const bool cvt = find_gemm_kernels("avx512bf16-bf16") != nullptr;
       return {isa, probs_from_lse_avx512, grad_scores_avx512, transpose_avx2,
               add_transposed_pv_avx512, probs_qk_avx512, grad_scores_qk_avx512, round_bf16_avx512,
-              cvt ? to_bf16_avx512bf16 : to_bf16_avx512,
-              cvt ? transpose_bf16_avx512bf16 : transpose_bf16_avx512};
+              cvt ? transpose_bf16_avx512bf16 : transpose_bf16_avx512,
+              cvt ? grad_scores_bf16_avx512bf16 : grad_scores_bf16_avx512, transpose_16_avx512};
     }
     case Isa::kAvx2:
       return {isa, probs_from_lse_avx2, grad_scores_avx2, transpose_avx2,
               add_transposed_pv_avx2, probs_qk_avx2, grad_scores_qk_avx2, round_bf16_avx2,
-              to_bf16_scalar, transpose_bf16_scalar};
+              transpose_bf16_scalar, grad_scores_bf16_scalar, transpose_16_scalar};
     case Isa::kScalar: break;
   }
   return {Isa::kScalar, probs_from_lse_scalar, grad_scores_scalar, transpose_scalar,
           add_transposed_pv_scalar, probs_qk_scalar, grad_scores_qk_scalar, round_bf16_scalar,
-          to_bf16_scalar, transpose_bf16_scalar};
+          transpose_bf16_scalar, grad_scores_bf16_scalar, transpose_16_scalar};
 }
 
 const BackwardKernels& backward_kernels() {

@@ -52,5 +52,35 @@ inline void transpose_blocked(const float* src, int64_t lds, int64_t rows, int64
     for (int64_t i = j < c8 ? r8 : 0; i < rows; ++i) edge(j, i);
 }
 
+#if defined(__AVX512BW__)
+/// The 16 x 16 transpose of 16-bit values held as x[a] = [row a (256 bits) | row a + 8],
+/// a = 0..7, stored as dst[j * ldd + i] = row i's value j (16 values per row j): each 128-bit
+/// lane across x[0..7] is an 8 x 8 block (rows 0-7 or 8-15, columns 0-7 or 8-15); three
+/// rounds of in-lane unpacks transpose all four, and one lane permute per register puts
+/// column k's two halves side by side: 32 shuffles per 256 values. Clobbers x.
+inline void transpose_words_16x16(__m512i x[8], uint16_t* dst, int64_t ldd) {
+  __m512i y[8];
+  for (int a = 0; a < 8; a += 2) {  // words of rows a, a + 1 interleaved
+    y[a] = _mm512_unpacklo_epi16(x[a], x[a + 1]);
+    y[a + 1] = _mm512_unpackhi_epi16(x[a], x[a + 1]);
+  }
+  for (int g = 0; g < 8; g += 4) {  // pairs of words: four rows of two columns
+    x[g] = _mm512_unpacklo_epi32(y[g], y[g + 2]);
+    x[g + 1] = _mm512_unpackhi_epi32(y[g], y[g + 2]);
+    x[g + 2] = _mm512_unpacklo_epi32(y[g + 1], y[g + 3]);
+    x[g + 3] = _mm512_unpackhi_epi32(y[g + 1], y[g + 3]);
+  }
+  for (int k = 0; k < 4; ++k) {  // quads: eight rows of one column, per lane
+    y[2 * k] = _mm512_unpacklo_epi64(x[k], x[k + 4]);
+    y[2 * k + 1] = _mm512_unpackhi_epi64(x[k], x[k + 4]);
+  }
+  for (int k = 0; k < 8; ++k) {  // lanes (col k rows 0-7, col 8+k rows 0-7, col k 8-15, 8+k 8-15)
+    const __m512i t = _mm512_shuffle_i64x2(y[k], y[k], 0xD8);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + k * ldd), _mm512_castsi512_si256(t));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + (k + 8) * ldd), _mm512_extracti64x4_epi64(t, 1));
+  }
+}
+#endif
+
 }  // namespace
 }  // namespace sta::simd

@@ -353,12 +353,19 @@ TEST_P(BackwardBf16EachIsa, EveryFamilyFollowsTheSemantics) {
   EXPECT_GE(families, 1);
 }
 
-/// to_bf16, transpose_bf16 and round_bf16 against this file's round_bf16 on odd shapes
-/// (vector bodies and tails, 8 x 8 and 16 x 16 blocks and edges), with ties, negative values,
-/// infinities, a NaN, values that round up into the next binade and subnormals (which
-/// vcvtne2ps2bf16 would flush to zero).
-void expect_conversions_round_like_the_rule(simd::ToBf16Fn to_bf16, simd::TransposeBf16Fn transpose_bf16,
-                                           simd::RoundBf16Fn round_in_place) {
+/// The bf16 mode's conversion kernels of one instruction set (or variant).
+struct Conversions {
+  simd::GradScoresBf16Fn grad_scores_bf16;
+  simd::TransposeBf16Fn transpose_bf16;
+  simd::Transpose16Fn transpose_16;
+  simd::RoundBf16Fn round_bf16;
+};
+
+/// grad_scores_bf16, transpose_bf16, transpose_16 and round_bf16 against this file's
+/// round_bf16 on odd shapes (vector bodies and tails, 8 x 8 and 16 x 16 blocks and edges),
+/// with ties, negative values, infinities, a NaN, values that round up into the next binade
+/// and subnormals (which vcvtne2ps2bf16 would flush to zero).
+void expect_conversions_round_like_the_rule(const Conversions& k) {
   std::mt19937_64 rng(5);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   for (const auto& [rows, cols] : {std::pair<int64_t, int64_t>{1, 1}, {7, 13}, {16, 16}, {19, 37}, {64, 96}, {40, 83}}) {
@@ -387,41 +394,62 @@ void expect_conversions_round_like_the_rule(simd::ToBf16Fn to_bf16, simd::Transp
       const float g = simd::bf16_to_float(got);
       return std::isnan(want) ? std::isnan(g) : g == want && std::signbit(g) == std::signbit(want);
     };
-    std::vector<simd::bf16_t> rows_out(static_cast<size_t>(rows * cols), 0x7777);
-    to_bf16(src.data(), lds, rows, cols, rows_out.data(), cols);
+    // dS = (p * 1) * (1.5 - 0.5) is p itself: the special values go through grad_scores_bf16.
+    const std::vector<float> ones_and_halves(static_cast<size_t>(rows * lds), 1.5f), halves(static_cast<size_t>(rows), 0.5f);
+    std::vector<simd::bf16_t> ds(static_cast<size_t>(rows * cols), 0x7777);
+    k.grad_scores_bf16(ones_and_halves.data(), lds, src.data(), lds, rows, cols, halves.data(), 1.0f, ds.data(), cols);
     std::vector<simd::bf16_t> t_out(static_cast<size_t>(cols * pad), 0x7777);
-    transpose_bf16(src.data(), lds, rows, cols, t_out.data(), pad, pad);
+    k.transpose_bf16(src.data(), lds, rows, cols, t_out.data(), pad, pad);
+    std::vector<simd::bf16_t> t16(static_cast<size_t>(cols * pad), 0x7777);
+    k.transpose_16(ds.data(), cols, rows, cols, t16.data(), pad, pad);
     std::vector<float> in_place = src;
-    round_in_place(in_place.data(), lds, rows, cols);
+    k.round_bf16(in_place.data(), lds, rows, cols);
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t c = 0; c < cols; ++c) {
         const float want = round_bf16(src[static_cast<size_t>(r * lds + c)]);
-        ASSERT_TRUE(same(want, rows_out[static_cast<size_t>(r * cols + c)])) << r << "," << c;
+        ASSERT_TRUE(same(want, ds[static_cast<size_t>(r * cols + c)])) << r << "," << c;
         ASSERT_TRUE(same(want, t_out[static_cast<size_t>(c * pad + r)])) << r << "," << c;
+        ASSERT_EQ(t16[static_cast<size_t>(c * pad + r)], ds[static_cast<size_t>(r * cols + c)]) << r << "," << c;
         const float ip = in_place[static_cast<size_t>(r * lds + c)];
         ASSERT_TRUE(std::isnan(want) ? std::isnan(ip) : ip == want) << r << "," << c;
       }
     for (int64_t c = 0; c < cols; ++c)
-      for (int64_t r = rows; r < pad; ++r) ASSERT_EQ(t_out[static_cast<size_t>(c * pad + r)], 0) << "padding";
+      for (int64_t r = rows; r < pad; ++r) {
+        ASSERT_EQ(t_out[static_cast<size_t>(c * pad + r)], 0) << "padding";
+        ASSERT_EQ(t16[static_cast<size_t>(c * pad + r)], 0) << "padding";
+      }
+    // grad_scores_bf16's formula on general values: (p * scale) * (dp - delta) in fp32, rounded.
+    std::vector<float> p(static_cast<size_t>(rows * lds)), dp(p.size()), delta(static_cast<size_t>(rows));
+    for (float& x : p) x = std::fabs(normal(rng));
+    for (float& x : dp) x = normal(rng);
+    for (float& x : delta) x = normal(rng);
+    const float scale = 0.0883883f;
+    k.grad_scores_bf16(dp.data(), lds, p.data(), lds, rows, cols, delta.data(), scale, ds.data(), cols);
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < cols; ++c) {
+        const size_t at = static_cast<size_t>(r * lds + c);
+        const float scaled = p[at] * scale, diff = dp[at] - delta[static_cast<size_t>(r)];
+        ASSERT_TRUE(same(round_bf16(scaled * diff), ds[static_cast<size_t>(r * cols + c)])) << r << "," << c;
+      }
   }
 }
 
 TEST_P(BackwardBf16EachIsa, ConversionKernelsRoundLikeTheRule) {
   const simd::BackwardKernels k = simd::backward_kernels_for(isa());
-  expect_conversions_round_like_the_rule(k.to_bf16, k.transpose_bf16, k.round_bf16);
+  expect_conversions_round_like_the_rule({k.grad_scores_bf16, k.transpose_bf16, k.transpose_16, k.round_bf16});
 }
 
 TEST(BackwardBf16, EveryConversionVariantRoundsLikeTheRule) {
   // The AVX-512 set picks its conversions by CPU (AVX512-BF16's instruction or integer
   // rounding): each variant this machine can run, whichever the set picked.
-  expect_conversions_round_like_the_rule(simd::to_bf16_scalar, simd::transpose_bf16_scalar,
-                                         simd::round_bf16_scalar);
+  expect_conversions_round_like_the_rule({simd::grad_scores_bf16_scalar, simd::transpose_bf16_scalar,
+                                          simd::transpose_16_scalar, simd::round_bf16_scalar});
   if (!simd::isa_supported(simd::Isa::kAvx512)) GTEST_SKIP() << "no AVX-512 on this CPU";
-  expect_conversions_round_like_the_rule(simd::to_bf16_avx512, simd::transpose_bf16_avx512,
-                                         simd::round_bf16_avx512);
+  expect_conversions_round_like_the_rule({simd::grad_scores_bf16_avx512, simd::transpose_bf16_avx512,
+                                          simd::transpose_16_avx512, simd::round_bf16_avx512});
   if (simd::find_gemm_kernels("avx512bf16-bf16") == nullptr) GTEST_SKIP() << "no AVX512-BF16 on this CPU";
-  expect_conversions_round_like_the_rule(simd::to_bf16_avx512bf16, simd::transpose_bf16_avx512bf16,
-                                         simd::round_bf16_avx512);
+  expect_conversions_round_like_the_rule({simd::grad_scores_bf16_avx512bf16, simd::transpose_bf16_avx512bf16,
+                                          simd::transpose_16_avx512, simd::round_bf16_avx512});
 }
 
 INSTANTIATE_TEST_SUITE_P(AllIsas, BackwardBf16EachIsa, ::testing::ValuesIn(testing::kAllIsas),

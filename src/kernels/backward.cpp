@@ -401,10 +401,10 @@ void visit_transposing(const HeadJob& job, const QueryBlock& qb, const KeyBlock&
 }
 
 /// One visit with a bf16 family (bf16 mode, SPEC 8; amx-bf16, avx512bf16-bf16): S and dP by
-/// the family's qk on bf16 Q, dO and packed K, V; P and dS in fp32 (probs_from_lse,
-/// grad_scores with the scale left for the end), rounded to bf16 as the A operands of the
-/// family's pv: dS rows for dQ += dS K, P^T and dS^T (rounded as they are transposed) for
-/// dV += P^T dO and dK += dS^T Q. The same rounding points as the emulation on fp32 kernels;
+/// the family's qk on bf16 Q, dO and packed K, V; P in fp32 (probs_from_lse), dS from it and
+/// dP in fp32 and stored as bf16 rows (grad_scores_bf16, the scale left for the end): the A
+/// operands of the family's pv are those dS rows for dQ += dS K, P^T (rounded as it is
+/// transposed) for dV += P^T dO and the dS rows transposed for dK += dS^T Q. The same rounding points as the emulation on fp32 kernels;
 /// products of bf16 values are exact in fp32 either way, only the order of the fp32 sums
 /// differs. The whole block at once, like visit_transposing.
 void visit_bf16(const HeadJob& job, const QueryBlock& qb, const KeyBlock& kb, const Visit& visit,
@@ -416,13 +416,13 @@ void visit_bf16(const HeadJob& job, const QueryBlock& qb, const KeyBlock& kb, co
   const int64_t dp = simd::padded_dim_bf16(dim);
   gemm.qk(sc.q16.get(), dp, qb.rows, dim, ko.k_as_k, ko.kc, p, ld);
   block_probs(qb, kb, visit, ko.kc, scale, kernels, sc, p, ld);
-  gemm.qk(sc.dout16.get(), dp, qb.rows, dim, ko.v_as_k, ko.kc, ds, ld);
-  kernels.grad_scores(ds, ld, p, ld, qb.rows, ko.kc, sc.delta.get(), ds_scale(job, scale));
-  kernels.to_bf16(ds, ld, qb.rows, ko.kc, Scratch::bits(sc.ds16), ko.kc);
+  gemm.qk(sc.dout16.get(), dp, qb.rows, dim, ko.v_as_k, ko.kc, ds, ld);  // dP
+  kernels.grad_scores_bf16(ds, ld, p, ld, qb.rows, ko.kc, sc.delta.get(), ds_scale(job, scale),
+                           Scratch::bits(sc.ds16), ko.kc);
   gemm.pv(sc.ds16.get(), ko.kc, qb.rows, ko.kc, ko.k_as_v, job.packed.v_stride, dim, sc.ones.get(),
           dq_rows(job, qb, dim), dim);
   kernels.transpose_bf16(p, ld, qb.rows, kb.count, Scratch::bits(sc.pt16), rp, rp);
-  kernels.transpose_bf16(ds, ld, qb.rows, kb.count, Scratch::bits(sc.dst16), rp, rp);
+  kernels.transpose_16(Scratch::bits(sc.ds16), ko.kc, qb.rows, kb.count, Scratch::bits(sc.dst16), rp, rp);
   wait_for_turn(job.done[visit.key_block * job.chunks], visit.rank);
   gemm.pv(sc.pt16.get(), rp, kb.count, rp, sc.dout_as_v.get(), q_stride, dim, sc.ones.get(), ko.dv, dim);
   gemm.pv(sc.dst16.get(), rp, kb.count, rp, sc.q_as_v.get(), q_stride, dim, sc.ones.get(), ko.dk, dim);
