@@ -422,11 +422,20 @@ TEST(Backward, TextRowsCutIntoTasksMatchTheReferenceAndKeepTheirBits) {
 TEST(Backward, StepsHeldInSlotsGiveTheSameBits) {
   // The run-ahead path (steps computed before their key rows are free, kept in slots, the
   // oldest applied first) forced on every thread count by deferring each apply until the
-  // slots run out: the same bits as applying at once. 128-token tiles (two steps per key
-  // block), text rows, a ragged canvas; one slot to more slots than a task has steps.
+  // slots run out: the same bits as applying at once. 256-token tiles (two steps per key
+  // block), text rows, a ragged canvas; one slot to more slots than a task has steps; the
+  // fp32 family and, in bf16 mode, every bf16 family usable here (their steps keep P^T and
+  // dS^T in the slots).
   const int saved = omp_get_max_threads();
-  for (const Geometry& g : {testing::geo({4, 16, 16}, {2, 8, 8}, 4, 4),
+  std::vector<std::pair<const simd::GemmKernels*, bool>> families = {{&simd::gemm_kernels(false), false}};
+  int count = 0;
+  const simd::GemmKernels* const* bf16_families = simd::available_gemm_kernels(true, &count);
+  for (int i = 0; i < count; ++i) families.push_back({bf16_families[i], true});
+  for (const auto& [gemm, bf16] : families)
+  for (const Geometry& g : {bf16 ? testing::geo({2, 8, 32}, {2, 8, 16}, 4, 4)  // the scalar-bf16
+                                 : testing::geo({4, 16, 32}, {2, 8, 16}, 4, 4),  // family is slow
                             testing::geo({5, 7, 9}, {2, 4, 4}, 2, 2, /*ragged=*/true)}) {
+    SCOPED_TRACE(gemm->name);
     for (const auto& [mode, mask] : {std::pair{detail::FlashMode::kSta, Mask::sta({1, 1, 3})},
                                      std::pair{detail::FlashMode::kNatten, Mask::swa({3, 5, 5})},
                                      std::pair{detail::FlashMode::kDense, Mask::full()}}) {
@@ -440,10 +449,9 @@ TEST(Backward, StepsHeldInSlotsGiveTheSameBits) {
         for (auto* t : {&got.dq, &got.dk, &got.dv}) t->assign(out.size(), std::nanf(""));
         detail::flash_attention_backward(p.shape, g, p.options.masks,
                                          static_cast<float>(p.options.effective_scale(32)), mode,
-                                         /*bf16=*/false, p.q.data(), p.k.data(), p.v.data(), out.data(), lse.data(),
+                                         bf16, p.q.data(), p.k.data(), p.v.data(), out.data(), lse.data(),
                                          dout.data(), got.dq.data(), got.dk.data(), got.dv.data(),
-                                         simd::gemm_kernels(false), simd::backward_kernels(), nullptr,
-                                         config);
+                                         *gemm, simd::backward_kernels(), nullptr, config);
         return got;
       };
       omp_set_num_threads(1);

@@ -14,8 +14,9 @@
 // dP never go to memory. bf16 mode (SPEC 8, rounded where FlashAttention-2's bf16 kernels
 // round) on these fp32 kernels: dS unscaled, P and dS of a step rounded to bf16 values before
 // dQ, dV and dK read them, the scale applied to dq and dk at the end; with a bf16 family
-// (visit_bf16) the same on its qk and pv. Other layouts (OpenBLAS rows, visit_transposing) run
-// the family's qk and pv with the element-wise kernels between them and P, dS transposed.
+// (compute_step_bf16) the same steps on its qk and pv, P^T and dS^T transposed into the slots
+// as bf16. OpenBLAS's row layout (visit_transposing) visits whole blocks with its qk and pv,
+// the element-wise kernels between them and P, dS transposed by hand.
 // dV and dK write rows other tasks write too: they are applied in task order (each task
 // knows its rank among the key block's visitors and waits for the previous one, per step's
 // chunk of rows), so every sum has one fixed order whatever thread runs what. A step whose
@@ -215,9 +216,10 @@ struct HeadJob {
 /// end, as FlashAttention-2's and FlexAttention's bf16 kernels do).
 float ds_scale(const HeadJob& job, float scale) { return job.bf16 ? 1.0f : scale; }
 
-/// Whether the backward runs the family's own kernels and transposes P and dS for its pv
-/// (visit_transposing): every layout but the packed panels its fused kernels read.
-bool transposes(const simd::GemmKernels& gemm) { return gemm.layout != simd::PackedLayout::kF32Panels; }
+/// Whether the backward visits whole blocks with the family's own kernels and transposes P and
+/// dS by hand for its pv (visit_transposing): the row-major layout (OpenBLAS). The packed fp32
+/// panels (the fused kernels) and the bf16 families work in steps of kKeyChunk keys.
+bool transposes(const simd::GemmKernels& gemm) { return gemm.layout == simd::PackedLayout::kF32Rows; }
 
 /// One thread's scratch, allocated once per call.
 struct Scratch {
@@ -228,12 +230,12 @@ struct Scratch {
         dout_as_v(float_array(simd::packed_v_elements(gemm.layout, rp, dim))),
         lse(float_array(rp)), delta(float_array(rp)),
         p(float_array(slots * rp * kc)), ds(float_array(slots * rp * kc)), slot_elems(rp * kc),
-        pt(float_array(transposes(gemm) && !gemm.bf16() ? kc * rp : 0)),
-        dst(float_array(transposes(gemm) && !gemm.bf16() ? kc * rp : 0)),
+        pt(float_array(transposes(gemm) ? kc * rp : 0)),
+        dst(float_array(transposes(gemm) ? kc * rp : 0)),
         ones(float_array(std::max(rp, kc))), mask(g),
         q16(bf16_array(gemm, rp * simd::padded_dim_bf16(dim))),
         dout16(bf16_array(gemm, rp * simd::padded_dim_bf16(dim))), ds16(bf16_array(gemm, rp * kc)),
-        pt16(bf16_array(gemm, kc * rp)), dst16(bf16_array(gemm, kc * rp)) {
+        s32(float_array(gemm.bf16() ? rp * kc : 0)), dp32(float_array(gemm.bf16() ? rp * kc : 0)) {
     std::fill(ones.get(), ones.get() + std::max(rp, kc), 1.0f);
   }
   /// Room for `n` bf16 values with a bf16 family, none otherwise.
@@ -245,8 +247,9 @@ struct Scratch {
   int64_t slot_elems;  ///< floats of one P (or dS) slot
   FloatArray pt, dst, ones;
   TileMask mask;
-  /// bf16 families (visit_bf16): Q and dO rows as bf16 (D padded to 32), dS rows, P^T, dS^T.
-  FloatArray q16, dout16, ds16, pt16, dst16;
+  /// bf16 families (compute_step_bf16): Q and dO rows as bf16 (D padded to 32), a step's dS
+  /// rows as bf16, its P and dP in fp32 (its P^T and dS^T go to the slots, as bf16).
+  FloatArray q16, dout16, ds16, s32, dp32;
 };
 
 /// Waits until `rank` earlier visitors have updated the key block. They belong to tasks
@@ -356,9 +359,17 @@ void compute_step(const HeadJob& job, const QueryBlock& qb, const Visit& visit,
 
 /// The second half of a step, once the chunk's earlier visitors are done: dV += P^T dO and
 /// dK += dS^T Q for the chunk's `valid` key rows, reading P and dS transposed in place.
+/// With a bf16 family the slot holds P^T and dS^T as bf16 (compute_step_bf16), and the
+/// family's pv adds them (rows rp apart).
 void apply_step(const QueryBlock& qb, const KeyOperands& ko, int64_t c0, int64_t valid,
-                int64_t dim, int64_t ld, int64_t q_stride, const simd::BackwardKernels& kernels,
-                Scratch& sc, const float* p, const float* ds) {
+                int64_t dim, int64_t ld, int64_t rp, int64_t q_stride,
+                const simd::GemmKernels& gemm, const simd::BackwardKernels& kernels, Scratch& sc,
+                const float* p, const float* ds) {
+  if (gemm.bf16()) {
+    gemm.pv(p, rp, valid, rp, sc.dout_as_v.get(), q_stride, dim, sc.ones.get(), ko.dv + c0 * dim, dim);
+    gemm.pv(ds, rp, valid, rp, sc.q_as_v.get(), q_stride, dim, sc.ones.get(), ko.dk + c0 * dim, dim);
+    return;
+  }
   kernels.add_transposed_pv(p, ld, valid, qb.rows, sc.dout_as_v.get(), q_stride, dim,
                             ko.dv + c0 * dim, dim);
   kernels.add_transposed_pv(ds, ld, valid, qb.rows, sc.q_as_v.get(), q_stride, dim,
@@ -400,33 +411,36 @@ void visit_transposing(const HeadJob& job, const QueryBlock& qb, const KeyBlock&
   job.done[visit.key_block * job.chunks].store(visit.rank + 1, std::memory_order_release);
 }
 
-/// One visit with a bf16 family (bf16 mode, SPEC 8; amx-bf16, avx512bf16-bf16): S and dP by
-/// the family's qk on bf16 Q, dO and packed K, V; P in fp32 (probs_from_lse), dS from it and
-/// dP in fp32 and stored as bf16 rows (grad_scores_bf16, the scale left for the end): the A
-/// operands of the family's pv are those dS rows for dQ += dS K, P^T (rounded as it is
-/// transposed) for dV += P^T dO and the dS rows transposed for dK += dS^T Q. The same rounding points as the emulation on fp32 kernels;
-/// products of bf16 values are exact in fp32 either way, only the order of the fp32 sums
-/// differs. The whole block at once, like visit_transposing.
-void visit_bf16(const HeadJob& job, const QueryBlock& qb, const KeyBlock& kb, const Visit& visit,
-                const KeyOperands& ko, int64_t dim, float scale, int64_t ld, int64_t rp,
-                int64_t q_stride, const simd::GemmKernels& gemm,
-                const simd::BackwardKernels& kernels, Scratch& sc) {
-  float* p = sc.p.get();
-  float* ds = sc.ds.get();
+/// One step of a visit with a bf16 family (bf16 mode, SPEC 8; amx-bf16, avx512bf16-bf16), the
+/// counterpart of compute_step: S and dP by the family's qk on bf16 Q, dO and packed K, V; P
+/// in fp32 (probs_from_lse), dS from it and dP in fp32 stored as bf16 rows (grad_scores_bf16,
+/// the scale left for the end): the A operand of the family's pv for dQ += dS K. P^T (rounded
+/// as it is transposed) and the dS rows transposed go to the slot (`pt`, `dst`: `valid` rows
+/// of rp) for apply_step's dV += P^T dO and dK += dS^T Q. The same rounding points as the
+/// emulation on fp32 kernels; products of bf16 values are exact in fp32 either way, only the
+/// order of the fp32 sums differs.
+void compute_step_bf16(const HeadJob& job, const QueryBlock& qb, const Visit& visit,
+                       const KeyOperands& ko, int64_t c0, int64_t cols, int64_t valid, int64_t dim,
+                       float scale, int64_t ld, int64_t rp, const simd::GemmKernels& gemm,
+                       const simd::BackwardKernels& kernels, Scratch& sc, simd::bf16_t* pt,
+                       simd::bf16_t* dst) {
+  const simd::PackedLayout layout = gemm.layout;
   const int64_t dp = simd::padded_dim_bf16(dim);
-  gemm.qk(sc.q16.get(), dp, qb.rows, dim, ko.k_as_k, ko.kc, p, ld);
-  block_probs(qb, kb, visit, ko.kc, scale, kernels, sc, p, ld);
-  gemm.qk(sc.dout16.get(), dp, qb.rows, dim, ko.v_as_k, ko.kc, ds, ld);  // dP
-  kernels.grad_scores_bf16(ds, ld, p, ld, qb.rows, ko.kc, sc.delta.get(), ds_scale(job, scale),
-                           Scratch::bits(sc.ds16), ko.kc);
-  gemm.pv(sc.ds16.get(), ko.kc, qb.rows, ko.kc, ko.k_as_v, job.packed.v_stride, dim, sc.ones.get(),
-          dq_rows(job, qb, dim), dim);
-  kernels.transpose_bf16(p, ld, qb.rows, kb.count, Scratch::bits(sc.pt16), rp, rp);
-  kernels.transpose_16(Scratch::bits(sc.ds16), ko.kc, qb.rows, kb.count, Scratch::bits(sc.dst16), rp, rp);
-  wait_for_turn(job.done[visit.key_block * job.chunks], visit.rank);
-  gemm.pv(sc.pt16.get(), rp, kb.count, rp, sc.dout_as_v.get(), q_stride, dim, sc.ones.get(), ko.dv, dim);
-  gemm.pv(sc.dst16.get(), rp, kb.count, rp, sc.q_as_v.get(), q_stride, dim, sc.ones.get(), ko.dk, dim);
-  job.done[visit.key_block * job.chunks].store(visit.rank + 1, std::memory_order_release);
+  float* p = sc.s32.get();
+  float* dpv = sc.dp32.get();
+  simd::bf16_t* ds16 = Scratch::bits(sc.ds16);
+  gemm.qk(sc.q16.get(), dp, qb.rows, dim, advance(ko.k_as_k, simd::packed_k_offset(layout, c0, dim), layout),
+          cols, p, ld);
+  if (visit.masked) sc.mask.apply(p, ld, qb.row0, qb.rows, kNegInf, c0, c0 + cols);
+  for (int64_t r = 0; r < qb.rows; ++r) std::fill(p + r * ld + valid, p + r * ld + cols, kNegInf);
+  kernels.probs_from_lse(p, ld, qb.rows, cols, scale, sc.lse.get());
+  gemm.qk(sc.dout16.get(), dp, qb.rows, dim, advance(ko.v_as_k, simd::packed_k_offset(layout, c0, dim), layout),
+          cols, dpv, ld);
+  kernels.grad_scores_bf16(dpv, ld, p, ld, qb.rows, cols, sc.delta.get(), ds_scale(job, scale), ds16, cols);
+  gemm.pv(ds16, cols, qb.rows, cols, advance(ko.k_as_v, simd::packed_v_offset(layout, c0, dim), layout),
+          job.packed.v_stride, dim, sc.ones.get(), dq_rows(job, qb, dim), dim);
+  kernels.transpose_bf16(p, ld, qb.rows, valid, pt, rp, rp);
+  kernels.transpose_16(ds16, cols, qb.rows, valid, dst, rp, rp);
 }
 
 // P/dS slots per thread for steps computed ahead of their turn (run_query_block). Measured
@@ -473,7 +487,7 @@ BlockCounts run_query_block(const HeadJob& job, const QueryBlock& qb, const Geom
     const KeyBlock& kb = (*job.keys)[static_cast<size_t>(visit.key_block)];
     const int64_t c0 = ci * chunk;
     apply_step(qb, key_operands(job, kb, dim, gemm.layout), c0, std::min(chunk, kb.count - c0),
-               dim, ld, q_stride, kernels, sc, slot_p(i), slot_ds(i));
+               dim, ld, rp, q_stride, gemm, kernels, sc, slot_p(i), slot_ds(i));
     done.store(visit.rank + 1, std::memory_order_release);
     pending[static_cast<size_t>(i)] = -1;
   };
@@ -490,9 +504,7 @@ BlockCounts run_query_block(const HeadJob& job, const QueryBlock& qb, const Geom
     const KeyBlock& kb = (*job.keys)[static_cast<size_t>(visit.key_block)];
     const KeyOperands ko = key_operands(job, kb, dim, gemm.layout);
     if (visit.masked) sc.mask.set_key_tile(kb.key_tile);
-    if (gemm.bf16()) {
-      visit_bf16(job, qb, kb, visit, ko, dim, scale, ld, rp, q_stride, gemm, kernels, sc);
-    } else if (transposes(gemm)) {
+    if (transposes(gemm)) {
       visit_transposing(job, qb, kb, visit, ko, dim, scale, ld, rp, q_stride, gemm, kernels, sc);
     } else {
       for (int64_t ci = 0; ci * chunk < ko.kc; ++ci) {
@@ -503,8 +515,15 @@ BlockCounts run_query_block(const HeadJob& job, const QueryBlock& qb, const Geom
           slot = oldest();
           apply_slot(slot, true);
         }
-        compute_step(job, qb, visit, ko, c0, std::min(chunk, ko.kc - c0), std::min(chunk, kb.count - c0),
-                     dim, scale, ld, gemm, kernels, sc, slot_p(slot), slot_ds(slot));
+        const int64_t cols = std::min(chunk, ko.kc - c0), valid = std::min(chunk, kb.count - c0);
+        if (gemm.bf16()) {
+          compute_step_bf16(job, qb, visit, ko, c0, cols, valid, dim, scale, ld, rp, gemm, kernels, sc,
+                            reinterpret_cast<simd::bf16_t*>(slot_p(slot)),
+                            reinterpret_cast<simd::bf16_t*>(slot_ds(slot)));
+        } else {
+          compute_step(job, qb, visit, ko, c0, cols, valid, dim, scale, ld, gemm, kernels, sc,
+                       slot_p(slot), slot_ds(slot));
+        }
         pending[static_cast<size_t>(slot)] = static_cast<int64_t>(vi) * chunks + ci;
         if (defer) continue;
         apply_slot(slot, false);  // this step first: its P and dS are hot in L2
