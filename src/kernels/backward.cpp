@@ -264,11 +264,17 @@ float* dq_rows(const HeadJob& job, const QueryBlock& qb, int64_t dim) {
 }
 
 /// Loads the task's rows: Q and dO copied with zero padding rows (the kernels may read up
-/// to a multiple of 32 rows), packed as V for dK and dV, lse, and Delta_i = <dO_i, O_i>.
+/// to a multiple of 32 rows) and, in bf16 mode, rounded to bf16 values, packed as V for dK
+/// and dV, lse, and Delta_i = <dO_i, O_i> (of the rounded dO).
 void load_query_rows(const HeadJob& job, const QueryBlock& qb, int64_t dim, int64_t rp,
-                     const simd::GemmKernels& gemm, Scratch& sc) {
+                     const simd::GemmKernels& gemm, const simd::BackwardKernels& kernels,
+                     Scratch& sc) {
   std::copy(job.q + qb.first * dim, job.q + (qb.first + qb.rows) * dim, sc.q.get());
   std::copy(job.dout + qb.first * dim, job.dout + (qb.first + qb.rows) * dim, sc.dout.get());
+  if (job.bf16) {
+    kernels.round_bf16(sc.q.get(), dim, qb.rows, dim);
+    kernels.round_bf16(sc.dout.get(), dim, qb.rows, dim);
+  }
   std::fill(sc.q.get() + qb.rows * dim, sc.q.get() + rp * dim, 0.0f);
   std::fill(sc.dout.get() + qb.rows * dim, sc.dout.get() + rp * dim, 0.0f);
   simd::pack_v(gemm.layout, sc.q.get(), dim, qb.rows, dim, 0, rp, sc.q_as_v.get());
@@ -466,7 +472,7 @@ BlockCounts run_query_block(const HeadJob& job, const QueryBlock& qb, const Geom
                             const simd::BackwardKernels& kernels, int64_t slots, bool defer,
                             Scratch& sc) {
   const int64_t rp = round_up(qb.rows, simd::kKeyPanel);
-  load_query_rows(job, qb, dim, rp, gemm, sc);
+  load_query_rows(job, qb, dim, rp, gemm, kernels, sc);
   if (std::any_of(qb.visits.begin(), qb.visits.end(), [](const Visit& v) { return v.masked; }))
     sc.mask.set_query_tile(*job.mask, qb.query_tile);
   const int64_t q_stride = simd::packed_v_panel_stride(gemm.layout, rp, dim);
@@ -538,14 +544,27 @@ BlockCounts run_query_block(const HeadJob& job, const QueryBlock& qb, const Geom
   return did;
 }
 
-/// Packs one key block of a head: K as K (for S), V as K (for dP), K as V (for dQ).
-void pack_key_block(const simd::GemmKernels& gemm, const KeyBlock& kb, const float* k,
-                    const float* v, int64_t dim, int64_t kp, float* k_as_k, float* v_as_k,
-                    float* k_as_v) {
-  simd::pack_k(gemm.layout, k + kb.first * dim, dim, kb.count, dim, kb.packed, kp, k_as_k);
-  simd::pack_k(gemm.layout, v + kb.first * dim, dim, kb.count, dim, kb.packed, kp, v_as_k);
-  if (k_as_v != nullptr)
-    simd::pack_v(gemm.layout, k + kb.first * dim, dim, kb.count, dim, kb.packed, kp, k_as_v);
+/// Packs one key block of a head: K as K (for S), V as K (for dP), K as V (for dQ). In bf16
+/// mode the values are rounded to bf16: by the bf16 layout's packing itself, or in place in
+/// the fp32 layouts (the exact emulation), as the forward's packing does.
+void pack_key_block(const simd::GemmKernels& gemm, const simd::BackwardKernels& kernels,
+                    bool bf16, const KeyBlock& kb, const float* k, const float* v, int64_t dim,
+                    int64_t kp, float* k_as_k, float* v_as_k, float* k_as_v) {
+  const simd::PackedLayout layout = gemm.layout;
+  simd::pack_k(layout, k + kb.first * dim, dim, kb.count, dim, kb.packed, kp, k_as_k);
+  simd::pack_k(layout, v + kb.first * dim, dim, kb.count, dim, kb.packed, kp, v_as_k);
+  if (k_as_v != nullptr) simd::pack_v(layout, k + kb.first * dim, dim, kb.count, dim, kb.packed, kp, k_as_v);
+  if (!bf16 || gemm.bf16()) return;
+  const int64_t padded = simd::padded_keys(kb.count);
+  auto round = [&](float* from, int64_t n) { kernels.round_bf16(from, n, 1, n); };
+  const int64_t koff = simd::packed_k_offset(layout, kb.packed, dim);
+  round(k_as_k + koff, padded * dim);  // K and V as K: the block's keys are one range
+  round(v_as_k + koff, padded * dim);
+  if (k_as_v == nullptr) return;  // the row layout shares K as K
+  const int64_t stride = simd::packed_v_panel_stride(layout, kp, dim);
+  for (int64_t c = 0; c < dim; c += simd::kDimPanel)  // K as V: the block's rows of each panel
+    round(k_as_v + (c / simd::kDimPanel) * stride + simd::packed_v_offset(layout, kb.packed, dim),
+          padded * simd::kDimPanel);
 }
 
 /// A text row block's dQ partials (its tasks' `partial` indices count, from p0 on).
@@ -642,8 +661,8 @@ BlockCounts flash_attention_backward(const AttentionShape& shape, const Geometry
       const int64_t head = bh % shape.heads, off = bh * seq * dim;
 #pragma omp for schedule(static)
       for (size_t b = 0; b < keys.size(); ++b) {
-        pack_key_block(gemm, keys[b], k + off, v + off, dim, kp, k_as_k.data(), v_as_k.data(),
-                       share_k ? nullptr : k_as_v.data());
+        pack_key_block(gemm, kernels, bf16, keys[b], k + off, v + off, dim, kp, k_as_k.data(),
+                       v_as_k.data(), share_k ? nullptr : k_as_v.data());
         for (int64_t c = 0; c < chunks; ++c) done[b * chunks + c].store(0, std::memory_order_relaxed);
       }
 #pragma omp for schedule(static)

@@ -41,7 +41,8 @@ struct BackwardConfig {
 /// result is the same bits for any thread count without floating-point atomics. No S x S
 /// buffer. Returns the video blocks computed (dense, mixed) and skipped (empty), summed over
 /// batches and heads; `threads_used` receives the team size.
-/// `bf16`: SPEC 8's bf16 mode: q, k, v, dout must hold bf16 values already; P is rounded to
+/// `bf16`: SPEC 8's bf16 mode: q, k, v, dout are rounded to bf16 as they are loaded and
+/// packed (the gradients of the rounded inputs; values that are bf16 already stay); P is rounded to
 /// bf16 before dV += P^T dO, dS = P (dP - Delta) is rounded to bf16 before dQ += dS K and
 /// dK += dS^T Q, and the softmax scale multiplies dq and dk once at the end (as
 /// FlashAttention-2's and FlexAttention's bf16 kernels do): on a bf16 family's qk and pv, or

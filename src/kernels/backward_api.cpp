@@ -75,12 +75,15 @@ AttentionStats attention_backward(const AttentionShape& shape, const AttentionOp
   const bool retile = options.layout == Layout::kRaster && backend != Backend::kReference;
 
   // The same preparation as attention(): the gradients are those of the rounded inputs. In
-  // bf16 mode (SPEC 8) q, k, v and dout are rounded to bf16 values, for every backend (the
-  // reference computes in double on them: the oracle of the bf16 tolerance).
+  // bf16 mode (SPEC 8) q, k, v and dout are rounded to bf16 values, for every backend: the
+  // fast backward rounds them as it loads and packs them (as the forward does; no copies of
+  // four [B,H,S,D] inputs), the reference gets rounded copies (it computes in double on
+  // them: the oracle of the bf16 tolerance).
   const bool bf16 = options.precision == Precision::kBf16;
+  const bool round_copies = bf16 && backend == Backend::kReference;
   std::vector<float> q_buf, k_buf, v_buf, dout_buf;
   auto prepare = [&](const float* src, std::vector<float>& buf, bool input) -> const float* {
-    const bool round = (input && options.rounding != InputRounding::kNone) || bf16;
+    const bool round = (input && options.rounding != InputRounding::kNone) || round_copies;
     if (!retile && !round) return src;
     buf.resize(static_cast<size_t>(n));
     if (retile) {
@@ -89,7 +92,7 @@ AttentionStats attention_backward(const AttentionShape& shape, const AttentionOp
       std::copy(src, src + n, buf.data());
     }
     if (input) round_inputs(buf.data(), n, options.rounding);
-    if (bf16) round_inputs(buf.data(), n, InputRounding::kBf16);
+    if (round_copies) round_inputs(buf.data(), n, InputRounding::kBf16);
     return buf.data();
   };
   const float* qp = prepare(q, q_buf, true);
