@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "sta/attention.hpp"
+#include "sta/buffer.hpp"
 #include "sta/backward.hpp"
 #include "sta/blocks.hpp"
 #include "sta/error.hpp"
@@ -463,6 +464,7 @@ PYBIND11_MODULE(_sta, m) {
                       sta::parse_rounding(rounding, "rounding"));
   });
   m.def("write_golden", &write_golden);
+  m.def("release_buffer_cache", &sta::release_buffer_cache);
   m.def("verify_golden", &verify_golden);
   m.def("golden_tolerance", [](const std::string& rounding) {
     return sta::golden_tolerance(sta::parse_rounding(rounding, "rounding"));

@@ -44,7 +44,7 @@ __all__ = [
     "check_theorems", "sta_key_tiles", "effective_window", "read_mask_strategy",
     "parse_mask_strategy", "MaskStrategy", "golden_presets", "golden_inputs", "golden_tolerance",
     "load_golden", "verify_golden", "write_golden", "simd_isa", "gemm_kernel_name",
-    "cpu_description", "__version__",
+    "cpu_description", "release_buffer_cache", "__version__",
 ]
 
 MaskStrategy = _sta.MaskStrategy
@@ -885,3 +885,13 @@ def gemm_kernel_name(precision: str = "fp32") -> str:
 def cpu_description() -> str:
     """This CPU in words: vendor, model and the instruction-set extensions the kernels use."""
     return _sta.cpu_description()
+
+
+def release_buffer_cache() -> None:
+    """Frees the large work buffers (packed K and V) the library keeps between calls.
+
+    Blocks of 4 MiB and more are kept when a call ends, up to $STA_BUFFER_CACHE_MB MiB (1024
+    unset, 0 keeps none), so the next call of a similar shape touches no fresh page; call
+    this when the kernels will not run for a while.
+    """
+    _sta.release_buffer_cache()
