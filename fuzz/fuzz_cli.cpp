@@ -7,7 +7,8 @@
 // three "%%"-separated sections after it are the contents of files f0, f1, f2 in a scratch
 // folder. In argv, "@0", "@1", "@2" stand for those files and "@d" for a fresh output
 // folder name. Budgets keep each run short: STA_MAX_WORK = 2e7 operations, STA_MAX_MEMORY =
-// 256 MB (refusals name the argument). `demo` and `theorems` take no file input and run
+// 256 MB (refusals name the argument); kept work buffers (sta/buffer.hpp) at most 256 MiB, so
+// runs reuse each other's stale blocks within the fuzzer's RSS limit. `demo` and `theorems` take no file input and run
 // fixed minutes-long tours; they are skipped. `report` checks its --bench input (section 1)
 // in process, without building the fixed page. Relative output names land in the working
 // folder: scripts/fuzz.sh runs the target inside a scratch folder.
@@ -58,6 +59,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   std::atexit([] { std::filesystem::remove_all(g_scratch); });
   ::setenv("STA_MAX_WORK", "2e7", 1);
   ::setenv("STA_MAX_MEMORY", "268435456", 1);
+  ::setenv("STA_BUFFER_CACHE_MB", "256", 1);
   omp_set_num_threads(1);
   // The commands print; the fuzzer's own output is on stderr.
   if (!std::freopen("/dev/null", "w", stdout)) std::abort();
