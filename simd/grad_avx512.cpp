@@ -43,17 +43,9 @@ void grad_scores_qk_avx512(const float* dout, int64_t ldd, int64_t rows, int64_t
 namespace {
 
 /// 16 floats rounded to bf16 (nearest even; a NaN stays NaN), as 16 bf16 bits.
-inline __m256i bf16_halves(__m512 x) {
-  const __m512i b = _mm512_castps_si512(x);
-  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(b, 16), _mm512_set1_epi32(1));
-  __m512i r = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(b, _mm512_set1_epi32(0x7fff)), lsb), 16);
-  // float_to_bf16's NaN rule: keep the payload's top bits, set the quiet bit.
-  const __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
-  r = _mm512_mask_or_epi32(r, nan, _mm512_srli_epi32(b, 16), _mm512_set1_epi32(0x0040));
-  return _mm512_cvtepi32_epi16(r);
-}
+inline __m256i bf16_halves(__m512 x) { return bf16_bits_exact(x); }
 
-/// 8 floats rounded to bf16, as 8 bf16 bits (the 256-bit twin of bf16_halves).
+/// 8 floats rounded to bf16, as 8 bf16 bits (the 256-bit twin of bf16_bits_exact).
 inline __m128i bf16_halves(__m256 x) {
   const __m256i b = _mm256_castps_si256(x);
   const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(b, 16), _mm256_set1_epi32(1));
@@ -68,47 +60,24 @@ inline __m128i bf16_halves(__m256 x) {
 void grad_scores_bf16_avx512(const float* dp, int64_t lddp, const float* p, int64_t ldp,
                              int64_t rows, int64_t cols, const float* delta, float scale,
                              bf16_t* ds, int64_t ldds) {
-  const int64_t full = cols - cols % 16;
-  const __m512 vscale = _mm512_set1_ps(scale);
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* d = dp + r * lddp;
-    const float* pr = p + r * ldp;
-    bf16_t* out = ds + r * ldds;
-    const __m512 vdelta = _mm512_set1_ps(delta[r]);
-    // grad_scores' rounding, (p * scale) * (dp - delta), then to bf16.
-    for (int64_t c = 0; c < full; c += 16) {
-      const __m512 x = _mm512_mul_ps(_mm512_mul_ps(_mm512_loadu_ps(pr + c), vscale),
-                                     _mm512_sub_ps(_mm512_loadu_ps(d + c), vdelta));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + c), bf16_halves(x));
-    }
-    if (full < cols) {
-      const __mmask16 m = static_cast<__mmask16>((1u << (cols - full)) - 1u);
-      const __m512 x = _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, pr + full), vscale),
-                                     _mm512_sub_ps(_mm512_maskz_loadu_ps(m, d + full), vdelta));
-      _mm256_mask_storeu_epi16(out + full, m, bf16_halves(x));
-    }
-  }
+  grad_scores_bf16_body(dp, lddp, p, ldp, rows, cols, delta, scale, ds, ldds,
+                        [](__m512 x) { return bf16_halves(x); });
 }
 
 void transpose_16_avx512(const bf16_t* src, int64_t lds, int64_t rows, int64_t cols, bf16_t* dst,
                          int64_t ldd, int64_t pad) {
-  const int64_t r16 = rows - rows % 16, c16 = cols - cols % 16;
-  constexpr int64_t kB = 64;  // 64 x 64 tiles of 16 x 16 blocks: 8 KB of source, in L1
   auto row = [&](int64_t i, int64_t j) {
     return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i * lds + j));
   };
-  for (int64_t i0 = 0; i0 < r16; i0 += kB)
-    for (int64_t j0 = 0; j0 < c16; j0 += kB)
-      for (int64_t i = i0; i < std::min(i0 + kB, r16); i += 16)
-        for (int64_t j = j0; j < std::min(j0 + kB, c16); j += 16) {
-          __m512i x[8];
-          for (int a = 0; a < 8; ++a)
-            x[a] = _mm512_inserti64x4(_mm512_castsi256_si512(row(i + a, j)), row(i + a + 8, j), 1);
-          transpose_words_16x16(x, dst + j * ldd + i, ldd);
-        }
-  for (int64_t j = 0; j < cols; ++j)  // the edges, then the padding
-    for (int64_t i = j < c16 ? r16 : 0; i < rows; ++i) dst[j * ldd + i] = src[i * lds + j];
-  for (int64_t j = 0; j < cols; ++j) std::fill(dst + j * ldd + rows, dst + j * ldd + pad, bf16_t{0});
+  transpose_blocks16(
+      rows, cols, dst, ldd, pad,
+      [&](int64_t i, int64_t j) {
+        __m512i x[8];  // rows a and a + 8 side by side, as transpose_words_16x16 takes them
+        for (int a = 0; a < 8; ++a)
+          x[a] = _mm512_inserti64x4(_mm512_castsi256_si512(row(i + a, j)), row(i + a + 8, j), 1);
+        transpose_words_16x16(x, dst + j * ldd + i, ldd);
+      },
+      [&](int64_t j, int64_t i) { dst[j * ldd + i] = src[i * lds + j]; });
 }
 
 void transpose_bf16_avx512(const float* src, int64_t lds, int64_t rows, int64_t cols, bf16_t* dst,

@@ -34,19 +34,9 @@ namespace {
 /// Lanes of x holding a subnormal float (nonzero, below 2^-126 in magnitude).
 inline __mmask16 subnormal_lanes(__m512 x) { return _mm512_fpclass_ps_mask(x, 0x20); }
 
-/// 16 floats to bf16 by integer rounding (float_to_bf16's arithmetic): the subnormal fallback.
-inline __m256i bf16_exact(__m512 x) {
-  const __m512i b = _mm512_castps_si512(x);
-  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(b, 16), _mm512_set1_epi32(1));
-  __m512i r = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(b, _mm512_set1_epi32(0x7fff)), lsb), 16);
-  const __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
-  r = _mm512_mask_or_epi32(r, nan, _mm512_srli_epi32(b, 16), _mm512_set1_epi32(0x0040));
-  return _mm512_cvtepi32_epi16(r);
-}
-
 /// 16 floats to bf16: the instruction, or the integer rounding where a lane is subnormal.
 inline __m256i bf16_of(__m512 x) {
-  if (subnormal_lanes(x) != 0) return bf16_exact(x);
+  if (subnormal_lanes(x) != 0) return bf16_bits_exact(x);
   return reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(x));
 }
 
@@ -81,42 +71,16 @@ inline void block16(const float* src, int64_t lds, bf16_t* dst, int64_t ldd) {
 void grad_scores_bf16_avx512bf16(const float* dp, int64_t lddp, const float* p, int64_t ldp,
                                  int64_t rows, int64_t cols, const float* delta, float scale,
                                  bf16_t* ds, int64_t ldds) {
-  const int64_t full = cols - cols % 16;
-  const __m512 vscale = _mm512_set1_ps(scale);
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* d = dp + r * lddp;
-    const float* pr = p + r * ldp;
-    bf16_t* out = ds + r * ldds;
-    const __m512 vdelta = _mm512_set1_ps(delta[r]);
-    // grad_scores' rounding, (p * scale) * (dp - delta), then to bf16.
-    for (int64_t c = 0; c < full; c += 16) {
-      const __m512 x = _mm512_mul_ps(_mm512_mul_ps(_mm512_loadu_ps(pr + c), vscale),
-                                     _mm512_sub_ps(_mm512_loadu_ps(d + c), vdelta));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + c), bf16_of(x));
-    }
-    if (full < cols) {
-      const __mmask16 m = static_cast<__mmask16>((1u << (cols - full)) - 1u);
-      const __m512 x = _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, pr + full), vscale),
-                                     _mm512_sub_ps(_mm512_maskz_loadu_ps(m, d + full), vdelta));
-      _mm256_mask_storeu_epi16(out + full, m, bf16_of(x));
-    }
-  }
+  grad_scores_bf16_body(dp, lddp, p, ldp, rows, cols, delta, scale, ds, ldds,
+                        [](__m512 x) { return bf16_of(x); });
 }
 
 void transpose_bf16_avx512bf16(const float* src, int64_t lds, int64_t rows, int64_t cols,
                                bf16_t* dst, int64_t ldd, int64_t pad) {
-  const int64_t r16 = rows - rows % 16, c16 = cols - cols % 16;
-  constexpr int64_t kB = 64;  // 64 x 64 tiles of blocks: 16 KB of source, in L1
-  for (int64_t i0 = 0; i0 < r16; i0 += kB)
-    for (int64_t j0 = 0; j0 < c16; j0 += kB)
-      for (int64_t i = i0; i < std::min(i0 + kB, r16); i += 16)
-        for (int64_t j = j0; j < std::min(j0 + kB, c16); j += 16)
-          block16(src + i * lds + j, lds, dst + j * ldd + i, ldd);
-  // The edges: rows past the last multiple of 16 in the first c16 columns, then the columns
-  // past it in every row.
-  for (int64_t j = 0; j < cols; ++j)
-    for (int64_t i = j < c16 ? r16 : 0; i < rows; ++i) dst[j * ldd + i] = float_to_bf16(src[i * lds + j]);
-  for (int64_t j = 0; j < cols; ++j) std::fill(dst + j * ldd + rows, dst + j * ldd + pad, bf16_t{0});
+  transpose_blocks16(
+      rows, cols, dst, ldd, pad,
+      [&](int64_t i, int64_t j) { block16(src + i * lds + j, lds, dst + j * ldd + i, ldd); },
+      [&](int64_t j, int64_t i) { dst[j * ldd + i] = float_to_bf16(src[i * lds + j]); });
 }
 
 }  // namespace sta::simd

@@ -1,7 +1,9 @@
 #pragma once
 // The 8 x 8 float transpose of the backward's P^T and dS^T (AVX2 registers; also used by the
-// AVX-512 file, which rounds each transposed row to bf16 as it stores it). Include only from
-// files compiled with AVX2 or AVX-512 (grad_avx2.cpp, grad_avx512.cpp).
+// AVX-512 file, which rounds each transposed row to bf16 as it stores it), and with AVX-512BW
+// the bf16 mode's 16 x 16 transpose of 16-bit values and dS rounded as it is computed. Include
+// only from files compiled with AVX2 or AVX-512 (grad_avx2.cpp, grad_avx512.cpp,
+// grad_avx512bf16.cpp).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -53,6 +55,64 @@ inline void transpose_blocked(const float* src, int64_t lds, int64_t rows, int64
 }
 
 #if defined(__AVX512BW__)
+/// 16 floats rounded to bf16 by integer arithmetic (float_to_bf16's rule: nearest even, a
+/// NaN keeps its payload's top bits with the quiet bit set, subnormals rounded like any
+/// value), as 16 bf16 bits.
+inline __m256i bf16_bits_exact(__m512 x) {
+  const __m512i b = _mm512_castps_si512(x);
+  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(b, 16), _mm512_set1_epi32(1));
+  __m512i r = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(b, _mm512_set1_epi32(0x7fff)), lsb), 16);
+  const __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
+  r = _mm512_mask_or_epi32(r, nan, _mm512_srli_epi32(b, 16), _mm512_set1_epi32(0x0040));
+  return _mm512_cvtepi32_epi16(r);
+}
+
+/// grad_scores_bf16 (simd/grad.hpp) with AVX-512: dS = (p * scale) * (dp - delta), grad_scores'
+/// rounding, 16 lanes at a time, stored through `round` (16 floats -> 16 bf16 bits: the
+/// integer rounding of grad_avx512.cpp or AVX512-BF16's instruction).
+template <class Round>
+inline void grad_scores_bf16_body(const float* dp, int64_t lddp, const float* p, int64_t ldp,
+                                  int64_t rows, int64_t cols, const float* delta, float scale,
+                                  uint16_t* ds, int64_t ldds, Round round) {
+  const int64_t full = cols - cols % 16;
+  const __m512 vscale = _mm512_set1_ps(scale);
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* d = dp + r * lddp;
+    const float* pr = p + r * ldp;
+    uint16_t* out = ds + r * ldds;
+    const __m512 vdelta = _mm512_set1_ps(delta[r]);
+    for (int64_t c = 0; c < full; c += 16) {
+      const __m512 x = _mm512_mul_ps(_mm512_mul_ps(_mm512_loadu_ps(pr + c), vscale),
+                                     _mm512_sub_ps(_mm512_loadu_ps(d + c), vdelta));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + c), round(x));
+    }
+    if (full < cols) {
+      const __mmask16 m = static_cast<__mmask16>((1u << (cols - full)) - 1u);
+      const __m512 x = _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, pr + full), vscale),
+                                     _mm512_sub_ps(_mm512_maskz_loadu_ps(m, d + full), vdelta));
+      _mm256_mask_storeu_epi16(out + full, m, round(x));
+    }
+  }
+}
+
+/// A transpose into bf16 rows in 16 x 16 blocks: block(i, j) for every block of the first
+/// rows - rows % 16 rows and cols - cols % 16 columns, 64 x 64 tiles of them at a time (their
+/// source stays in L1); then edge(j, i) for each element past them, and zeros in rows
+/// [rows, pad) of each of the `cols` transposed rows of dst (stride ldd).
+template <class Block, class Edge>
+inline void transpose_blocks16(int64_t rows, int64_t cols, uint16_t* dst, int64_t ldd, int64_t pad,
+                               Block block, Edge edge) {
+  const int64_t r16 = rows - rows % 16, c16 = cols - cols % 16;
+  constexpr int64_t kB = 64;
+  for (int64_t i0 = 0; i0 < r16; i0 += kB)
+    for (int64_t j0 = 0; j0 < c16; j0 += kB)
+      for (int64_t i = i0; i < std::min(i0 + kB, r16); i += 16)
+        for (int64_t j = j0; j < std::min(j0 + kB, c16); j += 16) block(i, j);
+  for (int64_t j = 0; j < cols; ++j)
+    for (int64_t i = j < c16 ? r16 : 0; i < rows; ++i) edge(j, i);
+  for (int64_t j = 0; j < cols; ++j) std::fill(dst + j * ldd + rows, dst + j * ldd + pad, uint16_t{0});
+}
+
 /// The 16 x 16 transpose of 16-bit values held as x[a] = [row a (256 bits) | row a + 8],
 /// a = 0..7, stored as dst[j * ldd + i] = row i's value j (16 values per row j): each 128-bit
 /// lane across x[0..7] is an 8 x 8 block (rows 0-7 or 8-15, columns 0-7 or 8-15); three
