@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <stdlib.h>
+
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -11,6 +13,7 @@
 #include "sta/attention.hpp"
 #include "sta/backward.hpp"
 #include "sta/buffer.hpp"
+#include "sta/error.hpp"
 #include "test_helpers.hpp"
 
 namespace sta {
@@ -50,6 +53,34 @@ TEST(LargeArray, ReusesAFreedBlockOfAFittingSize) {
   LargeArray<float> c(int64_t{3} << 20, "c");  // after a release, a fresh block (may reuse the address)
   c[0] = 1.0f;
   EXPECT_EQ(c[0], 1.0f);
+}
+
+TEST(LargeArray, CacheSizeComesFromTheEnvironment) {
+  release_buffer_cache();
+  ::setenv("STA_BUFFER_CACHE_MB", "0", 1);  // keep nothing: a freed block goes back
+  {
+    LargeArray<float> a(int64_t{3} << 20, "a");
+  }
+  ::setenv("STA_BUFFER_CACHE_MB", "1.5GB", 1);
+  try {
+    LargeArray<float> b(int64_t{3} << 20, "b");
+    ADD_FAILURE() << "a malformed STA_BUFFER_CACHE_MB was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("STA_BUFFER_CACHE_MB: '1.5GB' is not a whole number"), std::string::npos)
+        << e.what();
+  }
+  ::setenv("STA_BUFFER_CACHE_MB", "8", 1);  // 8 MiB: a 6 MiB block is kept and handed out again
+  const float* kept = nullptr;
+  {
+    LargeArray<float> c(int64_t{3} << 19, "c");
+    kept = c.data();
+  }
+  {
+    LargeArray<float> d(int64_t{3} << 19, "d");
+    EXPECT_EQ(d.data(), kept);
+  }
+  ::unsetenv("STA_BUFFER_CACHE_MB");
+  release_buffer_cache();
 }
 
 TEST(LargeArray, ThreadsAllocateAndFreeConcurrently) {

@@ -3,7 +3,8 @@
 // are first touched by the threads that write them) and transparent huge pages where the
 // kernel offers them (one fault per 2 MiB instead of per 4 KiB: on the VMs we measured a
 // 4 KiB fault costs about 14 us, 0.2 s for a 60 MB tensor). Blocks of 4 MiB and more are
-// kept when freed, up to $STA_BUFFER_CACHE_MB MiB in all (1024 unset; 0 keeps none), and
+// kept when freed, up to $STA_BUFFER_CACHE_MB MiB in all (1024 unset; 0 keeps none; read at
+// each large allocation and free), and
 // handed to the next allocation they fit: a second attention() or attention_backward() call
 // of the same shape touches no fresh page (its packed K and V reuse the last call's; a fresh
 // 2 MiB page costs a clear, and on VMs the host's first touch: measured 0.28 CPU-s for the

@@ -31,19 +31,17 @@ Cache& cache() {
 }
 
 /// Bytes of freed blocks to keep: $STA_BUFFER_CACHE_MB (0 turns the cache off), 1 GiB unset.
+/// Read at each large allocation and free (a handful per call), so a program may change it.
 size_t cache_limit() {
-  static const size_t limit = [] {
-    const char* env = std::getenv("STA_BUFFER_CACHE_MB");
-    if (env == nullptr || *env == '\0') return size_t{1} << 30;
-    char* end = nullptr;
-    const unsigned long long mb = std::strtoull(env, &end, 10);
-    if (end == env || *end != '\0') {
-      throw Error(std::string("STA_BUFFER_CACHE_MB: '") + env +
-                  "' is not a whole number of MiB (expected e.g. 1024, or 0 to keep nothing)");
-    }
-    return static_cast<size_t>(mb) << 20;
-  }();
-  return limit;
+  const char* env = std::getenv("STA_BUFFER_CACHE_MB");
+  if (env == nullptr || *env == '\0') return size_t{1} << 30;
+  char* end = nullptr;
+  const unsigned long long mb = std::strtoull(env, &end, 10);
+  if (end == env || *end != '\0' || *env == '-' || mb > (1ull << 40)) {
+    throw Error(std::string("STA_BUFFER_CACHE_MB: '") + env +
+                "' is not a whole number of MiB (expected e.g. 1024, or 0 to keep nothing)");
+  }
+  return static_cast<size_t>(mb) << 20;
 }
 }  // namespace
 
