@@ -224,9 +224,9 @@ inline void fused_scores_body(const float* a, int64_t lda, int64_t rows, int64_t
     return next;
   };
   if constexpr (kCols == 2 * kKeyPanel) {
-    // Three panels (an odd number of them: a 96-key block) in one 4 x 96 tile (24 accumulators, 6 panel
-    // registers, 10 loads per 24 FMAs as 6 x 64), not a pair and a lone panel whose 6 x 32
-    // tile needs 8 loads per 12 FMAs (measured 10 % slower per FLOP in the loop; perf, one
+    // Three panels (96 keys: a ragged block, or a step's end) in one 4 x 96 tile (24
+    // accumulators, 6 panel registers, 10 loads per 24 FMAs as 6 x 64), not a pair and a lone
+    // panel whose 6 x 32 tile needs 8 loads per 12 FMAs (measured 10 % slower per FLOP in the loop; perf, one
     // thread, Quick-backward dense: the fused kernels 26.1 % -> 24.8 % of all samples).
     if (ncols % (3 * kKeyPanel) == 0 && ncols % kCols != 0) {
       constexpr int64_t kWide = 3 * kKeyPanel;

@@ -273,16 +273,16 @@ TEST(Backward, LargeTilesAreCutIntoRowBlocks) {
 }
 
 TEST(Backward, KeyBlocksWiderThanOneStepAreSplitExactly) {
-  // 126-token tiles on a ragged canvas: the fused path works in steps of 96 keys, so a key
-  // block of 126 keys (128 padded) is a 96-key step and a 32-key one holding its padding,
-  // edge tiles are shorter, and the mask's 7-key runs straddle the step boundary.
-  const Geometry g = testing::geo({5, 11, 13}, {3, 6, 7}, 3, 5, /*ragged=*/true);
+  // 162-token tiles on a ragged canvas: the fused path works in steps of 128 keys, so a key
+  // block of 162 keys (192 padded) is a 128-key step and a 64-key one holding 34 keys and the
+  // padding, edge tiles are shorter, and the mask's 9-key runs straddle the step boundary.
+  const Geometry g = testing::geo({5, 11, 13}, {3, 6, 9}, 3, 5, /*ragged=*/true);
   ErrorLog log;
   check_fast_backends(make_problem(g, {Mask::sta({1, 1, 1})}, 1, 2, 32, Layout::kTiled, 14), 14, &log);
   check_fast_backends(make_problem(g, {Mask::swa({3, 5, 5}), Mask::full()}, 2, 2, 64,
                                    Layout::kRaster, 15),
                       15, &log);
-  log.print("126-token tiles");
+  log.print("162-token tiles");
 }
 
 class BackwardEachIsa : public testing::EachIsa {};

@@ -261,10 +261,10 @@ TEST(BackwardBf16, FollowTheSemanticsOnRandomProblems) {
 }
 
 TEST(BackwardBf16, LargeTilesStepsAndTextFollowTheSemantics) {
-  // 126-token tiles on a ragged canvas (a 96-key step and a 32-key one), text below its
+  // 162-token tiles on a ragged canvas (a 128-key step and a 64-key one), text below its
   // padding, two heads with their own windows.
   Worst worst;
-  check_bf16(make_problem(testing::geo({5, 11, 13}, {3, 6, 7}, 3, 5, /*ragged=*/true),
+  check_bf16(make_problem(testing::geo({5, 11, 13}, {3, 6, 9}, 3, 5, /*ragged=*/true),
                           {Mask::sta({1, 1, 1}), Mask::swa({3, 5, 5})}, 1, 2, 64, Layout::kTiled, 5),
              5, &worst);
   check_bf16(make_problem(testing::geo({2, 8, 8}, {1, 4, 4}, 7, 9), {Mask::full()}, 2, 1, 128,
