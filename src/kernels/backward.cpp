@@ -617,8 +617,8 @@ BlockCounts flash_attention_backward(const AttentionShape& shape, const Geometry
   const BackwardPlan bp = plan_backward(g, masks, mode);
   const std::vector<KeyBlock>& keys = bp.keys;
   const int64_t kp = bp.padded_keys, rp = bp.max_rows, kc = bp.max_keys;
-  // The fused path works in steps of kKeyChunk keys (P and dS of one step: stride ld); the
-  // transposing path in whole blocks.
+  // The fused path and the bf16 families work in steps of kKeyChunk keys (a step's P and dS,
+  // or P and dP: stride ld); the transposing path (OpenBLAS) in whole blocks.
   const int64_t ld = transposes(gemm) ? kc : std::min(kc, kKeyChunk);
   const int64_t chunks = (kc + ld - 1) / ld;
 
