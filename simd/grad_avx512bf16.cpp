@@ -3,7 +3,7 @@
 // where grad_avx512.cpp spends seven integer operations and a vpmovdw per 16. Compiled with
 // -mavx512bf16 (CMakeLists.txt) and chosen at run time (grad_scalar.cpp) only where the CPU
 // has the instruction: every machine with AMX-BF16 or the avx512bf16-bf16 family, the two
-// GEMM families whose backward calls these kernels (visit_bf16 in src/kernels/backward.cpp).
+// GEMM families whose backward calls them (compute_step_bf16 in src/kernels/backward.cpp).
 //
 // Same values as float_to_bf16 (simd/gemm.hpp) for every input: the instruction's NaN rule
 // is float_to_bf16's (the top 16 bits with the quiet bit set), but it treats subnormal inputs

@@ -316,7 +316,7 @@ class BackwardBf16EachIsa : public testing::EachIsa {};
 
 TEST_P(BackwardBf16EachIsa, EveryFamilyFollowsTheSemantics) {
   // The fused kernels of each instruction set, the transposing path of the row-major
-  // families (OpenBLAS) and the bf16 families (visit_bf16: AMX, AVX512-BF16, their portable
+  // families (OpenBLAS) and the bf16 families (compute_step_bf16: AMX, AVX512-BF16, their portable
   // twin), on inputs that already hold bf16 values (as the frontend passes).
   Problem p = make_problem(testing::geo({2, 6, 10}, {1, 3, 5}, 3, 4), {Mask::swa({1, 3, 7})}, 1,
                            1, 64, Layout::kTiled, 61);

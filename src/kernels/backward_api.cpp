@@ -136,7 +136,7 @@ AttentionStats attention_backward(const AttentionShape& shape, const AttentionOp
     dvp = dkp + n;
   }
   // The forward's choice of GEMM family (validate_attention refused unusable names and bf16
-  // families in fp32): in bf16 mode a bf16 family where this CPU has one (visit_bf16), else
+  // families in fp32): in bf16 mode a bf16 family where this CPU has one (compute_step_bf16), else
   // the exact emulation on the fp32 family.
   const simd::GemmKernels& gemm =
       options.gemm.empty() ? simd::gemm_kernels(bf16) : *simd::find_gemm_kernels(options.gemm.c_str());
