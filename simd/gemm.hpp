@@ -92,6 +92,22 @@ int64_t packed_k_offset(PackedLayout layout, int64_t key0, int64_t dim);
 /// Element offset inside packed V of padded key `key0` in column panel 0; and the panel stride.
 int64_t packed_v_offset(PackedLayout layout, int64_t key0, int64_t dim);
 int64_t packed_v_panel_stride(PackedLayout layout, int64_t kp, int64_t dim);
+/// Calls run(offset, count) for each contiguous run of elements that the key block pack_k
+/// (`as_k`) or pack_v wrote at padded key `key0` (padded_keys(keys) keys) of a packed head of
+/// kp padded keys, in an fp32 layout: one run as K (and in the row layout), one per column
+/// panel as V. (The bf16 emulation rounds them in place.)
+template <class Run>
+void for_each_packed_run(PackedLayout layout, bool as_k, int64_t key0, int64_t keys, int64_t dim,
+                         int64_t kp, Run run) {
+  const int64_t padded = padded_keys(keys);
+  if (as_k || layout == PackedLayout::kF32Rows) {
+    run(packed_k_offset(layout, key0, dim), padded * dim);
+    return;
+  }
+  const int64_t stride = packed_v_panel_stride(layout, kp, dim);
+  for (int64_t c = 0; c < dim; c += kDimPanel)
+    run((c / kDimPanel) * stride + packed_v_offset(layout, key0, dim), padded * kDimPanel);
+}
 
 /// Packs `keys` rows of K (row stride ldk floats) as one key block starting at padded key
 /// `key0` of a packed head of `kp` padded keys (`dst` is the whole packed head); the block's

@@ -555,16 +555,13 @@ void pack_key_block(const simd::GemmKernels& gemm, const simd::BackwardKernels& 
   simd::pack_k(layout, v + kb.first * dim, dim, kb.count, dim, kb.packed, kp, v_as_k);
   if (k_as_v != nullptr) simd::pack_v(layout, k + kb.first * dim, dim, kb.count, dim, kb.packed, kp, k_as_v);
   if (!bf16 || gemm.bf16()) return;
-  const int64_t padded = simd::padded_keys(kb.count);
-  auto round = [&](float* from, int64_t n) { kernels.round_bf16(from, n, 1, n); };
-  const int64_t koff = simd::packed_k_offset(layout, kb.packed, dim);
-  round(k_as_k + koff, padded * dim);  // K and V as K: the block's keys are one range
-  round(v_as_k + koff, padded * dim);
-  if (k_as_v == nullptr) return;  // the row layout shares K as K
-  const int64_t stride = simd::packed_v_panel_stride(layout, kp, dim);
-  for (int64_t c = 0; c < dim; c += simd::kDimPanel)  // K as V: the block's rows of each panel
-    round(k_as_v + (c / simd::kDimPanel) * stride + simd::packed_v_offset(layout, kb.packed, dim),
-          padded * simd::kDimPanel);
+  auto round_in = [&](float* packed, bool as_k) {
+    simd::for_each_packed_run(layout, as_k, kb.packed, kb.count, dim, kp,
+                              [&](int64_t from, int64_t n) { kernels.round_bf16(packed + from, n, 1, n); });
+  };
+  round_in(k_as_k, true);
+  round_in(v_as_k, true);
+  if (k_as_v != nullptr) round_in(k_as_v, false);  // (the row layout shares K as K)
 }
 
 /// A text row block's dQ partials (its tasks' `partial` indices count, from p0 on).

@@ -336,16 +336,8 @@ void pack_block(const GemmPlan& gp, const KeySpace& ks, bool is_k, const float* 
                                        ks.padded_keys, dst);
   if (gp.bf16 && !gp.native) {  // emulation: the packed fp32 values rounded to bf16 values
     float* f = static_cast<float*>(dst);
-    const int64_t padded = simd::padded_keys(kb.count);
-    auto round_range = [f](int64_t from, int64_t n) { round_inputs(f + from, n, InputRounding::kBf16); };
-    if (is_k || layout == simd::PackedLayout::kF32Rows) {
-      round_range(simd::packed_k_offset(layout, kb.padded, gp.dim), padded * gp.dim);
-    } else {
-      for (int64_t c = 0; c < gp.dim; c += simd::kDimPanel) {
-        round_range((c / simd::kDimPanel) * gp.v_stride + kb.padded * simd::kDimPanel,
-                    padded * simd::kDimPanel);
-      }
-    }
+    simd::for_each_packed_run(layout, is_k, kb.padded, kb.count, gp.dim, ks.padded_keys,
+                              [f](int64_t from, int64_t n) { round_inputs(f + from, n, InputRounding::kBf16); });
   }
 }
 
