@@ -382,13 +382,15 @@ void apply_step(const QueryBlock& qb, const KeyOperands& ko, int64_t c0, int64_t
                             ko.dk + c0 * dim, dim);
 }
 
-/// P of a whole key block (the paths that visit blocks whole) from the raw scores in `p`
-/// (stride ld, kc padded keys): masked entries and padding keys -inf, then exp(scale s - lse).
-void block_probs(const QueryBlock& qb, const KeyBlock& kb, const Visit& visit, int64_t kc,
-                 float scale, const simd::BackwardKernels& kernels, Scratch& sc, float* p, int64_t ld) {
-  if (visit.masked) sc.mask.apply(p, ld, qb.row0, qb.rows, kNegInf);
-  for (int64_t r = 0; r < qb.rows; ++r) std::fill(p + r * ld + kb.count, p + r * ld + kc, kNegInf);
-  kernels.probs_from_lse(p, ld, qb.rows, kc, scale, sc.lse.get());
+/// P of keys [c0, c0 + cols) of a key block from the raw scores in `p` (stride ld; the first
+/// `valid` of them real keys, the rest padding): masked entries and padding keys -inf, then
+/// exp(scale s - lse). (The paths on the family's own qk: whole blocks, or a bf16 step.)
+void block_probs(const QueryBlock& qb, const Visit& visit, int64_t c0, int64_t cols,
+                 int64_t valid, float scale, const simd::BackwardKernels& kernels, Scratch& sc,
+                 float* p, int64_t ld) {
+  if (visit.masked) sc.mask.apply(p, ld, qb.row0, qb.rows, kNegInf, c0, c0 + cols);
+  for (int64_t r = 0; r < qb.rows; ++r) std::fill(p + r * ld + valid, p + r * ld + cols, kNegInf);
+  kernels.probs_from_lse(p, ld, qb.rows, cols, scale, sc.lse.get());
 }
 
 /// One visit on other layouts (OpenBLAS rows): the family's qk and pv, P and dS transposed by
@@ -400,7 +402,7 @@ void visit_transposing(const HeadJob& job, const QueryBlock& qb, const KeyBlock&
   float* p = sc.p.get();
   float* ds = sc.ds.get();
   gemm.qk(sc.q.get(), dim, qb.rows, dim, ko.k_as_k, ko.kc, p, ld);
-  block_probs(qb, kb, visit, ko.kc, scale, kernels, sc, p, ld);
+  block_probs(qb, visit, 0, ko.kc, kb.count, scale, kernels, sc, p, ld);
   gemm.qk(sc.dout.get(), dim, qb.rows, dim, ko.v_as_k, ko.kc, ds, ld);
   kernels.grad_scores(ds, ld, p, ld, qb.rows, ko.kc, sc.delta.get(), ds_scale(job, scale));
   if (job.bf16) {
@@ -437,9 +439,7 @@ void compute_step_bf16(const HeadJob& job, const QueryBlock& qb, const Visit& vi
   simd::bf16_t* ds16 = Scratch::bits(sc.ds16);
   gemm.qk(sc.q16.get(), dp, qb.rows, dim, advance(ko.k_as_k, simd::packed_k_offset(layout, c0, dim), layout),
           cols, p, ld);
-  if (visit.masked) sc.mask.apply(p, ld, qb.row0, qb.rows, kNegInf, c0, c0 + cols);
-  for (int64_t r = 0; r < qb.rows; ++r) std::fill(p + r * ld + valid, p + r * ld + cols, kNegInf);
-  kernels.probs_from_lse(p, ld, qb.rows, cols, scale, sc.lse.get());
+  block_probs(qb, visit, c0, cols, valid, scale, kernels, sc, p, ld);
   gemm.qk(sc.dout16.get(), dp, qb.rows, dim, advance(ko.v_as_k, simd::packed_k_offset(layout, c0, dim), layout),
           cols, dpv, ld);
   kernels.grad_scores_bf16(dpv, ld, p, ld, qb.rows, cols, sc.delta.get(), ds_scale(job, scale), ds16, cols);
