@@ -41,9 +41,9 @@ void grad_scores_qk_avx2(const float* dout, int64_t ldd, int64_t rows, int64_t d
 void transpose_avx2(const float* src, int64_t lds, int64_t rows, int64_t cols, float* dst,
                     int64_t ldd, int64_t pad) {
   transpose_blocked(
-      src, lds, rows, cols, [&](int64_t j, int64_t i, __m256 v) { _mm256_storeu_ps(dst + j * ldd + i, v); },
+      src, lds, rows, cols, dst, ldd, pad,
+      [&](int64_t j, int64_t i, __m256 v) { _mm256_storeu_ps(dst + j * ldd + i, v); },
       [&](int64_t j, int64_t i) { dst[j * ldd + i] = src[i * lds + j]; });
-  for (int64_t j = 0; j < cols; ++j) std::fill(dst + j * ldd + rows, dst + j * ldd + pad, 0.0f);
 }
 
 }  // namespace sta::simd

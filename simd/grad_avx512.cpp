@@ -69,7 +69,7 @@ void transpose_16_avx512(const bf16_t* src, int64_t lds, int64_t rows, int64_t c
   auto row = [&](int64_t i, int64_t j) {
     return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i * lds + j));
   };
-  transpose_blocks16(
+  transpose_in_blocks<16>(
       rows, cols, dst, ldd, pad,
       [&](int64_t i, int64_t j) {
         __m512i x[8];  // rows a and a + 8 side by side, as transpose_words_16x16 takes them
@@ -83,12 +83,11 @@ void transpose_16_avx512(const bf16_t* src, int64_t lds, int64_t rows, int64_t c
 void transpose_bf16_avx512(const float* src, int64_t lds, int64_t rows, int64_t cols, bf16_t* dst,
                            int64_t ldd, int64_t pad) {
   transpose_blocked(
-      src, lds, rows, cols,
+      src, lds, rows, cols, dst, ldd, pad,
       [&](int64_t j, int64_t i, __m256 v) {
         _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + j * ldd + i), bf16_halves(v));
       },
       [&](int64_t j, int64_t i) { dst[j * ldd + i] = float_to_bf16(src[i * lds + j]); });
-  for (int64_t j = 0; j < cols; ++j) std::fill(dst + j * ldd + rows, dst + j * ldd + pad, bf16_t{0});
 }
 
 }  // namespace sta::simd

@@ -77,7 +77,7 @@ void grad_scores_bf16_avx512bf16(const float* dp, int64_t lddp, const float* p, 
 
 void transpose_bf16_avx512bf16(const float* src, int64_t lds, int64_t rows, int64_t cols,
                                bf16_t* dst, int64_t ldd, int64_t pad) {
-  transpose_blocks16(
+  transpose_in_blocks<16>(
       rows, cols, dst, ldd, pad,
       [&](int64_t i, int64_t j) { block16(src + i * lds + j, lds, dst + j * ldd + i, ldd); },
       [&](int64_t j, int64_t i) { dst[j * ldd + i] = float_to_bf16(src[i * lds + j]); });

@@ -33,25 +33,39 @@ inline void transpose8x8(const float* src, int64_t lds, __m256 out[8]) {
   }
 }
 
-/// The transpose of `rows` x `cols` floats (row stride lds) in 8 x 8 blocks, 64 x 64 tiles of
-/// them at a time (they stay in L1): store(j, i, v) receives the 8 values src[i..i+8)[j] of
-/// transposed row j from column i on; edge(j, i) each single value src[i][j] of the rows past
-/// the last multiple of 8 and the columns past it.
-template <class Store, class Edge>
-inline void transpose_blocked(const float* src, int64_t lds, int64_t rows, int64_t cols, Store store,
-                              Edge edge) {
-  const int64_t r8 = rows - rows % 8, c8 = cols - cols % 8;
+/// A transpose of `rows` x `cols` values into dst (row stride ldd) in kBlock x kBlock blocks,
+/// 64 x 64 tiles of them at a time (their source stays in L1): block(i, j) for each block of
+/// the first rows - rows % kBlock rows and cols - cols % kBlock columns, then edge(j, i) for
+/// each element past them, then zeros in rows [rows, pad) of each of the `cols` transposed
+/// rows.
+template <int kBlock, class T, class Block, class Edge>
+inline void transpose_in_blocks(int64_t rows, int64_t cols, T* dst, int64_t ldd, int64_t pad,
+                                Block block, Edge edge) {
+  const int64_t rb = rows - rows % kBlock, cb = cols - cols % kBlock;
   constexpr int64_t kB = 64;
-  for (int64_t i0 = 0; i0 < r8; i0 += kB)
-    for (int64_t j0 = 0; j0 < c8; j0 += kB)
-      for (int64_t i = i0; i < std::min(i0 + kB, r8); i += 8)
-        for (int64_t j = j0; j < std::min(j0 + kB, c8); j += 8) {
-          __m256 out[8];
-          transpose8x8(src + i * lds + j, lds, out);
-          for (int a = 0; a < 8; ++a) store(j + a, i, out[a]);
-        }
+  for (int64_t i0 = 0; i0 < rb; i0 += kB)
+    for (int64_t j0 = 0; j0 < cb; j0 += kB)
+      for (int64_t i = i0; i < std::min(i0 + kB, rb); i += kBlock)
+        for (int64_t j = j0; j < std::min(j0 + kB, cb); j += kBlock) block(i, j);
   for (int64_t j = 0; j < cols; ++j)
-    for (int64_t i = j < c8 ? r8 : 0; i < rows; ++i) edge(j, i);
+    for (int64_t i = j < cb ? rb : 0; i < rows; ++i) edge(j, i);
+  for (int64_t j = 0; j < cols; ++j) std::fill(dst + j * ldd + rows, dst + j * ldd + pad, T{0});
+}
+
+/// The transpose of `rows` x `cols` floats (row stride lds) into dst in 8 x 8 blocks
+/// (transpose_in_blocks): store(j, i, v) receives the 8 values src[i..i+8)[j] of transposed
+/// row j from column i on; edge(j, i) each single value src[i][j] past the blocks.
+template <class T, class Store, class Edge>
+inline void transpose_blocked(const float* src, int64_t lds, int64_t rows, int64_t cols, T* dst,
+                              int64_t ldd, int64_t pad, Store store, Edge edge) {
+  transpose_in_blocks<8>(
+      rows, cols, dst, ldd, pad,
+      [&](int64_t i, int64_t j) {
+        __m256 out[8];
+        transpose8x8(src + i * lds + j, lds, out);
+        for (int a = 0; a < 8; ++a) store(j + a, i, out[a]);
+      },
+      edge);
 }
 
 #if defined(__AVX512BW__)
@@ -93,24 +107,6 @@ inline void grad_scores_bf16_body(const float* dp, int64_t lddp, const float* p,
       _mm256_mask_storeu_epi16(out + full, m, round(x));
     }
   }
-}
-
-/// A transpose into bf16 rows in 16 x 16 blocks: block(i, j) for every block of the first
-/// rows - rows % 16 rows and cols - cols % 16 columns, 64 x 64 tiles of them at a time (their
-/// source stays in L1); then edge(j, i) for each element past them, and zeros in rows
-/// [rows, pad) of each of the `cols` transposed rows of dst (stride ldd).
-template <class Block, class Edge>
-inline void transpose_blocks16(int64_t rows, int64_t cols, uint16_t* dst, int64_t ldd, int64_t pad,
-                               Block block, Edge edge) {
-  const int64_t r16 = rows - rows % 16, c16 = cols - cols % 16;
-  constexpr int64_t kB = 64;
-  for (int64_t i0 = 0; i0 < r16; i0 += kB)
-    for (int64_t j0 = 0; j0 < c16; j0 += kB)
-      for (int64_t i = i0; i < std::min(i0 + kB, r16); i += 16)
-        for (int64_t j = j0; j < std::min(j0 + kB, c16); j += 16) block(i, j);
-  for (int64_t j = 0; j < cols; ++j)
-    for (int64_t i = j < c16 ? r16 : 0; i < rows; ++i) edge(j, i);
-  for (int64_t j = 0; j < cols; ++j) std::fill(dst + j * ldd + rows, dst + j * ldd + pad, uint16_t{0});
 }
 
 /// The 16 x 16 transpose of 16-bit values held as x[a] = [row a (256 bits) | row a + 8],
