@@ -10,7 +10,7 @@ Markdown table with the ratios the issue sets as targets.
 With --backward: the gradients instead (issue 12): sta_bench's Table2-backward rows (fp32) and
 Table2-backward-bf16 rows (dense, natten 19,25,25, sta 5,5,5, sta 3,3,3; each backward timed
 beside the same backend's forward) and PyTorch's SDPA backward (full attention: the only
-CPU backward PyTorch has for these shapes) and, where it compiles, FlexAttention's.
+CPU backward PyTorch has for these shapes; compiled FlexAttention runs forward only on CPU).
 
 Usage: python3 bench/peers.py [--sta-bench build/sta_bench] [--threads N] [--reps R]
                               [--json OUT.json] [--skip-torch] [--skip-ours] [--backward]
@@ -91,7 +91,7 @@ def run_ours_backward(sta_bench, threads, reps):
 
 def run_torch_backward(threads, reps, dim):
     """Seconds of the backward alone (torch.autograd.grad of a forward kept alive) per
-    (precision, problem): SDPA for full attention, compiled Flex for the masks."""
+    (precision, problem): SDPA's, full attention only."""
     try:
         import torch
     except Exception as e:
