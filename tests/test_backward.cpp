@@ -234,10 +234,7 @@ TEST(Backward, FastBackendsMatchReferenceOnRandomProblems) {
     std::mt19937_64 rng(seed);
     Geometry g = seed % 4 == 0 ? testing::random_ragged_geometry(rng, 3, 3)
                                : testing::random_geometry(rng, 3, 3);
-    if (rng() % 2 == 0) {
-      g.text_pad = 1 + static_cast<int64_t>(rng() % 9);
-      g.text_length = static_cast<int64_t>(rng() % static_cast<uint64_t>(g.text_pad + 1));
-    }
+    testing::maybe_add_text(rng, g);
     const int64_t heads = 1 + static_cast<int64_t>(rng() % 3);
     const int64_t batch = 1 + static_cast<int64_t>(rng() % 2);
     const int64_t dims[] = {32, 64, 128};

@@ -55,6 +55,14 @@ inline Geometry random_ragged_geometry(std::mt19937_64& rng, int64_t max_tiles =
   return g;
 }
 
+/// Half the time, text on `g`: 1..9 text slots with 0..all of them real tokens (a text row
+/// below its padding, or no real text at all).
+inline void maybe_add_text(std::mt19937_64& rng, Geometry& g) {
+  if (rng() % 2 != 0) return;
+  g.text_pad = 1 + static_cast<int64_t>(rng() % 9);
+  g.text_length = static_cast<int64_t>(rng() % static_cast<uint64_t>(g.text_pad + 1));
+}
+
 /// A random mask of any kind, windows from 1 to a bit beyond the canvas (odd and even).
 inline Mask random_mask(std::mt19937_64& rng, const Geometry& g) {
   const int kind = static_cast<int>(rng() % 4);
