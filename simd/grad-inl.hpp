@@ -16,7 +16,9 @@
 namespace sta::simd {
 namespace {
 
-template <class Arch>
+/// kOut picks the exp (softmax-inl.hpp's p_exp): the forward's fp32 one (kFloat), or its bf16
+/// softmax's (kBf16Out, the bf16 mode's P).
+template <class Arch, POut kOut = POut::kFloat>
 inline void probs_from_lse_body(float* s, int64_t ld, int64_t rows, int64_t cols, float scale,
                                 const float* lse) {
   using Batch = xsimd::batch<float, Arch>;
@@ -32,12 +34,12 @@ inline void probs_from_lse_body(float* s, int64_t ld, int64_t rows, int64_t cols
     // p = exp(scale * s - lse): one FMA and the same vector exp as the forward's softmax.
     const Batch vscale(scale), vshift(-lse[r]);
     for (int64_t j = 0; j < full; j += kLanes) {
-      softmax_exp<Arch>(xsimd::fma(Batch::load_unaligned(row + j), vscale, vshift)).store_unaligned(row + j);
+      p_exp<Arch, kOut>(xsimd::fma(Batch::load_unaligned(row + j), vscale, vshift)).store_unaligned(row + j);
     }
     if (full < cols) {  // the ragged end through the same vector code
       const int64_t tail = cols - full;
       for (int64_t i = 0; i < kLanes; ++i) buf[i] = i < tail ? row[full + i] : 0.0f;
-      softmax_exp<Arch>(xsimd::fma(Batch::load_aligned(buf), vscale, vshift)).store_aligned(buf);
+      p_exp<Arch, kOut>(xsimd::fma(Batch::load_aligned(buf), vscale, vshift)).store_aligned(buf);
       for (int64_t i = 0; i < tail; ++i) row[full + i] = buf[i];
     }
   }

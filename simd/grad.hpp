@@ -66,6 +66,10 @@ using GradScoresQkFn = void (*)(const float* dout, int64_t ldd, int64_t rows, in
 void probs_from_lse_scalar(float*, int64_t, int64_t, int64_t, float, const float*);
 void probs_from_lse_avx2(float*, int64_t, int64_t, int64_t, float, const float*);
 void probs_from_lse_avx512(float*, int64_t, int64_t, int64_t, float, const float*);
+/// The bf16 mode's P with AVX512-BF16 (grad_avx512bf16.cpp): probs_from_lse with the forward's
+/// bf16 softmax exp (softmax-inl.hpp: 9 vector operations against 13, relative error <= 1.2e-6
+/// for p >= 2^-24, where P is then rounded to bf16's 8 bits).
+void probs_from_lse_avx512bf16(float*, int64_t, int64_t, int64_t, float, const float*);
 void grad_scores_scalar(float*, int64_t, const float*, int64_t, int64_t, int64_t, const float*, float);
 void grad_scores_avx2(float*, int64_t, const float*, int64_t, int64_t, int64_t, const float*, float);
 void grad_scores_avx512(float*, int64_t, const float*, int64_t, int64_t, int64_t, const float*, float);
@@ -133,6 +137,9 @@ struct BackwardKernels {
   Isa isa;
   ProbsFromLseFn probs_from_lse;
   GradScoresFn grad_scores;
+  /// P in the bf16 mode on the bf16 families: with the exp of the forward's bf16 softmax (the
+  /// AVX512-BF16 one where the CPU has it, probs_from_lse elsewhere).
+  ProbsFromLseFn probs_bf16;
   TransposeFn transpose;  ///< the AVX2 one serves AVX-512 too (8x8 blocks, exact copies)
   /// For GEMM families of the kF32Panels layout; the backward transposes and calls the
   /// family's pv for the others (kF32Rows: OpenBLAS).

@@ -20,6 +20,7 @@
 
 #include <algorithm>
 
+#include "grad-inl.hpp"  // probs_from_lse_body
 #include "grad.hpp"
 #include "transpose-inl.hpp"
 
@@ -67,6 +68,11 @@ inline void block16(const float* src, int64_t lds, bf16_t* dst, int64_t ldd) {
 }
 
 }  // namespace
+
+void probs_from_lse_avx512bf16(float* s, int64_t ld, int64_t rows, int64_t cols, float scale,
+                               const float* lse) {
+  probs_from_lse_body<xsimd::avx512bw, POut::kBf16Out>(s, ld, rows, cols, scale, lse);
+}
 
 void grad_scores_bf16_avx512bf16(const float* dp, int64_t lddp, const float* p, int64_t ldp,
                                  int64_t rows, int64_t cols, const float* delta, float scale,

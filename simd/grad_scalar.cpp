@@ -118,18 +118,19 @@ BackwardKernels backward_kernels_for(Isa isa) {
       // The bf16 rounding instruction where the CPU has AVX512-BF16 (the same values; the
       // family's usability is that CPUID and XCR0 check).
       const bool cvt = find_gemm_kernels("avx512bf16-bf16") != nullptr;
-      return {isa, probs_from_lse_avx512, grad_scores_avx512, transpose_avx2,
+      return {isa, probs_from_lse_avx512, grad_scores_avx512,
+              cvt ? probs_from_lse_avx512bf16 : probs_from_lse_avx512, transpose_avx2,
               add_transposed_pv_avx512, probs_qk_avx512, grad_scores_qk_avx512, round_bf16_avx512,
               cvt ? transpose_bf16_avx512bf16 : transpose_bf16_avx512,
               cvt ? grad_scores_bf16_avx512bf16 : grad_scores_bf16_avx512, transpose_16_avx512};
     }
     case Isa::kAvx2:
-      return {isa, probs_from_lse_avx2, grad_scores_avx2, transpose_avx2,
+      return {isa, probs_from_lse_avx2, grad_scores_avx2, probs_from_lse_avx2, transpose_avx2,
               add_transposed_pv_avx2, probs_qk_avx2, grad_scores_qk_avx2, round_bf16_avx2,
               transpose_bf16_scalar, grad_scores_bf16_scalar, transpose_16_scalar};
     case Isa::kScalar: break;
   }
-  return {Isa::kScalar, probs_from_lse_scalar, grad_scores_scalar, transpose_scalar,
+  return {Isa::kScalar, probs_from_lse_scalar, grad_scores_scalar, probs_from_lse_scalar, transpose_scalar,
           add_transposed_pv_scalar, probs_qk_scalar, grad_scores_qk_scalar, round_bf16_scalar,
           transpose_bf16_scalar, grad_scores_bf16_scalar, transpose_16_scalar};
 }

@@ -569,18 +569,22 @@ TEST_P(GradKernelsEachIsa, FollowTheFormulas) {
         dp[r * ld + j] = 0.1f * static_cast<float>((j * 3 + r) % 17) - 0.8f;
       }
     const std::vector<float> raw = s, dp_raw = dp;
+    std::vector<float> s_bf16 = s;  // the bf16 mode's P: the forward's bf16 exp (grad.hpp)
     k.probs_from_lse(s.data(), ld, rows, cols, scale, lse);
+    k.probs_bf16(s_bf16.data(), ld, rows, cols, scale, lse);
     k.grad_scores(dp.data(), ld, s.data(), ld, rows, cols, delta, scale);
     for (int64_t r = 0; r < rows; ++r) {
       for (int64_t j = 0; j < cols; ++j) {
         const size_t at = static_cast<size_t>(r * ld + j);
         const double p = std::isinf(lse[r]) ? 0.0 : std::exp(scale * static_cast<double>(raw[at]) - lse[r]);
         EXPECT_NEAR(s[at], p, 2e-7 * std::max(1.0, p)) << r << "," << j;
+        EXPECT_NEAR(s_bf16[at], p, 1.2e-6 * std::max(1.0, p)) << r << "," << j;
         const double ds = scale * static_cast<double>(s[at]) * (dp_raw[at] - static_cast<double>(delta[r]));
         EXPECT_NEAR(dp[at], ds, 1e-6) << r << "," << j;
       }
       for (int64_t j = cols; j < ld; ++j) {  // never writes past cols
         EXPECT_EQ(s[static_cast<size_t>(r * ld + j)], 99.0f);
+        EXPECT_EQ(s_bf16[static_cast<size_t>(r * ld + j)], 99.0f);
         EXPECT_EQ(dp[static_cast<size_t>(r * ld + j)], 99.0f);
       }
     }

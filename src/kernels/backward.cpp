@@ -384,13 +384,14 @@ void apply_step(const QueryBlock& qb, const KeyOperands& ko, int64_t c0, int64_t
 
 /// P of keys [c0, c0 + cols) of a key block from the raw scores in `p` (stride ld; the first
 /// `valid` of them real keys, the rest padding): masked entries and padding keys -inf, then
-/// exp(scale s - lse). (The paths on the family's own qk: whole blocks, or a bf16 step.)
+/// exp(scale s - lse) by `probs` (simd/grad.hpp). (The paths on the family's own qk: whole
+/// blocks, or a bf16 step.)
 void block_probs(const QueryBlock& qb, const Visit& visit, int64_t c0, int64_t cols,
-                 int64_t valid, float scale, const simd::BackwardKernels& kernels, Scratch& sc,
-                 float* p, int64_t ld) {
+                 int64_t valid, float scale, simd::ProbsFromLseFn probs, Scratch& sc, float* p,
+                 int64_t ld) {
   if (visit.masked) sc.mask.apply(p, ld, qb.row0, qb.rows, kNegInf, c0, c0 + cols);
   for (int64_t r = 0; r < qb.rows; ++r) std::fill(p + r * ld + valid, p + r * ld + cols, kNegInf);
-  kernels.probs_from_lse(p, ld, qb.rows, cols, scale, sc.lse.get());
+  probs(p, ld, qb.rows, cols, scale, sc.lse.get());
 }
 
 /// One visit on other layouts (OpenBLAS rows): the family's qk and pv, P and dS transposed by
@@ -402,7 +403,7 @@ void visit_transposing(const HeadJob& job, const QueryBlock& qb, const KeyBlock&
   float* p = sc.p.get();
   float* ds = sc.ds.get();
   gemm.qk(sc.q.get(), dim, qb.rows, dim, ko.k_as_k, ko.kc, p, ld);
-  block_probs(qb, visit, 0, ko.kc, kb.count, scale, kernels, sc, p, ld);
+  block_probs(qb, visit, 0, ko.kc, kb.count, scale, kernels.probs_from_lse, sc, p, ld);
   gemm.qk(sc.dout.get(), dim, qb.rows, dim, ko.v_as_k, ko.kc, ds, ld);
   kernels.grad_scores(ds, ld, p, ld, qb.rows, ko.kc, sc.delta.get(), ds_scale(job, scale));
   if (job.bf16) {
@@ -421,12 +422,16 @@ void visit_transposing(const HeadJob& job, const QueryBlock& qb, const KeyBlock&
 
 /// One step of a visit with a bf16 family (bf16 mode, SPEC 8; amx-bf16, avx512bf16-bf16), the
 /// counterpart of compute_step: S and dP by the family's qk on bf16 Q, dO and packed K, V; P
-/// in fp32 (probs_from_lse), dS from it and dP in fp32 stored as bf16 rows (grad_scores_bf16,
-/// the scale left for the end): the A operand of the family's pv for dQ += dS K. P^T (rounded
-/// as it is transposed) and the dS rows transposed go to the slot (`pt`, `dst`: `valid` rows
-/// of rp) for apply_step's dV += P^T dO and dK += dS^T Q. The same rounding points as the
-/// emulation on fp32 kernels; products of bf16 values are exact in fp32 either way, only the
-/// order of the fp32 sums differs.
+/// in fp32 (probs_bf16: the exp of the forward's bf16 softmax on these families), dS from it
+/// and dP in fp32 stored as bf16 rows (grad_scores_bf16, the scale left for the end): the A
+/// operand of the family's pv for dQ += dS K. P^T (rounded as it is transposed) and the dS
+/// rows transposed go to the slot (`pt`, `dst`: `valid` rows of rp) for apply_step's dV +=
+/// P^T dO and dK += dS^T Q. The same rounding points as the emulation on fp32 kernels;
+/// products of bf16 values are exact in fp32 either way, only the order of the fp32 sums
+/// (and, with AVX512-BF16, the exp's last bits, as in the forward) differ. The shorter exp
+/// measured on the 2-core Xeon (one thread, Quick shape, backward alone, three alternating
+/// rounds): dense 439 / 422 / 437 -> 407 / 424 / 406 ms, sta 3,3,3 204 / 204 / 211 -> 200 /
+/// 194 / 205 ms.
 void compute_step_bf16(const HeadJob& job, const QueryBlock& qb, const Visit& visit,
                        const KeyOperands& ko, int64_t c0, int64_t cols, int64_t valid, int64_t dim,
                        float scale, int64_t ld, int64_t rp, const simd::GemmKernels& gemm,
@@ -439,7 +444,7 @@ void compute_step_bf16(const HeadJob& job, const QueryBlock& qb, const Visit& vi
   simd::bf16_t* ds16 = Scratch::bits(sc.ds16);
   gemm.qk(sc.q16.get(), dp, qb.rows, dim, advance(ko.k_as_k, simd::packed_k_offset(layout, c0, dim), layout),
           cols, p, ld);
-  block_probs(qb, visit, c0, cols, valid, scale, kernels, sc, p, ld);
+  block_probs(qb, visit, c0, cols, valid, scale, kernels.probs_bf16, sc, p, ld);
   gemm.qk(sc.dout16.get(), dp, qb.rows, dim, advance(ko.v_as_k, simd::packed_k_offset(layout, c0, dim), layout),
           cols, dpv, ld);
   kernels.grad_scores_bf16(dpv, ld, p, ld, qb.rows, cols, sc.delta.get(), ds_scale(job, scale), ds16, cols);
