@@ -643,6 +643,22 @@ TEST(Backward, NonFiniteMaskedKeyDoesNotReachTheGradients) {
     p.k[static_cast<size_t>(7 * 32 + d)] = p.v[static_cast<size_t>(7 * 32 + d)] = std::nanf("");
   const Grads got = backward(p, dout, Backend::kNatten);
   EXPECT_EQ(got.stats.backend, Backend::kReference);
+  // Head by head (sta grad, golden folders): one head's fallback is the run's backend, in
+  // whichever position that head comes.
+  for (const auto& order : {std::vector<Backend>{Backend::kReference, Backend::kNatten, Backend::kNatten},
+                            std::vector<Backend>{Backend::kNatten, Backend::kReference, Backend::kNatten},
+                            std::vector<Backend>{Backend::kNatten, Backend::kNatten}}) {
+    AttentionStats run;
+    for (Backend b : order) {
+      AttentionStats head = clean.stats;
+      head.backend = b;
+      run.add_head(head);
+    }
+    const bool fell_back = std::count(order.begin(), order.end(), Backend::kReference) > 0;
+    EXPECT_EQ(run.backend, fell_back ? Backend::kReference : Backend::kNatten);
+    EXPECT_EQ(run.heads, static_cast<int64_t>(order.size()));
+    EXPECT_EQ(run.counts.dense, clean.stats.counts.dense * static_cast<int64_t>(order.size()));
+  }
   for (size_t i = 0; i < static_cast<size_t>(6 * 32); ++i) EXPECT_NEAR(got.dq[i], clean.dq[i], 1e-5) << i;
   for (size_t i = 0; i < static_cast<size_t>(5 * 32); ++i) {
     EXPECT_NEAR(got.dk[i], clean.dk[i], 1e-5) << i;

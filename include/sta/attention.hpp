@@ -77,9 +77,13 @@ struct AttentionStats {
   std::string gemm;     ///< GEMM micro-kernel that ran ("avx512-f32", "amx-bf16", "openblas:Haswell", "none")
   Precision precision = Precision::kFp32;
   int threads = 1;      ///< OpenMP threads used
+  int64_t heads = 0;    ///< heads folded in by add_head (0: the stats of one call)
 
   /// Folds in the stats of one more head of the same run (computed head by head): counts
-  /// summed, the rest taken from `head` (every head of a run runs the same kernels).
+  /// summed, the rest taken from `head` (every head of a run runs the same kernels), except
+  /// the backend: where heads ran different ones (a backward falls back to the reference on
+  /// non-finite inputs, head by head) the run's is the reference, never a fast backend that
+  /// some head did not run.
   void add_head(const AttentionStats& head);
 };
 

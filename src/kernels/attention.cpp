@@ -296,7 +296,8 @@ AttentionStats attention(const AttentionShape& shape, const AttentionOptions& op
 }
 
 void AttentionStats::add_head(const AttentionStats& head) {
-  backend = head.backend;
+  backend = heads == 0 || head.backend == backend ? head.backend : Backend::kReference;
+  ++heads;
   isa = head.isa;
   gemm = head.gemm;
   precision = head.precision;
