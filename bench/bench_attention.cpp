@@ -67,9 +67,8 @@ std::vector<ProblemSet> problem_sets() {
   return {quick, table2};
 }
 
-using sta::bench::pair_counts;
-using sta::bench::PairCounts;
 using sta::bench::process_cpu_seconds;
+using sta::bench::set_attention_counters;
 
 /// q, k, v of a sequence length: N(0,1), seed 2024, made once.
 struct Inputs {
@@ -118,21 +117,8 @@ void run_attention(benchmark::State& state, Backend backend, const ProblemSet& s
     benchmark::DoNotOptimize(out.data());
     benchmark::ClobberMemory();
   }
-  const double cpu_seconds = process_cpu_seconds() - cpu_start;
-  const sta::BlockStats video = sta::classify_blocks(set.geometry, options.masks[0]);
-  const PairCounts pairs = pair_counts(set.geometry, video, stats.counts);
-  const double flop_per_pair = 4.0 * static_cast<double>(set.dim);
-  using benchmark::Counter;
-  state.counters["dense"] = static_cast<double>(stats.counts.dense);
-  state.counters["mixed"] = static_cast<double>(stats.counts.mixed);
-  state.counters["empty"] = static_cast<double>(stats.counts.empty);
-  state.counters["sparsity"] = video.sparsity();
-  state.counters["omp_threads"] = stats.threads;
-  state.counters["GFLOP/s"] = Counter(1e-9 * flop_per_pair * pairs.allowed,
-                                      Counter::kIsIterationInvariantRate);
-  state.counters["computed_GFLOP/s"] = Counter(1e-9 * flop_per_pair * pairs.computed,
-                                               Counter::kIsIterationInvariantRate);
-  state.counters["cpu_ms"] = Counter(1e3 * cpu_seconds, Counter::kAvgIterations);
+  set_attention_counters(state, set.geometry, options.masks[0], stats, 4.0 * static_cast<double>(set.dim),
+                         process_cpu_seconds() - cpu_start);
   state.SetLabel(stats.gemm + ", softmax " + stats.isa);
 }
 

@@ -102,19 +102,9 @@ void run_backward(benchmark::State& state, Backend backend, const BackwardSet& s
     benchmark::ClobberMemory();
     backward_cpu += process_cpu_seconds() - c1;
   }
-  const sta::BlockStats video = sta::classify_blocks(set.geometry, options.masks[0]);
-  const sta::bench::PairCounts pairs = sta::bench::pair_counts(set.geometry, video, stats.counts);
-  const double flop_per_pair = 10.0 * static_cast<double>(set.dim);
+  sta::bench::set_attention_counters(state, set.geometry, options.masks[0], stats,
+                                     10.0 * static_cast<double>(set.dim), backward_cpu);
   using benchmark::Counter;
-  state.counters["dense"] = static_cast<double>(stats.counts.dense);
-  state.counters["mixed"] = static_cast<double>(stats.counts.mixed);
-  state.counters["empty"] = static_cast<double>(stats.counts.empty);
-  state.counters["sparsity"] = video.sparsity();
-  state.counters["omp_threads"] = stats.threads;
-  state.counters["GFLOP/s"] = Counter(1e-9 * flop_per_pair * pairs.allowed, Counter::kIsIterationInvariantRate);
-  state.counters["computed_GFLOP/s"] =
-      Counter(1e-9 * flop_per_pair * pairs.computed, Counter::kIsIterationInvariantRate);
-  state.counters["cpu_ms"] = Counter(1e3 * backward_cpu, Counter::kAvgIterations);
   state.counters["forward_ms"] = Counter(1e3 * forward_wall, Counter::kAvgIterations);
   state.counters["forward_cpu_ms"] = Counter(1e3 * forward_cpu, Counter::kAvgIterations);
   state.SetLabel(stats.isa + " " + stats.gemm + " " + sta::to_string(stats.precision));

@@ -2,6 +2,8 @@
 // CPU time, seeded N(0,1) inputs made once per size, and the query-key pairs a run covers.
 #pragma once
 
+#include <benchmark/benchmark.h>
+
 #include <cstdint>
 #include <ctime>
 #include <map>
@@ -9,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "sta/attention.hpp"
 #include "sta/blocks.hpp"
 #include "sta/shape.hpp"
 
@@ -54,6 +57,27 @@ inline PairCounts pair_counts(const Geometry& g, const BlockStats& video, const 
   p.allowed = static_cast<double>(video.allowed_pairs) + text_pairs;
   p.computed = static_cast<double>(did_one_head.dense + did_one_head.mixed) * bt * bt + text_pairs;
   return p;
+}
+
+/// The counters every attention row reports: the kernel's block counts, the mask's sparsity,
+/// the team size, GFLOP/s over the allowed and over the computed pairs (`flop_per_pair`: 4 D
+/// for the forward's two GEMMs, 10 D for the backward's five), and the process CPU ms per
+/// iteration.
+inline void set_attention_counters(benchmark::State& state, const Geometry& g, const Mask& mask,
+                                   const AttentionStats& stats, double flop_per_pair,
+                                   double cpu_seconds) {
+  using benchmark::Counter;
+  const BlockStats video = classify_blocks(g, mask);
+  const PairCounts pairs = pair_counts(g, video, stats.counts);
+  state.counters["dense"] = static_cast<double>(stats.counts.dense);
+  state.counters["mixed"] = static_cast<double>(stats.counts.mixed);
+  state.counters["empty"] = static_cast<double>(stats.counts.empty);
+  state.counters["sparsity"] = video.sparsity();
+  state.counters["omp_threads"] = stats.threads;
+  state.counters["GFLOP/s"] = Counter(1e-9 * flop_per_pair * pairs.allowed, Counter::kIsIterationInvariantRate);
+  state.counters["computed_GFLOP/s"] =
+      Counter(1e-9 * flop_per_pair * pairs.computed, Counter::kIsIterationInvariantRate);
+  state.counters["cpu_ms"] = Counter(1e3 * cpu_seconds, Counter::kAvgIterations);
 }
 
 }  // namespace sta::bench

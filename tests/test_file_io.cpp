@@ -12,6 +12,7 @@
 
 #include "sta/error.hpp"
 #include "sta/file_io.hpp"
+#include "test_helpers.hpp"
 
 namespace sta {
 namespace {
@@ -34,12 +35,7 @@ class AtomicFileTest : public ::testing::Test {
     std::sort(names.begin(), names.end());
     return names;
   }
-  static std::string slurp(const std::string& p) {
-    std::ifstream f(p, std::ios::binary);
-    std::ostringstream ss;
-    ss << f.rdbuf();
-    return ss.str();
-  }
+  static std::string slurp(const std::string& p) { return testing::slurp(p); }
   std::string dir_;
 };
 

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "cli_runner.hpp"
+#include "test_helpers.hpp"
 #include "sta/compare.hpp"
 #include "sta/error.hpp"
 #include "sta/golden.hpp"
@@ -32,12 +33,7 @@ std::string temp_dir(const std::string& name) {
   return d;
 }
 
-std::string slurp(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+using testing::slurp;
 
 TEST(GoldenFill, DeterministicAndApproximatelyStandardNormal) {
   std::vector<float> a(200000), b(200000), c(200000);

@@ -19,6 +19,7 @@
 #include "sta/golden.hpp"
 #include "sta/json.hpp"
 #include "sta/npy.hpp"
+#include "test_helpers.hpp"
 #include "sta/reference.hpp"
 
 namespace sta {
@@ -30,12 +31,7 @@ std::string fresh_dir(const std::string& name) {
   return d;
 }
 
-std::string slurp(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+using testing::slurp;
 
 // A small custom problem with per-head masks and padded text: the reference computes it.
 GoldenProblem small_problem() {
@@ -93,7 +89,7 @@ TEST(GoldenFolder, VerifyReportsEveryCheckAndCatchesDamage) {
   GoldenReport report;
   int printed = 0;
   report.on_line = [&](const std::string&) { ++printed; };
-  ASSERT_TRUE(verify_golden_folder(dir, false, &report)) << testing::PrintToString(report.lines);
+  ASSERT_TRUE(verify_golden_folder(dir, false, &report)) << ::testing::PrintToString(report.lines);
   // 9 files, manifest, inputs, out, lse, dout, dq, dk, dv, the verdict.
   EXPECT_EQ(report.lines.size(), 18u);
   EXPECT_EQ(printed, 18);
@@ -131,7 +127,7 @@ TEST(GoldenFolder, VerifyReportsEveryCheckAndCatchesDamage) {
   EXPECT_FALSE(bad.ok);
   EXPECT_FALSE(bad.hashes.at("dq.npy"));
   EXPECT_TRUE(bad.hashes.at("dk.npy"));
-  EXPECT_TRUE(contains(bad.lines, "dq.npy   sha256 MISMATCH")) << testing::PrintToString(bad.lines);
+  EXPECT_TRUE(contains(bad.lines, "dq.npy   sha256 MISMATCH")) << ::testing::PrintToString(bad.lines);
   EXPECT_EQ(bad.lines.back(), "verify: FAILED");
 
   // A missing file is a malformed folder (an exception naming the argument), and the lines
@@ -139,7 +135,7 @@ TEST(GoldenFolder, VerifyReportsEveryCheckAndCatchesDamage) {
   std::remove((dir + "/lse.npy").c_str());
   GoldenReport missing;
   EXPECT_THROW(verify_golden_folder(dir, false, &missing, "path"), Error);
-  EXPECT_EQ(missing.lines.size(), 4u) << testing::PrintToString(missing.lines);
+  EXPECT_EQ(missing.lines.size(), 4u) << ::testing::PrintToString(missing.lines);
   EXPECT_FALSE(missing.ok);
   std::system(("rm -rf '" + dir + "'").c_str());
 }
@@ -196,7 +192,7 @@ TEST_P(GoldenFolderPrecision, FilesWrittenHeadByHeadAreOneWholeCallsTensors) {
   const double atol = grad.at("tolerances", "m").at("dv", "m").at("atol", "m").as_number("m");
   EXPECT_NEAR(atol, (bf16 ? 2e-2 : 1e-4) * peak, 1e-3 * atol);
   GoldenReport report;
-  EXPECT_TRUE(verify_golden_folder(dir, false, &report)) << testing::PrintToString(report.lines);
+  EXPECT_TRUE(verify_golden_folder(dir, false, &report)) << ::testing::PrintToString(report.lines);
   std::filesystem::remove_all(dir);
 }
 

@@ -3,6 +3,8 @@
 // code with the library beyond the per-pair mask predicate.
 #include <algorithm>
 #include <cstdint>
+#include <fstream>
+#include <iterator>
 #include <random>
 #include <string>
 #include <vector>
@@ -12,6 +14,12 @@
 #include "sta/shape.hpp"
 
 namespace sta::testing {
+
+/// The whole content of a file as bytes ("" if it cannot be read).
+inline std::string slurp(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(f), {});
+}
 
 /// A geometry from its fields: canvas and tile in tokens, text tokens and slots, ragged edges.
 inline Geometry geo(Extent3 canvas, Extent3 tile, int64_t text_length = 0, int64_t text_pad = 0,

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "sta/error.hpp"
+#include "test_helpers.hpp"
 
 namespace sta {
 namespace {
@@ -95,10 +96,7 @@ class TempDir {
   std::string path_;
 };
 
-std::string slurp(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(f), {});
-}
+using testing::slurp;
 
 TEST(NpyWrite, PiecesMakeTheSameFileAsOneWriteAndAppearOnlyOnCommit) {
   std::vector<float> data(2 * 3 * 7);

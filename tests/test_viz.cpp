@@ -193,12 +193,7 @@ std::string temp_dir() {
   return d;
 }
 
-std::string read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream b;
-  b << f.rdbuf();
-  return b.str();
-}
+std::string read_file(const std::string& path) { return testing::slurp(path); }
 
 bool exists(const std::string& path) {
   struct stat st {};
