@@ -452,7 +452,7 @@ TEST(Backward, StepsHeldInSlotsGiveTheSameBits) {
         return got;
       };
       omp_set_num_threads(1);
-      const Grads eager = run({});
+      const Grads eager = run({0, false, /*head_group=*/1});  // the two heads one after the other
       for (int threads : {1, 3}) {
         omp_set_num_threads(threads);
         for (int64_t slots : {1, 2, 5, 64}) {
@@ -463,6 +463,42 @@ TEST(Backward, StepsHeldInSlotsGiveTheSameBits) {
           EXPECT_EQ(std::memcmp(eager.dv.data(), held.dv.data(), eager.dv.size() * sizeof(float)), 0);
         }
       }
+    }
+  }
+  omp_set_num_threads(saved);
+}
+
+TEST(Backward, HeadsSideBySideGiveTheSameBits) {
+  // Heads computed in groups (their tasks interleaved, each head's order kept): the same bits
+  // as one head at a time, for any group and thread count. Three heads with their own windows
+  // (plans of different lengths), text rows, B = 2 (groups across the batch).
+  const int saved = omp_get_max_threads();
+  const Geometry g = testing::geo({2, 8, 12}, {1, 4, 4}, 5, 7);
+  const Problem p = make_problem(g, {Mask::sta({1, 1, 1}), Mask::swa({1, 5, 7}), Mask::full()}, 2, 3, 32,
+                                 Layout::kTiled, 131);
+  const std::vector<float> dout = random_dout(p, 131);
+  std::vector<float> out(static_cast<size_t>(p.shape.elements())), lse(static_cast<size_t>(6 * p.shape.seq));
+  attention(p.shape, p.options, p.q.data(), p.k.data(), p.v.data(), out.data(), lse.data(), Backend::kNatten);
+  auto run = [&](int64_t group) {
+    Grads got;
+    for (auto* t : {&got.dq, &got.dk, &got.dv}) t->assign(out.size(), std::nanf(""));
+    detail::flash_attention_backward(p.shape, g, p.options.masks, static_cast<float>(p.options.effective_scale(32)),
+                                     detail::FlashMode::kNatten, false, p.q.data(), p.k.data(), p.v.data(),
+                                     out.data(), lse.data(), dout.data(), got.dq.data(), got.dk.data(),
+                                     got.dv.data(), simd::gemm_kernels(false), simd::backward_kernels(), nullptr,
+                                     {0, false, group});
+    return got;
+  };
+  omp_set_num_threads(1);
+  const Grads one_by_one = run(1);
+  for (int threads : {1, 3}) {
+    omp_set_num_threads(threads);
+    for (int64_t group : {2, 4, 0}) {
+      SCOPED_TRACE(std::to_string(threads) + " threads, group " + std::to_string(group));
+      const Grads grouped = run(group);
+      EXPECT_EQ(std::memcmp(one_by_one.dq.data(), grouped.dq.data(), grouped.dq.size() * sizeof(float)), 0);
+      EXPECT_EQ(std::memcmp(one_by_one.dk.data(), grouped.dk.data(), grouped.dk.size() * sizeof(float)), 0);
+      EXPECT_EQ(std::memcmp(one_by_one.dv.data(), grouped.dv.data(), grouped.dv.size() * sizeof(float)), 0);
     }
   }
   omp_set_num_threads(saved);

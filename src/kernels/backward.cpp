@@ -21,7 +21,8 @@
 // knows its rank among the key block's visitors and waits for the previous one, per step's
 // chunk of rows), so every sum has one fixed order whatever thread runs what. A step whose
 // turn has not come keeps its P and dS in a scratch slot while the task computes its next
-// steps (kPendingSlots).
+// steps (kPendingSlots). Several heads are computed side by side, their tasks interleaved
+// (kHeadGroupBytes): a head's ranks only order its own tasks.
 #include "backward.hpp"
 
 #include <omp.h>
@@ -463,6 +464,18 @@ void compute_step_bf16(const HeadJob& job, const QueryBlock& qb, const Visit& vi
 // thread at 384-token tiles.
 constexpr int64_t kPendingSlots = 8;
 
+// Packed K and V (K as K, V as K, K as V) of this many bytes at once: the heads of a group are
+// computed side by side, their tasks interleaved round by round (the t-th task of each head in
+// turn), so the tasks running together belong to several heads and share fewer key blocks:
+// one head's tasks that run together form a chain (each needs the previous one's dK/dV on
+// every shared block) that moves at the pace of its slowest thread. About five Hunyuan heads
+// in fp32; a head larger than this is a group of one. Measured on the 16-core server, 16
+// threads, 4 heads of the Quick shape (12x32x40, D = 128), backward / forward, old (one head
+// at a time) and new alternating, two rounds: fp32 dense 3.66 / 3.91x -> 2.75 / 2.80x
+// (backward 1506 / 1448 -> 1021 / 977 ms), sta 3,3,3 3.49 / 3.57x -> 2.74 / 2.85x (645 / 598
+// -> 418 / 476 ms). One head (Table 2) is unchanged.
+constexpr int64_t kHeadGroupBytes = int64_t{1} << 30;
+
 /// The backward of one query block (see the file comment). Returns the video blocks it
 /// computed (counted on the first row block of a video query tile only).
 /// On the packed-panel layout each visit is done in steps of `chunk` keys. A step whose
@@ -637,15 +650,26 @@ BlockCounts flash_attention_backward(const AttentionShape& shape, const Geometry
   // shape) cost 43,000 page faults per call (measured: 160,480 -> 117,358 minor faults for
   // one forward + backward of sta 3,3,3), taken by all threads at once while packing. On
   // two cores the time measured the same within noise.
-  LargeArray<float> k_as_k(simd::packed_k_elements(gemm.layout, kp, dim), "packed K");
-  LargeArray<float> v_as_k(simd::packed_k_elements(gemm.layout, kp, dim), "packed V");
-  LargeArray<float> k_as_v(share_k ? 1 : simd::packed_v_elements(gemm.layout, kp, dim), "packed K");
-  std::unique_ptr<std::atomic<int64_t>[]> done(new std::atomic<int64_t>[keys.size() * static_cast<size_t>(chunks)]);
+  //
+  // Heads are computed in groups, their tasks side by side (kHeadGroupBytes): each head's
+  // tasks keep their own order and ranks, so the results are the same bits for any group.
+  const int64_t bh_count = shape.batch * shape.heads;
+  const int64_t k_elems = simd::packed_k_elements(gemm.layout, kp, dim);
+  const int64_t kv_elems = share_k ? 0 : simd::packed_v_elements(gemm.layout, kp, dim);
+  const int64_t head_floats = 2 * k_elems + kv_elems;
+  const int64_t group = std::clamp<int64_t>(
+      config.head_group > 0 ? config.head_group
+                            : kHeadGroupBytes / std::max<int64_t>(1, head_floats * static_cast<int64_t>(sizeof(float))),
+      1, bh_count);
+  LargeArray<float> packed_heads(group * head_floats, "packed K and V");
+  const int64_t n_keys = static_cast<int64_t>(keys.size());
+  std::unique_ptr<std::atomic<int64_t>[]> done(new std::atomic<int64_t>[static_cast<size_t>(group * n_keys * chunks)]);
   const int64_t partial_elems = kBlockRows * dim;
-  FloatArray partials = float_array(bp.partials * partial_elems);
+  FloatArray partials = float_array(group * bp.partials * partial_elems);
 
-  const int64_t most_tasks = static_cast<int64_t>(bp.queries.front().size());
-  const int team = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(omp_get_max_threads(), most_tasks)));
+  int64_t most_tasks = 0;
+  for (const auto& plan : bp.queries) most_tasks = std::max(most_tasks, static_cast<int64_t>(plan.size()));
+  const int team = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(omp_get_max_threads(), group * most_tasks)));
   std::vector<std::unique_ptr<Scratch>> scratches;
   const int64_t slots = transposes(gemm) ? 1 : config.slots > 0 ? config.slots : kPendingSlots;
   for (int t = 0; t < team; ++t) scratches.push_back(std::make_unique<Scratch>(g, gemm, rp, ld, dim, slots));
@@ -653,46 +677,70 @@ BlockCounts flash_attention_backward(const AttentionShape& shape, const Geometry
   std::atomic<int64_t> next_task{0};
   int used = 1;
 
+  // The tasks of a group in the order they are handed out: round by round, the t-th task of
+  // each head in turn (each head's own order kept, which its key-block ranks rely on).
+  std::vector<std::pair<int64_t, int64_t>> order;  // (head in group, task)
+  auto plan_of = [&](int64_t bh) -> const std::vector<QueryBlock>& {
+    return bp.queries[masks.size() == 1 ? 0 : static_cast<size_t>(bh % shape.heads)];
+  };
+
 #pragma omp parallel num_threads(team)
   {
     Scratch& sc = *scratches[static_cast<size_t>(omp_get_thread_num())];
     BlockCounts did;
 #pragma omp single
     used = omp_get_num_threads();
-    for (int64_t bh = 0; bh < shape.batch * shape.heads; ++bh) {
-      const int64_t head = bh % shape.heads, off = bh * seq * dim;
+    for (int64_t bh0 = 0; bh0 < bh_count; bh0 += group) {
+      const int64_t heads_in_group = std::min(group, bh_count - bh0);
+      auto k_as_k = [&](int64_t i) { return packed_heads.data() + i * head_floats; };
+      auto v_as_k = [&](int64_t i) { return k_as_k(i) + k_elems; };
+      auto k_as_v = [&](int64_t i) { return share_k ? k_as_k(i) : k_as_k(i) + 2 * k_elems; };
 #pragma omp for schedule(static)
-      for (size_t b = 0; b < keys.size(); ++b) {
-        pack_key_block(gemm, kernels, bf16, keys[b], k + off, v + off, dim, kp, k_as_k.data(),
-                       v_as_k.data(), share_k ? nullptr : k_as_v.data());
-        for (int64_t c = 0; c < chunks; ++c) done[b * chunks + c].store(0, std::memory_order_relaxed);
+      for (int64_t job_i = 0; job_i < heads_in_group * n_keys; ++job_i) {
+        const int64_t i = job_i / n_keys, b = job_i % n_keys, off = (bh0 + i) * seq * dim;
+        pack_key_block(gemm, kernels, bf16, keys[static_cast<size_t>(b)], k + off, v + off, dim, kp,
+                       k_as_k(i), v_as_k(i), share_k ? nullptr : k_as_v(i));
+        for (int64_t c = 0; c < chunks; ++c)
+          done[(i * n_keys + b) * chunks + c].store(0, std::memory_order_relaxed);
       }
 #pragma omp for schedule(static)
-      for (int64_t i = 0; i < bp.partials * partial_elems; ++i) partials[i] = 0.0f;
+      for (int64_t i = 0; i < heads_in_group * bp.partials * partial_elems; ++i) partials[i] = 0.0f;
 #pragma omp single
-      next_task.store(0);
-      // (implicit barriers: every block packed and every counter reset before any task)
-      const std::vector<QueryBlock>& plan = bp.queries[masks.size() == 1 ? 0 : static_cast<size_t>(head)];
-      const HeadJob job{q + off, out + off, lse + bh * seq, dout + off, dq + off, dk + off, dv + off,
-                        &mask_for_head(masks, head), &keys,
-                        {k_as_k.data(), v_as_k.data(), share_k ? k_as_k.data() : k_as_v.data(),
-                         simd::packed_v_panel_stride(gemm.layout, kp, dim)},
-                        done.get(), chunks, bf16, partials.get()};
+      {
+        next_task.store(0);
+        order.clear();
+        for (int64_t t = 0; t < most_tasks; ++t)
+          for (int64_t i = 0; i < heads_in_group; ++i)
+            if (t < static_cast<int64_t>(plan_of(bh0 + i).size())) order.emplace_back(i, t);
+      }
+      // (implicit barriers: every block packed, every counter reset, the order made)
+      auto job_of = [&](int64_t i) {
+        const int64_t bh = bh0 + i, off = bh * seq * dim;
+        return HeadJob{q + off, out + off, lse + bh * seq, dout + off, dq + off, dk + off, dv + off,
+                       &mask_for_head(masks, bh % shape.heads), &keys,
+                       {k_as_k(i), v_as_k(i), k_as_v(i), simd::packed_v_panel_stride(gemm.layout, kp, dim)},
+                       done.get() + i * n_keys * chunks, chunks, bf16,
+                       partials.get() + i * bp.partials * partial_elems};
+      };
       // Tasks are handed out in increasing order (one shared counter), which the key-block
-      // ranks rely on: a task only ever waits for earlier tasks.
-      for (int64_t t = next_task.fetch_add(1); t < static_cast<int64_t>(plan.size());
-           t = next_task.fetch_add(1)) {
-        did += run_query_block(job, plan[static_cast<size_t>(t)], g, dim, scale, ld, gemm, kernels, slots,
-                               config.defer_applies, sc);
+      // ranks rely on: a task only ever waits for earlier tasks of its head.
+      for (int64_t t = next_task.fetch_add(1); t < static_cast<int64_t>(order.size()); t = next_task.fetch_add(1)) {
+        const auto [i, task] = order[static_cast<size_t>(t)];
+        did += run_query_block(job_of(i), plan_of(bh0 + i)[static_cast<size_t>(task)], g, dim, scale, ld,
+                               gemm, kernels, slots, config.defer_applies, sc);
       }
 #pragma omp barrier
       // The text rows' dQ: their tasks' partials summed in task order.
-      for (const TextRows& tr : bp.text) {
+      for (int64_t i = 0; i < heads_in_group; ++i) {
+        const float* head_partials = partials.get() + i * bp.partials * partial_elems;
+        const int64_t off = (bh0 + i) * seq * dim;
+        for (const TextRows& tr : bp.text) {
 #pragma omp for schedule(static)
-        for (int64_t i = 0; i < tr.rows * dim; ++i) {
-          float acc = 0.0f;
-          for (int64_t p = tr.p0; p < tr.p0 + tr.count; ++p) acc += partials[p * partial_elems + i];
-          dq[off + tr.first * dim + i] = acc;
+          for (int64_t e = 0; e < tr.rows * dim; ++e) {
+            float acc = 0.0f;
+            for (int64_t p = tr.p0; p < tr.p0 + tr.count; ++p) acc += head_partials[p * partial_elems + e];
+            dq[off + tr.first * dim + e] = acc;
+          }
         }
       }
     }

@@ -22,6 +22,9 @@ struct BackwardConfig {
   /// soon as its turn comes: the run-ahead path (pending steps, oldest applied first) then
   /// runs on any thread count, one thread included.
   bool defer_applies = false;
+  /// Heads computed side by side (0: as many as fit the packing budget, kHeadGroupBytes).
+  /// The results do not depend on it.
+  int64_t head_group = 0;
 };
 
 /// Computes dq, dk, dv ([B,H,S,D], tiled order, text rows last) of sum(out * dout) from
