@@ -654,9 +654,13 @@ BlockCounts flash_attention_backward(const AttentionShape& shape, const Geometry
   // Heads are computed in groups, their tasks side by side (kHeadGroupBytes): each head's
   // tasks keep their own order and ranks, so the results are the same bits for any group.
   const int64_t bh_count = shape.batch * shape.heads;
-  const int64_t k_elems = simd::packed_k_elements(gemm.layout, kp, dim);
-  const int64_t kv_elems = share_k ? 0 : simd::packed_v_elements(gemm.layout, kp, dim);
-  const int64_t head_floats = 2 * k_elems + kv_elems;
+  // Sizes in floats (the arrays' type); a bf16 layout's elements take half a float each
+  // (its element counts are even: whole panels of 32 keys).
+  const int64_t elem_bytes = gemm.bf16() ? 2 : 4;
+  auto floats_of = [&](int64_t elements) { return (elements * elem_bytes + 3) / 4; };
+  const int64_t k_floats = floats_of(simd::packed_k_elements(gemm.layout, kp, dim));
+  const int64_t kv_floats = share_k ? 0 : floats_of(simd::packed_v_elements(gemm.layout, kp, dim));
+  const int64_t head_floats = 2 * k_floats + kv_floats;
   const int64_t group = std::clamp<int64_t>(
       config.head_group > 0 ? config.head_group
                             : kHeadGroupBytes / std::max<int64_t>(1, head_floats * static_cast<int64_t>(sizeof(float))),
@@ -693,8 +697,8 @@ BlockCounts flash_attention_backward(const AttentionShape& shape, const Geometry
     for (int64_t bh0 = 0; bh0 < bh_count; bh0 += group) {
       const int64_t heads_in_group = std::min(group, bh_count - bh0);
       auto k_as_k = [&](int64_t i) { return packed_heads.data() + i * head_floats; };
-      auto v_as_k = [&](int64_t i) { return k_as_k(i) + k_elems; };
-      auto k_as_v = [&](int64_t i) { return share_k ? k_as_k(i) : k_as_k(i) + 2 * k_elems; };
+      auto v_as_k = [&](int64_t i) { return k_as_k(i) + k_floats; };
+      auto k_as_v = [&](int64_t i) { return share_k ? k_as_k(i) : k_as_k(i) + 2 * k_floats; };
 #pragma omp for schedule(static)
       for (int64_t job_i = 0; job_i < heads_in_group * n_keys; ++job_i) {
         const int64_t i = job_i / n_keys, b = job_i % n_keys, off = (bh0 + i) * seq * dim;
