@@ -118,9 +118,17 @@ void pack_k(PackedLayout layout, const float* k, int64_t ldk, int64_t keys, int6
 void pack_v(PackedLayout layout, const float* v, int64_t ldv, int64_t keys, int64_t dim,
             int64_t key0, int64_t kp, void* dst);
 /// Converts `rows` float rows (stride lds) of `cols` values to bf16 rows (stride ldd,
-/// nearest even) and zero-fills columns [cols, pad_cols). NaN stays NaN.
+/// nearest even) and zero-fills columns [cols, pad_cols). NaN stays NaN. The fastest variant
+/// this CPU runs, chosen once (they give the same bits: float_to_bf16's).
 void rows_to_bf16(const float* src, int64_t lds, int64_t rows, int64_t cols, int64_t pad_cols,
                   bf16_t* dst, int64_t ldd);
+/// The variants: portable (this file's float_to_bf16 loop), AVX-512 integer rounding
+/// (grad_avx512.cpp), AVX512-BF16's vcvtneps2bf16 with the integer rounding for subnormal
+/// lanes, which the instruction flushes (grad_avx512bf16.cpp). Call the last two only where
+/// the CPU has the instructions.
+void rows_to_bf16_portable(const float*, int64_t, int64_t, int64_t, int64_t, bf16_t*, int64_t);
+void rows_to_bf16_avx512(const float*, int64_t, int64_t, int64_t, int64_t, bf16_t*, int64_t);
+void rows_to_bf16_avx512bf16(const float*, int64_t, int64_t, int64_t, int64_t, bf16_t*, int64_t);
 
 /// Float <-> bf16 (round to nearest even; NaN stays a quiet NaN). Inline: the packers call
 /// them per element.

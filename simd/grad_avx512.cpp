@@ -80,6 +80,11 @@ void transpose_16_avx512(const bf16_t* src, int64_t lds, int64_t rows, int64_t c
       [&](int64_t j, int64_t i) { dst[j * ldd + i] = src[i * lds + j]; });
 }
 
+void rows_to_bf16_avx512(const float* src, int64_t lds, int64_t rows, int64_t cols, int64_t pad_cols,
+                         bf16_t* dst, int64_t ldd) {
+  rows_to_bf16_body(src, lds, rows, cols, pad_cols, dst, ldd, [](__m512 x) { return bf16_bits_exact(x); });
+}
+
 void transpose_bf16_avx512(const float* src, int64_t lds, int64_t rows, int64_t cols, bf16_t* dst,
                            int64_t ldd, int64_t pad) {
   transpose_blocked(

@@ -81,6 +81,11 @@ void grad_scores_bf16_avx512bf16(const float* dp, int64_t lddp, const float* p, 
                         [](__m512 x) { return bf16_of(x); });
 }
 
+void rows_to_bf16_avx512bf16(const float* src, int64_t lds, int64_t rows, int64_t cols,
+                             int64_t pad_cols, bf16_t* dst, int64_t ldd) {
+  rows_to_bf16_body(src, lds, rows, cols, pad_cols, dst, ldd, [](__m512 x) { return bf16_of(x); });
+}
+
 void transpose_bf16_avx512bf16(const float* src, int64_t lds, int64_t rows, int64_t cols,
                                bf16_t* dst, int64_t ldd, int64_t pad) {
   transpose_in_blocks<16>(

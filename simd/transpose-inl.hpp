@@ -109,6 +109,25 @@ inline void grad_scores_bf16_body(const float* dp, int64_t lddp, const float* p,
   }
 }
 
+/// rows_to_bf16 (gemm.hpp) with AVX-512: 16 floats at a time through `round` (16 floats -> 16
+/// bf16 bits), the last ones masked, then zeros up to pad_cols.
+template <class Round>
+inline void rows_to_bf16_body(const float* src, int64_t lds, int64_t rows, int64_t cols,
+                              int64_t pad_cols, uint16_t* dst, int64_t ldd, Round round) {
+  const int64_t full = cols - cols % 16;
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* in = src + r * lds;
+    uint16_t* out = dst + r * ldd;
+    for (int64_t c = 0; c < full; c += 16)
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + c), round(_mm512_loadu_ps(in + c)));
+    if (full < cols) {
+      const __mmask16 m = static_cast<__mmask16>((1u << (cols - full)) - 1u);
+      _mm256_mask_storeu_epi16(out + full, m, round(_mm512_maskz_loadu_ps(m, in + full)));
+    }
+    std::fill(out + cols, out + std::max(cols, pad_cols), uint16_t{0});
+  }
+}
+
 /// The 16 x 16 transpose of 16-bit values held as x[a] = [row a (256 bits) | row a + 8],
 /// a = 0..7, stored as dst[j * ldd + i] = row i's value j (16 values per row j): each 128-bit
 /// lane across x[0..7] is an 8 x 8 block (rows 0-7 or 8-15, columns 0-7 or 8-15); three

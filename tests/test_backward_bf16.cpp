@@ -360,9 +360,11 @@ struct Conversions {
   simd::TransposeBf16Fn transpose_bf16;
   simd::Transpose16Fn transpose_16;
   simd::RoundBf16Fn round_bf16;
+  /// simd::rows_to_bf16's signature (gemm.hpp): Q, dO and packed K, V go through it.
+  void (*rows_to_bf16)(const float*, int64_t, int64_t, int64_t, int64_t, simd::bf16_t*, int64_t);
 };
 
-/// grad_scores_bf16, transpose_bf16, transpose_16 and round_bf16 against this file's
+/// grad_scores_bf16, transpose_bf16, transpose_16, round_bf16 and rows_to_bf16 against this file's
 /// round_bf16 on odd shapes (vector bodies and tails, 8 x 8 and 16 x 16 blocks and edges),
 /// with ties, negative values, infinities, a NaN, values that round up into the next binade
 /// and subnormals (which vcvtne2ps2bf16 would flush to zero).
@@ -403,6 +405,16 @@ void expect_conversions_round_like_the_rule(const Conversions& k) {
     k.transpose_bf16(src.data(), lds, rows, cols, t_out.data(), pad, pad);
     std::vector<simd::bf16_t> t16(static_cast<size_t>(cols * pad), 0x7777);
     k.transpose_16(ds.data(), cols, rows, cols, t16.data(), pad, pad);
+    const int64_t ld16 = cols + 7, pad_cols = cols + 5;  // zeros to pad_cols, nothing past it
+    std::vector<simd::bf16_t> rows16(static_cast<size_t>(rows * ld16), 0x7777);
+    k.rows_to_bf16(src.data(), lds, rows, cols, pad_cols, rows16.data(), ld16);
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t c = 0; c < cols; ++c)
+        ASSERT_TRUE(same(round_bf16(src[static_cast<size_t>(r * lds + c)]), rows16[static_cast<size_t>(r * ld16 + c)]))
+            << "rows_to_bf16 " << r << "," << c;
+      for (int64_t c = cols; c < pad_cols; ++c) ASSERT_EQ(rows16[static_cast<size_t>(r * ld16 + c)], 0) << "padding";
+      for (int64_t c = pad_cols; c < ld16; ++c) ASSERT_EQ(rows16[static_cast<size_t>(r * ld16 + c)], 0x7777) << "past the padding";
+    }
     std::vector<float> in_place = src;
     k.round_bf16(in_place.data(), lds, rows, cols);
     for (int64_t r = 0; r < rows; ++r)
@@ -437,20 +449,24 @@ void expect_conversions_round_like_the_rule(const Conversions& k) {
 
 TEST_P(BackwardBf16EachIsa, ConversionKernelsRoundLikeTheRule) {
   const simd::BackwardKernels k = simd::backward_kernels_for(isa());
-  expect_conversions_round_like_the_rule({k.grad_scores_bf16, k.transpose_bf16, k.transpose_16, k.round_bf16});
+  expect_conversions_round_like_the_rule({k.grad_scores_bf16, k.transpose_bf16, k.transpose_16, k.round_bf16,
+                                          simd::rows_to_bf16});
 }
 
 TEST(BackwardBf16, EveryConversionVariantRoundsLikeTheRule) {
   // The AVX-512 set picks its conversions by CPU (AVX512-BF16's instruction or integer
   // rounding): each variant this machine can run, whichever the set picked.
   expect_conversions_round_like_the_rule({simd::grad_scores_bf16_scalar, simd::transpose_bf16_scalar,
-                                          simd::transpose_16_scalar, simd::round_bf16_scalar});
+                                          simd::transpose_16_scalar, simd::round_bf16_scalar,
+                                          simd::rows_to_bf16_portable});
   if (!simd::isa_supported(simd::Isa::kAvx512)) GTEST_SKIP() << "no AVX-512 on this CPU";
   expect_conversions_round_like_the_rule({simd::grad_scores_bf16_avx512, simd::transpose_bf16_avx512,
-                                          simd::transpose_16_avx512, simd::round_bf16_avx512});
+                                          simd::transpose_16_avx512, simd::round_bf16_avx512,
+                                          simd::rows_to_bf16_avx512});
   if (simd::find_gemm_kernels("avx512bf16-bf16") == nullptr) GTEST_SKIP() << "no AVX512-BF16 on this CPU";
   expect_conversions_round_like_the_rule({simd::grad_scores_bf16_avx512bf16, simd::transpose_bf16_avx512bf16,
-                                          simd::transpose_16_avx512, simd::round_bf16_avx512});
+                                          simd::transpose_16_avx512, simd::round_bf16_avx512,
+                                          simd::rows_to_bf16_avx512bf16});
 }
 
 INSTANTIATE_TEST_SUITE_P(AllIsas, BackwardBf16EachIsa, ::testing::ValuesIn(testing::kAllIsas),
