@@ -2,6 +2,7 @@
 // NATTEN (swa) and STA, one function per backend over the same problem sets as the forward
 // (bench_attention.cpp, which owns main()):
 //   Quick-backward/...   canvas 12x32x40 (seconds): sta_bench --benchmark_filter=Quick
+//   Quick-backward-4heads/...  the same, four heads in one call
 //   Table2-backward/...  one head, D=128, canvas 30x48x80, tile 6x8x8 (minutes):
 //                        sta_bench --benchmark_filter=Table2
 // Each iteration also runs the forward just before the backward, outside the timed region
@@ -34,6 +35,7 @@ struct BackwardSet {
   sta::Geometry geometry;
   int64_t dim = 128;
   sta::Precision precision = sta::Precision::kFp32;
+  int64_t heads = 1;  ///< heads of the same mask, in one call
   std::vector<std::pair<Backend, std::string>> runs;  ///< backend, mask
 };
 
@@ -67,7 +69,14 @@ std::vector<BackwardSet> backward_sets() {
   BackwardSet table2_bf16 = table2;
   table2_bf16.name = "Table2-backward-bf16";
   table2_bf16.precision = sta::Precision::kBf16;
-  return {quick, quick_bf16, table2, table2_bf16, text};
+  // Four heads in one call: the backward computes them side by side (their tasks
+  // interleaved), which is where many threads help (one head's tasks that run together
+  // wait for each other's key blocks).
+  BackwardSet heads4 = quick;
+  heads4.name = "Quick-backward-4heads";
+  heads4.heads = 4;
+  heads4.runs = {{Backend::kDense, "full"}, {Backend::kSta, "sta:3,3,3"}};
+  return {quick, quick_bf16, heads4, table2, table2_bf16, text};
 }
 
 void run_backward(benchmark::State& state, Backend backend, const BackwardSet& set,
@@ -77,12 +86,12 @@ void run_backward(benchmark::State& state, Backend backend, const BackwardSet& s
   options.geometry = set.geometry;
   options.masks = {sta::parse_mask(mask_text)};
   options.precision = set.precision;
-  const sta::AttentionShape shape{1, 1, set.geometry.seq_len(), set.dim};
+  const sta::AttentionShape shape{1, set.heads, set.geometry.seq_len(), set.dim};
   // q, k, v, dout: N(0,1), seed 2025 (not the forward rows' inputs).
   const auto& in = sta::bench::normal_inputs(shape.elements(), 4, 2025);
   const float *q = in[0].data(), *k = in[1].data(), *v = in[2].data(), *dout = in[3].data();
   const size_t n = static_cast<size_t>(shape.elements());
-  std::vector<float> out(n), lse(static_cast<size_t>(shape.seq)), dq(n), dk(n), dv(n);
+  std::vector<float> out(n), lse(static_cast<size_t>(shape.heads * shape.seq)), dq(n), dk(n), dv(n);
   sta::AttentionStats stats;
   // Each iteration runs the forward (untimed, measured on its own) just before the backward:
   // the backward/forward ratio compares two calls made seconds apart under the same load.
@@ -103,7 +112,7 @@ void run_backward(benchmark::State& state, Backend backend, const BackwardSet& s
     backward_cpu += process_cpu_seconds() - c1;
   }
   sta::bench::set_attention_counters(state, set.geometry, options.masks[0], stats,
-                                     10.0 * static_cast<double>(set.dim), backward_cpu);
+                                     10.0 * static_cast<double>(set.dim), backward_cpu, set.heads);
   using benchmark::Counter;
   state.counters["forward_ms"] = Counter(1e3 * forward_wall, Counter::kAvgIterations);
   state.counters["forward_cpu_ms"] = Counter(1e3 * forward_cpu, Counter::kAvgIterations);

@@ -62,13 +62,18 @@ inline PairCounts pair_counts(const Geometry& g, const BlockStats& video, const 
 /// The counters every attention row reports: the kernel's block counts, the mask's sparsity,
 /// the team size, GFLOP/s over the allowed and over the computed pairs (`flop_per_pair`: 4 D
 /// for the forward's two GEMMs, 10 D for the backward's five), and the process CPU ms per
-/// iteration.
+/// iteration. `heads` heads of the same mask (their block counts summed in `stats`).
 inline void set_attention_counters(benchmark::State& state, const Geometry& g, const Mask& mask,
                                    const AttentionStats& stats, double flop_per_pair,
-                                   double cpu_seconds) {
+                                   double cpu_seconds, int64_t heads = 1) {
   using benchmark::Counter;
   const BlockStats video = classify_blocks(g, mask);
-  const PairCounts pairs = pair_counts(g, video, stats.counts);
+  BlockCounts one_head = stats.counts;
+  one_head.dense /= heads;
+  one_head.mixed /= heads;
+  PairCounts pairs = pair_counts(g, video, one_head);
+  pairs.allowed *= static_cast<double>(heads);
+  pairs.computed *= static_cast<double>(heads);
   state.counters["dense"] = static_cast<double>(stats.counts.dense);
   state.counters["mixed"] = static_cast<double>(stats.counts.mixed);
   state.counters["empty"] = static_cast<double>(stats.counts.empty);

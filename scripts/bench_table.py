@@ -178,7 +178,7 @@ def main(argv):
           f"bf16 {context.get('gemm_bf16', '?')}; OpenMP threads: {context.get('omp_threads', '?')}; "
           f"load average at start: {context.get('load_avg', '?')}")
     for set_name in sorted(sets, key=lambda s: (s != "Table2", s)):
-        if set_name.endswith("-backward"):
+        if is_backward_set(set_name):
             continue  # print_backward_checks below
         sgemm, peaks, variants, sustained = {}, {}, {}, {}
         for parts, entry in sets[set_name]:
@@ -216,13 +216,19 @@ def main(argv):
     return 0
 
 
+def is_backward_set(set_name):
+    """Backward rows: "<set>-backward" and its variants ("-backward-bf16", "-backward-text",
+    "-backward-4heads")."""
+    return "-backward" in set_name
+
+
 def print_backward_checks(runs):
     """Backward rows (bench_backward.cpp, set "<set>-backward", fp32): the backward / forward
     time of each backend (forward = the fp32 variant of the same run) and the targets (sta
     3,3,3 backward >= 10x faster than dense backward; backward <= 2.5x the same backend's
     forward), in wall and CPU time."""
-    for set_name in sorted({n.split("/")[0] for n in runs if n.split("/")[0].endswith("-backward")}):
-        forward_set = set_name[:-len("-backward")]
+    for set_name in sorted({n.split("/")[0] for n in runs if is_backward_set(n.split("/")[0])}):
+        forward_set = set_name.split("-backward")[0]
         pairs = []
         for name, bwd in runs.items():
             parts = name.split("/")
