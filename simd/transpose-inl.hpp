@@ -81,6 +81,22 @@ inline __m256i bf16_bits_exact(__m512 x) {
   return _mm512_cvtepi32_epi16(r);
 }
 
+/// Rows of 16-float vectors stored as bf16 bits: for each of `rows` rows and each 16 columns
+/// of `cols` (the last ones under a mask m), value(r, c, m) gives the floats (lanes outside m
+/// zero), stored through `round` (16 floats -> 16 bf16 bits) at out + r * ldo + c.
+template <class Value, class Round>
+inline void store_rows_bf16(int64_t rows, int64_t cols, uint16_t* out, int64_t ldo, Value value,
+                            Round round) {
+  const int64_t full = cols - cols % 16;
+  const __mmask16 tail = static_cast<__mmask16>((1u << (cols - full)) - 1u);
+  for (int64_t r = 0; r < rows; ++r) {
+    uint16_t* o = out + r * ldo;
+    for (int64_t c = 0; c < full; c += 16)
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + c), round(value(r, c, __mmask16{0xffff})));
+    if (full < cols) _mm256_mask_storeu_epi16(o + full, tail, round(value(r, full, tail)));
+  }
+}
+
 /// grad_scores_bf16 (simd/grad.hpp) with AVX-512: dS = (p * scale) * (dp - delta), grad_scores'
 /// rounding, 16 lanes at a time, stored through `round` (16 floats -> 16 bf16 bits: the
 /// integer rounding of grad_avx512.cpp or AVX512-BF16's instruction).
@@ -88,44 +104,22 @@ template <class Round>
 inline void grad_scores_bf16_body(const float* dp, int64_t lddp, const float* p, int64_t ldp,
                                   int64_t rows, int64_t cols, const float* delta, float scale,
                                   uint16_t* ds, int64_t ldds, Round round) {
-  const int64_t full = cols - cols % 16;
   const __m512 vscale = _mm512_set1_ps(scale);
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* d = dp + r * lddp;
-    const float* pr = p + r * ldp;
-    uint16_t* out = ds + r * ldds;
-    const __m512 vdelta = _mm512_set1_ps(delta[r]);
-    for (int64_t c = 0; c < full; c += 16) {
-      const __m512 x = _mm512_mul_ps(_mm512_mul_ps(_mm512_loadu_ps(pr + c), vscale),
-                                     _mm512_sub_ps(_mm512_loadu_ps(d + c), vdelta));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + c), round(x));
-    }
-    if (full < cols) {
-      const __mmask16 m = static_cast<__mmask16>((1u << (cols - full)) - 1u);
-      const __m512 x = _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, pr + full), vscale),
-                                     _mm512_sub_ps(_mm512_maskz_loadu_ps(m, d + full), vdelta));
-      _mm256_mask_storeu_epi16(out + full, m, round(x));
-    }
-  }
+  store_rows_bf16(rows, cols, ds, ldds, [&](int64_t r, int64_t c, __mmask16 m) {
+    return _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, p + r * ldp + c), vscale),
+                         _mm512_sub_ps(_mm512_maskz_loadu_ps(m, dp + r * lddp + c), _mm512_set1_ps(delta[r])));
+  }, round);
 }
 
-/// rows_to_bf16 (gemm.hpp) with AVX-512: 16 floats at a time through `round` (16 floats -> 16
-/// bf16 bits), the last ones masked, then zeros up to pad_cols.
+/// rows_to_bf16 (gemm.hpp) with AVX-512: the rows through `round` (16 floats -> 16 bf16 bits),
+/// then zeros up to pad_cols.
 template <class Round>
 inline void rows_to_bf16_body(const float* src, int64_t lds, int64_t rows, int64_t cols,
                               int64_t pad_cols, uint16_t* dst, int64_t ldd, Round round) {
-  const int64_t full = cols - cols % 16;
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* in = src + r * lds;
-    uint16_t* out = dst + r * ldd;
-    for (int64_t c = 0; c < full; c += 16)
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + c), round(_mm512_loadu_ps(in + c)));
-    if (full < cols) {
-      const __mmask16 m = static_cast<__mmask16>((1u << (cols - full)) - 1u);
-      _mm256_mask_storeu_epi16(out + full, m, round(_mm512_maskz_loadu_ps(m, in + full)));
-    }
-    std::fill(out + cols, out + std::max(cols, pad_cols), uint16_t{0});
-  }
+  store_rows_bf16(rows, cols, dst, ldd, [&](int64_t r, int64_t c, __mmask16 m) {
+    return _mm512_maskz_loadu_ps(m, src + r * lds + c);
+  }, round);
+  for (int64_t r = 0; r < rows; ++r) std::fill(dst + r * ldd + cols, dst + r * ldd + std::max(cols, pad_cols), uint16_t{0});
 }
 
 /// The 16 x 16 transpose of 16-bit values held as x[a] = [row a (256 bits) | row a + 8],
