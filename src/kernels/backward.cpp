@@ -22,7 +22,7 @@
 // chunk of rows), so every sum has one fixed order whatever thread runs what. A step whose
 // turn has not come keeps its P and dS in a scratch slot while the task computes its next
 // steps (kPendingSlots). Several heads are computed side by side, their tasks interleaved
-// (kHeadGroupBytes): a head's ranks only order its own tasks.
+// (kPackBudgetBytes of packed K and V): a head's ranks only order its own tasks.
 #include "backward.hpp"
 
 #include <omp.h>
@@ -464,17 +464,15 @@ void compute_step_bf16(const HeadJob& job, const QueryBlock& qb, const Visit& vi
 // thread at 384-token tiles.
 constexpr int64_t kPendingSlots = 8;
 
-// Packed K and V (K as K, V as K, K as V) of this many bytes at once: the heads of a group are
-// computed side by side, their tasks interleaved round by round (the t-th task of each head in
-// turn), so the tasks running together belong to several heads and share fewer key blocks:
-// one head's tasks that run together form a chain (each needs the previous one's dK/dV on
-// every shared block) that moves at the pace of its slowest thread. About five Hunyuan heads
-// in fp32; a head larger than this is a group of one. Measured on the 16-core server, 16
-// threads, 4 heads of the Quick shape (12x32x40, D = 128), backward / forward, old (one head
-// at a time) and new alternating, two rounds: fp32 dense 3.66 / 3.91x -> 2.75 / 2.80x
-// (backward 1506 / 1448 -> 1021 / 977 ms), sta 3,3,3 3.49 / 3.57x -> 2.74 / 2.85x (645 / 598
-// -> 418 / 476 ms). One head (Table 2) is unchanged.
-constexpr int64_t kHeadGroupBytes = int64_t{1} << 30;
+// The heads of a group (kPackBudgetBytes of packed K as K, V as K, K as V: about five
+// Hunyuan heads in fp32) are computed side by side, their tasks interleaved round by round
+// (the t-th task of each head in turn), so the tasks running together belong to several heads
+// and share fewer key blocks: one head's tasks that run together form a chain (each needs the
+// previous one's dK/dV on every shared block) that moves at the pace of its slowest thread.
+// Measured on the 16-core server, 16 threads, 4 heads of the Quick shape (12x32x40, D = 128),
+// backward / forward, old (one head at a time) and new alternating, two rounds: fp32 dense
+// 3.66 / 3.91x -> 2.75 / 2.80x (backward 1506 / 1448 -> 1021 / 977 ms), sta 3,3,3 3.49 /
+// 3.57x -> 2.74 / 2.85x (645 / 598 -> 418 / 476 ms). One head (Table 2) is unchanged.
 
 /// The backward of one query block (see the file comment). Returns the video blocks it
 /// computed (counted on the first row block of a video query tile only).
@@ -651,7 +649,7 @@ BlockCounts flash_attention_backward(const AttentionShape& shape, const Geometry
   // one forward + backward of sta 3,3,3), taken by all threads at once while packing. On
   // two cores the time measured the same within noise.
   //
-  // Heads are computed in groups, their tasks side by side (kHeadGroupBytes): each head's
+  // Heads are computed in groups, their tasks side by side (see above): each head's
   // tasks keep their own order and ranks, so the results are the same bits for any group.
   const int64_t bh_count = shape.batch * shape.heads;
   // Sizes in floats (the arrays' type); a bf16 layout's elements take half a float each
@@ -663,7 +661,7 @@ BlockCounts flash_attention_backward(const AttentionShape& shape, const Geometry
   const int64_t head_floats = 2 * k_floats + kv_floats;
   const int64_t group = std::clamp<int64_t>(
       config.head_group > 0 ? config.head_group
-                            : kHeadGroupBytes / std::max<int64_t>(1, head_floats * static_cast<int64_t>(sizeof(float))),
+                            : kPackBudgetBytes / std::max<int64_t>(1, head_floats * static_cast<int64_t>(sizeof(float))),
       1, bh_count);
   LargeArray<float> packed_heads(group * head_floats, "packed K and V");
   const int64_t n_keys = static_cast<int64_t>(keys.size());

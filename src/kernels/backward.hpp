@@ -22,7 +22,7 @@ struct BackwardConfig {
   /// soon as its turn comes: the run-ahead path (pending steps, oldest applied first) then
   /// runs on any thread count, one thread included.
   bool defer_applies = false;
-  /// Heads computed side by side (0: as many as fit the packing budget, kHeadGroupBytes).
+  /// Heads computed side by side (0: as many as fit the packing budget, kPackBudgetBytes).
   /// The results do not depend on it.
   int64_t head_group = 0;
 };

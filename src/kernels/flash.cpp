@@ -39,8 +39,6 @@ constexpr int64_t kDefaultMaxKeyCols = 384;
 // Text queries see every key: 256 text rows of one head are ~10x a video tile's work, the
 // critical path beyond ~40 threads. Tasks of 64 text rows keep it below 3 video tiles.
 constexpr int64_t kDefaultTextRows = 64;
-// Packed K and V of this many bytes at once (about 8 Hunyuan heads in fp32).
-constexpr int64_t kDefaultPackBudget = int64_t{1} << 30;
 
 /// The keys of one packed head, cut into key blocks: every video key tile (its real token
 /// range, shorter at a ragged edge), then the valid text keys in chunks of at most max_cols.
@@ -401,7 +399,7 @@ BlockCounts flash_attention(const AttentionShape& shape, const Geometry& g,
   // Heads are packed and computed in groups whose packed K and V fit the budget.
   const int64_t bh_count = shape.batch * shape.heads;
   const int64_t head_bytes = (gp.k_elems + gp.v_elems) * static_cast<int64_t>(gp.elem_bytes);
-  const int64_t budget = config.pack_budget_bytes > 0 ? config.pack_budget_bytes : kDefaultPackBudget;
+  const int64_t budget = config.pack_budget_bytes > 0 ? config.pack_budget_bytes : kPackBudgetBytes;
   const int64_t group = std::max<int64_t>(1, std::min(bh_count, budget / std::max<int64_t>(head_bytes, 1)));
 
   // Tasks of one group (relative bh), largest first: the text rows (every key) and natten's

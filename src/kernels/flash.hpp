@@ -19,6 +19,11 @@ enum class FlashMode {
   kDense,   ///< every key tile, no mask (full mask)
 };
 
+/// Bytes of packed K and V held at once, the forward's and the backward's default: their
+/// heads are packed and computed in groups that fit it (about 8 Hunyuan heads in the
+/// forward's fp32 K and V, 5 in the backward's three arrays; a larger head is a group of one).
+inline constexpr int64_t kPackBudgetBytes = int64_t{1} << 30;
+
 /// Tuning knobs of the kernel (defaults measured on Zen4, see bench/bench_attention.cpp).
 struct FlashConfig {
   int64_t row_chunk = 0;      ///< query rows per inner step (keeps S in L2); 0 = default
