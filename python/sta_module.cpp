@@ -159,9 +159,6 @@ py::tuple attention(const py::array& q, const py::array& k, const py::array& v,
   run_released(threads, [&] {
     stats = sta::attention_by_head(shape, options, qp, kp, vp, op, lp, b, progress);
   });
-  stats.precision = options.precision;
-  // attention_by_head() does not forward the GEMM name (yet): report the run-time choice.
-  if (stats.gemm.empty()) stats.gemm = b == sta::Backend::kReference ? "none" : sta::gemm_kernel_name(options.precision);
   return py::make_tuple(out, lse, stats_dict(stats));
 }
 

@@ -168,6 +168,9 @@ def test_matches_the_sta_program(tmp_path):
     assert np.array_equal(lse, np.load(tmp_path / "lse.npy"))
     cli_stats = json.loads((tmp_path / "stats.json").read_text())
     assert (cli_stats["dense"], cli_stats["mixed"], cli_stats["empty"]) == (stats["dense"], stats["mixed"], stats["empty"])
+    # What ran, as the CLI records it: the heads' GEMM family and precision (not filled in afresh).
+    assert (stats["gemm"], stats["precision"]) == (cli_stats["gemm"], cli_stats["precision"])
+    assert stats["gemm"] == sta.gemm_kernel_name("fp32")
 
 
 # --- inputs -----------------------------------------------------------------------------------
