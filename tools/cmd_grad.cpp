@@ -109,10 +109,11 @@ int run_grad(int argc, char** argv) {
     write_file_atomic(args.get("--stats"), j.end_object().str(), force, "--stats");
   }
   const BlockCounts& c = stats.counts;
-  std::printf("sta grad: backend %s (%s, %s, %s, %d threads), shape %s, blocks dense %lld "
-              "mixed %lld empty %lld, %.3f s -> %s %s %s\n",
+  // The same order and labels as sta run's line; the ISA is the element-wise kernels' here.
+  std::printf("sta grad: backend %s (%s, gemm %s, element-wise %s, %d threads), shape %s, "
+              "blocks dense %lld mixed %lld empty %lld, %.3f s -> %s %s %s\n",
               to_string(stats.backend).c_str(), to_string(stats.precision).c_str(),
-              stats.isa.c_str(), stats.gemm.c_str(), stats.threads,
+              stats.gemm.c_str(), stats.isa.c_str(), stats.threads,
               shape_to_string(q.view.shape).c_str(), static_cast<long long>(c.dense),
               static_cast<long long>(c.mixed), static_cast<long long>(c.empty), seconds,
               outputs[0].path.c_str(), outputs[1].path.c_str(), outputs[2].path.c_str());
