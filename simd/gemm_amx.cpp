@@ -15,6 +15,7 @@
 // released state keeps the 8 KiB tile state out of context switches between calls.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "gemm.hpp"
@@ -75,27 +76,34 @@ inline void dot_steps(const bf16_t* a, int64_t lda_bytes, int64_t a_rows16, cons
   }
 }
 
+/// S rows [0, 16 or 32) x the 32 keys of one K panel `k` (dp / 32 k-steps).
 template <bool kTwo>
-void qk_rows(const bf16_t* q, int64_t ldq, int64_t dp, const bf16_t* k, int64_t panels,
-             float* s, int64_t lds) {
+void qk_block(const bf16_t* q, int64_t ldq, int64_t dp, const bf16_t* k, float* s, int64_t lds) {
   const int64_t lds_bytes = lds * static_cast<int64_t>(sizeof(float));
-  for (int64_t p = 0; p < panels; ++p) {
-    _tile_zero(0);
-    _tile_zero(1);
-    if (kTwo) {
-      _tile_zero(2);
-      _tile_zero(3);
-    }
-    dot_steps<kTwo>(q, ldq * 2, 16 * ldq, k + p * dp * kKeyPanel, dp / 32);
-    float* sp = s + p * kKeyPanel;
-    _tile_stored(0, sp, lds_bytes);
-    _tile_stored(1, sp + 16, lds_bytes);
-    if (kTwo) {
-      _tile_stored(2, sp + 16 * lds, lds_bytes);
-      _tile_stored(3, sp + 16 * lds + 16, lds_bytes);
-    }
+  _tile_zero(0);
+  _tile_zero(1);
+  if (kTwo) {
+    _tile_zero(2);
+    _tile_zero(3);
+  }
+  dot_steps<kTwo>(q, ldq * 2, 16 * ldq, k, dp / 32);
+  _tile_stored(0, s, lds_bytes);
+  _tile_stored(1, s + 16, lds_bytes);
+  if (kTwo) {
+    _tile_stored(2, s + 16 * lds, lds_bytes);
+    _tile_stored(3, s + 16 * lds + 16, lds_bytes);
   }
 }
+
+/// One 32-row block (16 if !kTwo) of S = Q K^T against every panel.
+template <bool kTwo>
+void qk_block_row(const bf16_t* q, int64_t ldq, int64_t dp, const bf16_t* k, int64_t panels,
+                  float* s, int64_t lds) {
+  for (int64_t p = 0; p < panels; ++p) qk_block<kTwo>(q, ldq, dp, k + p * dp * kKeyPanel, s + p * kKeyPanel, lds);
+}
+
+/// Panels that qk_amx_bf16 takes one at a time against all rows (below).
+constexpr int64_t kPanelsOuterUpTo = 4;
 
 /// O rows [0, nrows) x columns [c0, c0 + 32) ∩ [0, dim) = alpha O + block (a 32 x 32 fp32
 /// scratch holding P V), in the scalar family's order (alpha o first, then the products).
@@ -181,13 +189,48 @@ void qk_amx_bf16(const void* q_, int64_t ldq, int64_t rows, int64_t dim, const v
   const bf16_t* k = static_cast<const bf16_t*>(k_);
   const int64_t dp = padded_dim_bf16(dim);
   TileScope tiles;
-  // 32-row blocks; a last block of <= 16 rows uses one A tile. S rows up to round_up(rows,
-  // 16) are written (the contract makes round_up(rows, 32) rows of S writable).
-  for (int64_t r0 = 0; r0 < rows; r0 += 32) {
-    if (rows - r0 > 16) {
-      qk_rows<true>(q + r0 * ldq, ldq, dp, k, ncols / kKeyPanel, s + r0 * lds, lds);
-    } else {
-      qk_rows<false>(q + r0 * ldq, ldq, dp, k, ncols / kKeyPanel, s + r0 * lds, lds);
+  // A last block of <= 16 rows uses one A tile: S rows up to round_up(rows, 16) are written
+  // (the contract makes round_up(rows, 32) rows of S writable).
+  const int64_t panels = ncols / kKeyPanel;
+  if (panels > kPanelsOuterUpTo) {
+    // 32-row blocks outer: each block's Q rows stay in L1 while it meets every panel (the
+    // forward's 384-key tiles; their K is mostly in L2 already, from the query tile before).
+    for (int64_t r0 = 0; r0 < rows; r0 += 32) {
+      if (rows - r0 > 16) {
+        qk_block_row<true>(q + r0 * ldq, ldq, dp, k, panels, s + r0 * lds, lds);
+      } else {
+        qk_block_row<false>(q + r0 * ldq, ldq, dp, k, panels, s + r0 * lds, lds);
+      }
+    }
+    return;
+  }
+  // A few panels (the backward's 128-key steps, a new key block every step: K from L3):
+  // panels outer, the next panel prefetched into L2 a slice per row block, as its rows
+  // would otherwise reach the tile loads of the first row block at L3 latency. Measured (one
+  // thread, 384 x 128 x 128, K from L3, medians of 400): 24.7-29.6 -> 22.2-22.6 kcycles; in the
+  // loop (Quick-backward-bf16, one thread, six alternating rounds) sta 3,3,3 217 / 223 / 210 /
+  // 229 / 222 / 221 -> 214 / 205 / 201 / 209 / 195 / 208 ms with this order for every call;
+  // for 12 panels hot in L2 (the forward) it measured 3-4 % slower, hence the threshold. As
+  // kept (one thread, Quick, five rounds): backward dense 450-465 -> 429-463 ms, sta 3,3,3
+  // 209-223 -> 196-221, forward unchanged; Table2-backward-bf16 sta 3,3,3 on 2 threads, three
+  // rounds: 1222 / 1293 / 1315 -> 1213 / 1224 / 1204 ms.
+  const int64_t panel_elems = dp * kKeyPanel;
+  const int64_t panel_lines = panel_elems * static_cast<int64_t>(sizeof(bf16_t)) / 64;
+  const int64_t blocks = (rows + 31) / 32;
+  const int64_t per_block = (panel_lines + blocks - 1) / blocks;
+  for (int64_t p = 0; p < panels; ++p) {
+    const bf16_t* kp = k + p * panel_elems;
+    const char* next = reinterpret_cast<const char*>(kp + panel_elems);
+    for (int64_t r0 = 0, b = 0; r0 < rows; r0 += 32, ++b) {
+      if (p + 1 < panels) {
+        for (int64_t l = b * per_block; l < std::min(panel_lines, (b + 1) * per_block); ++l)
+          _mm_prefetch(next + l * 64, _MM_HINT_T1);
+      }
+      if (rows - r0 > 16) {
+        qk_block<true>(q + r0 * ldq, ldq, dp, kp, s + r0 * lds + p * kKeyPanel, lds);
+      } else {
+        qk_block<false>(q + r0 * ldq, ldq, dp, kp, s + r0 * lds + p * kKeyPanel, lds);
+      }
     }
   }
 }
