@@ -26,8 +26,10 @@
 
 // GCC 12 reports the self-initialised `__Y = __Y` inside _mm512_undefined_ps, which the
 // unpack and shuffle intrinsics pass as their (unused) merge source: a known false positive.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 namespace sta::simd {
 namespace {

@@ -33,7 +33,7 @@ struct AxisSummary {
 class AxisTiles {
  public:
   AxisTiles(const Geometry& g, const Mask& mask, int axis)
-      : g_(g), mask_(mask), axis_(axis), len_(g.canvas[axis]), tile_(g.tile[axis]),
+      : mask_(mask), axis_(axis), len_(g.canvas[axis]), tile_(g.tile[axis]),
         n_(g.tiles()[axis]) {
     // swa-torus with a window at least the axis is the whole axis for every query.
     torus_ = mask.kind == MaskKind::kSwaTorus && mask.window[axis] < len_;
@@ -147,7 +147,6 @@ class AxisTiles {
     return x < 0 ? x + len_ : x;
   }
 
-  const Geometry& g_;
   const Mask& mask_;
   int axis_;
   int64_t len_, tile_, n_;
