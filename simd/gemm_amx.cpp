@@ -15,10 +15,10 @@
 // released state keeps the 8 KiB tile state out of context switches between calls.
 #include <immintrin.h>
 
-#include <algorithm>
 #include <cstring>
 
 #include "gemm.hpp"
+#include "prefetch-inl.hpp"
 
 namespace sta::simd {
 namespace {
@@ -93,13 +93,6 @@ void qk_block(const bf16_t* q, int64_t ldq, int64_t dp, const bf16_t* k, float* 
     _tile_stored(2, s + 16 * lds, lds_bytes);
     _tile_stored(3, s + 16 * lds + 16, lds_bytes);
   }
-}
-
-/// One 32-row block (16 if !kTwo) of S = Q K^T against every panel.
-template <bool kTwo>
-void qk_block_row(const bf16_t* q, int64_t ldq, int64_t dp, const bf16_t* k, int64_t panels,
-                  float* s, int64_t lds) {
-  for (int64_t p = 0; p < panels; ++p) qk_block<kTwo>(q, ldq, dp, k + p * dp * kKeyPanel, s + p * kKeyPanel, lds);
 }
 
 /// Panels that qk_amx_bf16 takes one at a time against all rows (below).
@@ -189,19 +182,23 @@ void qk_amx_bf16(const void* q_, int64_t ldq, int64_t rows, int64_t dim, const v
   const bf16_t* k = static_cast<const bf16_t*>(k_);
   const int64_t dp = padded_dim_bf16(dim);
   TileScope tiles;
-  // A last block of <= 16 rows uses one A tile: S rows up to round_up(rows, 16) are written
-  // (the contract makes round_up(rows, 32) rows of S writable).
+  // The 32-row block from r0 against panel p; a last block of <= 16 rows uses one A tile, so
+  // S rows up to round_up(rows, 16) are written (the contract makes round_up(rows, 32) rows of
+  // S writable).
   const int64_t panels = ncols / kKeyPanel;
+  const int64_t panel_elems = dp * kKeyPanel;
+  auto block = [&](int64_t r0, int64_t p) {
+    if (rows - r0 > 16) {
+      qk_block<true>(q + r0 * ldq, ldq, dp, k + p * panel_elems, s + r0 * lds + p * kKeyPanel, lds);
+    } else {
+      qk_block<false>(q + r0 * ldq, ldq, dp, k + p * panel_elems, s + r0 * lds + p * kKeyPanel, lds);
+    }
+  };
   if (panels > kPanelsOuterUpTo) {
     // 32-row blocks outer: each block's Q rows stay in L1 while it meets every panel (the
     // forward's 384-key tiles; their K is mostly in L2 already, from the query tile before).
-    for (int64_t r0 = 0; r0 < rows; r0 += 32) {
-      if (rows - r0 > 16) {
-        qk_block_row<true>(q + r0 * ldq, ldq, dp, k, panels, s + r0 * lds, lds);
-      } else {
-        qk_block_row<false>(q + r0 * ldq, ldq, dp, k, panels, s + r0 * lds, lds);
-      }
-    }
+    for (int64_t r0 = 0; r0 < rows; r0 += 32)
+      for (int64_t p = 0; p < panels; ++p) block(r0, p);
     return;
   }
   // A few panels (the backward's 128-key steps, a new key block every step: K from L3):
@@ -214,23 +211,16 @@ void qk_amx_bf16(const void* q_, int64_t ldq, int64_t rows, int64_t dim, const v
   // kept (one thread, Quick, five rounds): backward dense 450-465 -> 429-463 ms, sta 3,3,3
   // 209-223 -> 196-221, forward unchanged; Table2-backward-bf16 sta 3,3,3 on 2 threads, three
   // rounds: 1222 / 1293 / 1315 -> 1213 / 1224 / 1204 ms.
-  const int64_t panel_elems = dp * kKeyPanel;
-  const int64_t panel_lines = panel_elems * static_cast<int64_t>(sizeof(bf16_t)) / 64;
   const int64_t blocks = (rows + 31) / 32;
-  const int64_t per_block = (panel_lines + blocks - 1) / blocks;
   for (int64_t p = 0; p < panels; ++p) {
-    const bf16_t* kp = k + p * panel_elems;
-    const char* next = reinterpret_cast<const char*>(kp + panel_elems);
+    Upcoming next;  // the next panel (in floats: prefetch_slice counts lines of 16 floats)
+    if (p + 1 < panels) {
+      next.from[0] = reinterpret_cast<const float*>(k + (p + 1) * panel_elems);
+      next.floats[0] = panel_elems * static_cast<int64_t>(sizeof(bf16_t)) / static_cast<int64_t>(sizeof(float));
+    }
     for (int64_t r0 = 0, b = 0; r0 < rows; r0 += 32, ++b) {
-      if (p + 1 < panels) {
-        for (int64_t l = b * per_block; l < std::min(panel_lines, (b + 1) * per_block); ++l)
-          _mm_prefetch(next + l * 64, _MM_HINT_T1);
-      }
-      if (rows - r0 > 16) {
-        qk_block<true>(q + r0 * ldq, ldq, dp, kp, s + r0 * lds + p * kKeyPanel, lds);
-      } else {
-        qk_block<false>(q + r0 * ldq, ldq, dp, kp, s + r0 * lds + p * kKeyPanel, lds);
-      }
+      prefetch_slice</*kIntoL2=*/true>(next, b, blocks);
+      block(r0, p);
     }
   }
 }

@@ -1,7 +1,7 @@
 #pragma once
 // Software prefetch of the memory a kernel's next panel step (or next call) will read, spread
-// over the current step's row tiles: the forward's GEMM kernels (gemm_avx512.cpp) and the
-// backward's (grad-inl.hpp). Include only from kernel files compiled per instruction set;
+// over the current step's row tiles: the forward's GEMM kernels (gemm_avx512.cpp, gemm_amx.cpp)
+// and the backward's (grad-inl.hpp). Include only from kernel files compiled per instruction set;
 // everything here stays inline in an anonymous namespace (see softmax-inl.hpp).
 #include <immintrin.h>
 
@@ -22,6 +22,8 @@ struct Upcoming {
 /// Prefetches row tile `tile`'s share (of `tiles`) of the upcoming memory into L1: spread
 /// over the tiles, the lines arrive while the FMAs run (into L1 measured 4-5 % faster on the
 /// whole dense forward loop than none, and a little faster than into L2, 1-thread best of 12).
+/// kIntoL2: into L2 only (the amx-bf16 qk: its tile loads measured faster so, gemm_amx.cpp).
+template <bool kIntoL2 = false>
 inline __attribute__((always_inline)) void prefetch_slice(const Upcoming& next, int64_t tile,
                                                           int64_t tiles) {
 #pragma GCC unroll 2
@@ -31,7 +33,11 @@ inline __attribute__((always_inline)) void prefetch_slice(const Upcoming& next, 
     const int64_t end = std::min(lines, (tile + 1) * per_tile);
     const char* base = reinterpret_cast<const char*>(next.from[i]);
     for (int64_t l = tile * per_tile; l < end; ++l) {
-      _mm_prefetch(base + l * 64, _MM_HINT_T0);
+      if constexpr (kIntoL2) {
+        _mm_prefetch(base + l * 64, _MM_HINT_T1);
+      } else {
+        _mm_prefetch(base + l * 64, _MM_HINT_T0);
+      }
     }
   }
 }
